@@ -1,0 +1,22 @@
+import os
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _isic_dev():
+    env = os.environ.get('LESION_ISIC_DEV')
+    p = Path(env) if env else ROOT.parent/'shared'/'data'/'isic-dev'
+    return p if p.is_dir() else None
+
+@pytest.fixture(scope='session')
+def isic_dev():
+    "The real development set beside the checkout; tests that need it skip where it is absent"
+    p = _isic_dev()
+    if p is None: pytest.skip('isic-dev not found (set LESION_ISIC_DEV or place it at ../shared/data/isic-dev)')
+    return p
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory, monkeypatch):
+    "Keep generated data and caches out of the user's home"
+    monkeypatch.setenv('LESION_FASTAI_HOME', str(tmp_path_factory.getbasetemp()/'home'))

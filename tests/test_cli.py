@@ -1,0 +1,42 @@
+"The command line as a user runs it: the installed `lesion_fastai` script in a subprocess."
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from lesion_fastai.data import demo_set, read_mask, save_mask
+
+EXE = str(Path(sys.executable).with_name('lesion_fastai'))
+
+def _run(*args, **kw):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, **kw)
+
+def test_help():
+    res = _run('--help')
+    assert res.returncode == 0 and all(c in res.stdout for c in ('demo', 'check', 'evaluate'))
+
+def test_demo(tmp_path):
+    "README command 1's job: demo set, DataBlock, a saved batch, a scored trivial prediction"
+    res = _run('demo', '--out', tmp_path/'out', '--n', 12)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path/'out'/'batch.png').stat().st_size > 10_000
+    assert len(list((tmp_path/'out'/'otsu').glob('*_segmentation.png'))) == 12
+    assert 'threshold_jaccard' in res.stdout
+
+def test_evaluate_json_and_csv(tmp_path):
+    src = demo_set(n=6)
+    pred = tmp_path/'pred'
+    for i, f in enumerate(sorted((src/'masks').iterdir())):
+        m = read_mask(f)
+        if i == 0: m[:] = 0                        # one empty prediction
+        if i == 1: m = np.roll(m, 8, axis=1)       # one shifted prediction
+        save_mask(m, pred/f.name.replace('_segmentation', ''))   # any naming: <ID>.png
+    res = _run('evaluate', '--truth', src/'masks', '--pred', pred, '--json', '--csv', tmp_path/'s.csv')
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    for k in ('threshold_jaccard', 'jaccard', 'dice', 'accuracy', 'sensitivity', 'specificity', 'n_images'): assert k in out
+    assert out['n_images'] == 6
+    per = pd.read_csv(tmp_path/'s.csv', index_col=0)
+    assert len(per) == 6 and per['jaccard'].min() == 0.0
+    assert abs(per['threshold_jaccard'].mean() - out['threshold_jaccard']) < 1e-12
+    table = _run('evaluate', '--truth', src/'masks', '--pred', pred)
+    assert table.returncode == 0 and 'over 6 images' in table.stdout
