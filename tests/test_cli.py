@@ -12,15 +12,16 @@ def _run(*args, **kw):
 
 def test_help():
     res = _run('--help')
-    assert res.returncode == 0 and all(c in res.stdout for c in ('demo', 'check', 'evaluate'))
+    assert res.returncode == 0 and all(c in res.stdout for c in ('demo', 'check', 'train', 'predict', 'evaluate'))
 
 def test_demo(tmp_path):
     "README command 1's job: demo set, DataBlock, a saved batch, a scored trivial prediction"
-    res = _run('demo', '--out', tmp_path/'out', '--n', 12)
+    res = _run('demo', '--out', tmp_path/'out', '--n', 12, '--minutes', 0.3)
     assert res.returncode == 0, res.stderr
     assert (tmp_path/'out'/'batch.png').stat().st_size > 10_000
     assert len(list((tmp_path/'out'/'otsu').glob('*_segmentation.png'))) == 12
-    assert 'threshold_jaccard' in res.stdout
+    assert len(list((tmp_path/'out'/'pred').glob('*_segmentation.png'))) == 12
+    assert (tmp_path/'out'/'model'/'model.pkl').exists() and 'thresholded Jaccard: model' in res.stdout
 
 def test_evaluate_json_and_csv(tmp_path):
     src = demo_set(n=6)
