@@ -15,7 +15,8 @@ from .data import (LesionDataError, demo_set, find_pairs, check_pairs, cache_pai
                                 load_image, save_mask, data_home)
 from .metrics import score_folders, summarize_scores
 from .train import TrainConfig, train_segmenter, ARCHS, LOSSES
-from .predict import predict_folder
+from .ensemble import train_ensemble
+from .predict import predict_folder, load_model
 
 # %% auto #0
 __all__ = ['METRIC_ORDER', 'evaluate', 'format_scores', 'otsu_mask', 'run_demo', 'main']
@@ -98,16 +99,22 @@ def _cmd_demo(a): run_demo(a.out, n=a.n, seed=a.seed, minutes=a.minutes)
 def _cmd_train(a):
     import matplotlib; matplotlib.use('Agg')
     pretrained = {'auto': 'auto', 'require': True, 'none': False}[a.pretrained]
-    kw = dict(arch=a.arch, sizes=a.size, minutes=a.minutes, loss=a.loss, pretrained=pretrained, lr=a.lr,
-              valid_fold=a.valid_fold, k=a.folds, seed=a.seed, colour_constancy=a.colour_constancy, freeze_bn=a.freeze_bn,
-              frozen_epochs=a.frozen_epochs)
+    kw = dict(arch=a.arch, sizes=a.size, loss=a.loss, pretrained=pretrained, lr=a.lr, seed=a.seed,
+              colour_constancy=a.colour_constancy, freeze_bn=a.freeze_bn, frozen_epochs=a.frozen_epochs)
     if a.epochs: kw['epochs'] = a.epochs if len(a.epochs) > 1 else a.epochs[0]
     if a.bs: kw['bs'] = a.bs
-    train_segmenter(a.data, a.out, TrainConfig(**kw), progress=sys.stdout.isatty())
+    run = dict(progress=sys.stdout.isatty(), resume=not a.restart)
+    if a.folds is not None and a.folds < 2: raise LesionDataError(f"--folds {a.folds}: an ensemble needs at least 2 folds")
+    if a.folds: train_ensemble(a.data, a.out, folds=a.folds, minutes=a.minutes, tta=not a.no_tta,
+                               checkpoint_every=a.checkpoint_every, **run, **kw)
+    else: train_segmenter(a.data, a.out, TrainConfig(**kw, minutes=a.minutes, valid_fold=a.valid_fold, k=a.k),
+                          checkpoint_every=a.checkpoint_every, **run)
 
 def _cmd_predict(a):
-    rep = predict_folder(a.model, a.images, a.out, truth=a.truth, overlays=not a.no_overlays, bs=a.bs)
+    model = load_model(a.model, tta=a.tta)
+    rep = predict_folder(model, a.images, a.out, truth=a.truth, overlays=not a.no_overlays, bs=a.bs)
     print(f"{len(rep)} masks written to {a.out} (<ID>_segmentation.png, 0/255, original size); report: {Path(a.out)/'predictions.csv'}")
+    print(f"{model!r}; QC: {int(rep.qc_flag.sum())} of {len(rep)} images flagged (disagreement > {model.qc_threshold:.3f})")
     if a.truth: print(f"mean thresholded Jaccard {rep['threshold_jaccard'].mean():.4f}, Jaccard {rep['jaccard'].mean():.4f}")
 
 def _cmd_check(a):
@@ -131,32 +138,38 @@ def _parser()->argparse.ArgumentParser:
     c.add_argument('--images', help='or: the images folder…')
     c.add_argument('--masks', help='…and the masks folder')
     c.set_defaults(func=_cmd_check)
-    t = sub.add_parser('train', help='train a lesion segmenter with the Unet34 recipe')
+    t = sub.add_parser('train', help='train a lesion segmenter (or, with --folds, a K-fold ensemble) with the Unet34 recipe')
     t.add_argument('--data', required=True, help='folder of image/mask pairs')
-    t.add_argument('--out', required=True, help='model folder to create')
+    t.add_argument('--out', required=True, help='model folder to create (with --folds: ensemble folder)')
+    t.add_argument('--folds', type=int, help='train a K-fold ensemble (one member per fold, e.g. 3) into an ensemble folder')
     t.add_argument('--arch', default='smp-unet34', help=f"one of {', '.join(ARCHS)} or an encoder name (default: smp-unet34)")
     t.add_argument('--size', type=int, nargs='+', help='progressive resizing schedule (default: 128 256 with ImageNet weights, 128 without)')
     t.add_argument('--epochs', type=int, nargs='+', help='unfrozen epochs per size (default: planned from --minutes, else 12 4)')
-    t.add_argument('--minutes', type=float, help='wall-clock budget: plans the epochs to fit it')
+    t.add_argument('--minutes', type=float, help='wall-clock budget: plans the epochs to fit it (with --folds: shared by all members)')
     t.add_argument('--bs', type=int, nargs='+', help='batch size per size (default: 16 then 8)')
     t.add_argument('--lr', type=float, help='peak learning rate (default: lr_find)')
     t.add_argument('--loss', default='ce', choices=list(LOSSES), help='loss (default: ce)')
     t.add_argument('--pretrained', default='auto', choices=['auto', 'require', 'none'],
                    help='ImageNet encoder weights from the torch cache: use if present (auto), require, or none')
-    t.add_argument('--folds', type=int, default=5, help='k of the k-fold split; one fold validates (default: 5)')
-    t.add_argument('--valid-fold', type=int, default=0, help='fold held out for validation (default: 0)')
+    t.add_argument('--k', type=int, default=5, help='single model: k of the k-fold split; one fold validates (default: 5)')
+    t.add_argument('--valid-fold', type=int, default=0, help='single model: fold held out for validation (default: 0)')
+    t.add_argument('--no-tta', action='store_true', help='ensemble: no test-time augmentation (out of fold and by default at prediction)')
+    t.add_argument('--checkpoint-every', type=float, default=60., help='seconds between resumable checkpoints (default: 60)')
+    t.add_argument('--restart', action='store_true', help='ignore an interrupted run in --out instead of resuming it')
     t.add_argument('--seed', type=int, default=42, help='split and training seed (default: 42)')
     t.add_argument('--colour-constancy', action='store_true', help='Shades of Gray colour balance before training and prediction')
     t.add_argument('--freeze-bn', action='store_true', help='keep BatchNorm statistics frozen when unfrozen')
     t.add_argument('--frozen-epochs', type=int, help='frozen-encoder epochs per size (default: 2 with ImageNet weights, 0 from scratch)')
     t.set_defaults(func=_cmd_train)
     pr = sub.add_parser('predict', help='segment a folder of images with a trained model')
-    pr.add_argument('--model', required=True, help='model folder made by train')
+    pr.add_argument('--model', required=True, help='model folder or ensemble folder made by train')
     pr.add_argument('--images', required=True, help='folder of images (any size and format)')
     pr.add_argument('--out', required=True, help='output folder for <ID>_segmentation.png, overlays/ and predictions.csv')
     pr.add_argument('--truth', help='optional folder of truth masks: Jaccard per image and red outlines')
     pr.add_argument('--no-overlays', action='store_true', help='do not write overlay images')
     pr.add_argument('--bs', type=int, default=8, help='images per forward pass (default: 8)')
+    pr.add_argument('--tta', action=argparse.BooleanOptionalAction, default=None,
+                    help='8-way dihedral test-time augmentation (default: on for ensembles, off for a single model)')
     pr.set_defaults(func=_cmd_predict)
     d = sub.add_parser('demo', help='run the main job on the generated demo set')
     d.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')

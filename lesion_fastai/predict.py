@@ -12,56 +12,30 @@ import pandas as pd
 import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
-from fastai.learner import load_learner
 from fastprogress.fastprogress import progress_bar
 
-from .data import (LesionDataError, list_images, list_masks, load_image, read_mask, save_mask,
-                                shades_of_gray, _atomic_save)
+from .data import LesionDataError, list_images, list_masks, load_image, read_mask, save_mask, _atomic_save
 from .metrics import score_masks
 from .train import postprocess_mask, probs_to_size
+from .ensemble import Ensemble
 
 # %% auto #0
-__all__ = ['CONFIG_KEYS', 'load_model', 'predict_proba', 'decide', 'overlay', 'predict_folder']
+__all__ = ['load_model', 'predict_proba', 'overlay', 'predict_folder']
 
 # %% ../nbs/05_predict.ipynb #3ea95e0f
-CONFIG_KEYS = ('arch', 'size', 'classes', 'threshold', 'postprocess', 'colour_constancy')
-
-def load_model(path, # Model folder (with model.pkl and config.json)
-              )->tuple: # (Learner, config dict)
-    "Load a model folder made by `train_segmenter`, checking its config"
-    path = Path(path)
-    if not (path/'model.pkl').exists(): raise LesionDataError(f"{path}: not a model folder (no model.pkl)")
-    try: cfg = json.loads((path/'config.json').read_text())
-    except FileNotFoundError: raise LesionDataError(f"{path/'config.json'}: missing") from None
-    except json.JSONDecodeError as e: raise LesionDataError(f"{path/'config.json'}: damaged ({e})") from None
-    if (missing := [k for k in CONFIG_KEYS if k not in cfg]): raise LesionDataError(f"{path/'config.json'}: missing {', '.join(missing)}")
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        try: learn = load_learner(path/'model.pkl', cpu=not torch.cuda.is_available())
-        except Exception as e: raise LesionDataError(f"{path/'model.pkl'}: cannot be loaded ({type(e).__name__}: {e})") from None
-    learn.model.eval()
-    return learn, cfg
+def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
+               tta=None,  # 8-way dihedral TTA (None: the folder's default, on for ensembles)
+              )->Ensemble:
+    "Load a model or ensemble folder for prediction"
+    return Ensemble.load(path, tta=tta)
 
 # %% ../nbs/05_predict.ipynb #aa4e9019
-def _prepare(path, cfg)->Image.Image:
-    img = load_image(path)
-    return shades_of_gray(img) if cfg.get('colour_constancy') else img
-
-def predict_proba(learn,        # From `load_model`
-                  cfg:dict,     # Its config
-                  images:list,  # PIL images (as `load_image` returns them, colour-balanced if the model was)
-                 )->list:       # (H,W) float32 lesion probability per image, at its own size
+def predict_proba(model:Ensemble, # From `load_model`
+                  images:list,    # PIL images (as `load_image` returns them)
+                  tta=None,       # Override the model's TTA setting
+                 )->list:         # (H,W) float32 lesion probability per image, at its own size
     "Lesion probability maps of `images` at their original resolution"
-    dl = learn.dls.test_dl(images, bs=max(1, min(len(images), 8)))
-    with torch.inference_mode():
-        probs, _ = learn.get_preds(dl=dl, reorder=False)
-    return [probs_to_size(p[1], (im.height, im.width)) for p, im in zip(probs, images)]
-
-def decide(prob:np.ndarray, cfg:dict)->np.ndarray:
-    "The 0/1 mask of a probability map, with the model's threshold and post-processing"
-    m = (prob > cfg['threshold']).astype(np.uint8)
-    return postprocess_mask(m) if cfg.get('postprocess') else m
+    return [r['prob'] for r in model.predict(images, tta=tta)]
 
 # %% ../nbs/05_predict.ipynb #65f8bc86
 def overlay(img:Image.Image,  # The image
@@ -80,24 +54,28 @@ def overlay(img:Image.Image,  # The image
     return Image.fromarray(out)
 
 # %% ../nbs/05_predict.ipynb #0d370a04
-def _image_row(iid, img_path, img, prob, mask, truth):
+def _image_row(iid, img_path, img, res, truth):
+    prob, mask = res['prob'], res['mask']
     r = {'image_id': iid, 'file': img_path.name, 'width': img.width, 'height': img.height,
          'lesion_fraction': float(mask.mean()), 'prob_mean': float(prob.mean()),
          'prob_lesion_mean': float(prob[mask == 1].mean()) if mask.any() else float('nan'),
-         'uncertain_fraction': float(((prob > 0.25) & (prob < 0.75)).mean())}
+         'uncertain_fraction': float(((prob > 0.25) & (prob < 0.75)).mean()),
+         'disagreement': res['disagreement'], 'qc_flag': res['qc_flag']}
+    if 'member_jaccard' in res: r['member_jaccard'] = res['member_jaccard']
     if truth is not None: r.update({k: v for k, v in score_masks(truth, mask).items() if k in ('jaccard', 'threshold_jaccard', 'dice')})
     return r
 
-def predict_folder(model,                # Model folder, or (learn, config) from `load_model`
+def predict_folder(model,                # Model or ensemble folder, or an `Ensemble` from `load_model`
                    images,               # Folder of images
                    out,                  # Output folder (created; must not already hold predictions)
                    truth=None,           # Optional folder of truth masks: adds Jaccard to the CSV and red outlines
                    overlays:bool=True,   # Write `overlays/<ID>.jpg`
                    bs:int=8,             # Images per forward pass
                    progress:bool=True,   # Show a progress bar
+                   tta=None,             # Override the model's TTA setting
                   )->pd.DataFrame:       # The per-image report (also written to `predictions.csv`)
-    "Segment every image in `images`, writing ISIC masks, overlays and a CSV to `out`"
-    learn, cfg = load_model(model) if isinstance(model, (str, Path)) else model
+    "Segment every image in `images`, writing ISIC masks, overlays and a CSV with the QC flag to `out`"
+    model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
     files = list_images(images)
     truths = list_masks(truth) if truth else {}
     if truth and (missing := sorted(set(files) - set(truths))):
@@ -109,13 +87,12 @@ def predict_folder(model,                # Model folder, or (learn, config) from
         rows, ids = [], sorted(files)
         batches = [ids[i:i+bs] for i in range(0, len(ids), bs)]
         for batch in (progress_bar(batches) if progress else batches):
-            imgs = [_prepare(files[i], cfg) for i in batch]
-            for iid, img, prob in zip(batch, imgs, predict_proba(learn, cfg, imgs)):
-                mask = decide(prob, cfg)
+            imgs = [load_image(files[i]) for i in batch]
+            for iid, img, res in zip(batch, imgs, model.predict(imgs, tta=tta, bs=bs)):
                 t = read_mask(truths[iid], size=img.size) if truth else None
-                save_mask(mask, work/f'{iid}_segmentation.png')
-                if overlays: _atomic_save(overlay(img, mask, t), work/'overlays'/f'{iid}.jpg', quality=90)
-                rows.append(_image_row(iid, files[iid], img, prob, mask, t))
+                save_mask(res['mask'], work/f'{iid}_segmentation.png')
+                if overlays: _atomic_save(overlay(img, res['mask'], t), work/'overlays'/f'{iid}.jpg', quality=90)
+                rows.append(_image_row(iid, files[iid], img, res, t))
         report = pd.DataFrame(rows).set_index('image_id')
         report.to_csv(work/'predictions.csv')
         if not out.exists(): os.replace(work, out)                 # the whole result appears at once

@@ -205,7 +205,7 @@ class TrainConfig:
         shares = self.shares or ([1.] if len(sizes) == 1 else [0.6] + [0.4/(len(sizes)-1)]*(len(sizes)-1))
         bs = list(self.bs) + [self.bs[-1]]*len(sizes)
         return list(zip(sizes, bs, shares))
-    def as_dict(self): return {k: v for k, v in vars(self).items()}
+    def as_dict(self): return {k: v for k, v in vars(self).items() if not k.startswith('_')}
 
 # %% ../nbs/03_train.ipynb #c2bea961
 class _FreezeBN(Callback):
@@ -244,12 +244,67 @@ def _plot_losses(learn, path):
     import matplotlib.pyplot as plt
     learn.recorder.plot_loss(); plt.gcf().savefig(path, dpi=80, bbox_inches='tight'); plt.close('all')
 
+# %% ../nbs/03_train.ipynb #7b0cdfc6
+def _fit_one_cycle_from(learn, n_epoch:int, lr_max, start_epoch:int=0, cbs=None, div=25., div_final=1e5, pct_start=0.25):
+    "fastai's `fit_one_cycle(n_epoch, lr_max)`, run from `start_epoch` on (the epochs before it already done)"
+    from fastai.callback.schedule import combined_cos, ParamScheduler
+    if learn.opt is None: learn.create_opt()
+    learn.opt.set_hyper('lr', lr_max)
+    lr_max = np.array([h['lr'] for h in learn.opt.hypers])
+    scheds = {'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final), 'mom': combined_cos(pct_start, *learn.moms)}
+    p0 = start_epoch/n_epoch
+    shifted = {k: (lambda f: lambda pos: f(p0 + pos*(1 - p0)))(f) for k, f in scheds.items()}
+    learn.fit(n_epoch - start_epoch, cbs=[ParamScheduler(shifted), *(cbs or [])])
+
+class _Checkpoint(Callback):
+    "Keep the best epoch by thresholded Jaccard and, every `every` seconds and at the end, a resumable checkpoint"
+    order = SaveModelCallback.order
+    def __init__(self, fname:str, on_save, start_epoch:int=0, best:float=-math.inf, every:float=60.):
+        store_attr()
+    def before_fit(self):
+        self.idx, self.t_last = list(self.recorder.metric_names[1:]).index('threshold_jaccard'), time.time()
+    def after_epoch(self):
+        val = self.recorder.values[-1][self.idx]
+        if val > self.best: self.best = float(val); self.learn.save(self.fname, with_opt=False)
+        if self.epoch == self.n_epoch - 1 or time.time() - self.t_last >= self.every:
+            name = f'last_e{self.start_epoch + self.epoch}'
+            self.learn.save(name, with_opt=True)
+            self.on_save(name, self.start_epoch + self.epoch, self.best)
+            self.t_last = time.time()
+    def after_fit(self):
+        if (self.learn.path/self.learn.model_dir/f'{self.fname}.pth').exists(): self.learn.load(self.fname, with_opt=False)
+
+def _run_key(cfg, ids)->dict:
+    "What must match for a run to resume: every setting but the budget, and the images"
+    d = {k: v for k, v in cfg.as_dict().items() if k != 'minutes'}
+    return json.loads(json.dumps({'config': d, 'images': sorted(map(str, ids))}, default=str))
+
+def _write_json(obj, path):
+    "Write JSON atomically"
+    tmp = Path(f'{path}.tmp'); tmp.write_text(json.dumps(obj, indent=1, default=str)); os.replace(tmp, path)
+
+def _read_state(out:Path, key:dict):
+    "The interrupted run's state in `out`, or None; refuses a state left by different settings or images"
+    f = out/'checkpoints'/'state.json'
+    if not f.exists(): return None
+    try: state = json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e}); delete it to start over") from None
+    if state.get('key') != key:
+        old, new = (state.get('key') or {}).get('config', {}), key['config']
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = f"settings differ ({', '.join(diff)})" if diff else "images differ"
+        raise LesionDataError(f"{out}: holds an interrupted run whose {what}; resume with the same ones or use a new folder")
+    return state
+
+# %% ../nbs/03_train.ipynb #653add51
 def train_segmenter(data,                  # Data folder of image/mask pairs (or a pairs table)
                     out,                   # Model folder to create
                     cfg:TrainConfig=None,  # Settings (default `TrainConfig()`)
                     log=print,             # Where progress lines go
                     cbs=None,              # Extra fastai callbacks
                     progress:bool=True,    # fastai's progress bars and epoch table (False: one plain line per epoch)
+                    resume:bool=True,      # Continue an interrupted run found in `out` (same settings and images)
+                    checkpoint_every:float=60., # Seconds between resumable checkpoints
                     **kwargs,              # Overrides of `TrainConfig` fields
                    )->Learner:
     "Train a lesion segmenter with the seed's recipe and export it to `out`"
@@ -265,10 +320,15 @@ def train_segmenter(data,                  # Data folder of image/mask pairs (or
     groups = pairs[cfg.group_col] if cfg.group_col else None
     pairs['fold'] = kfold_splits(pairs.image_id, k=cfg.k, seed=cfg.seed, groups=groups)
     valid = pairs[pairs.fold == cfg.valid_fold].reset_index(drop=True)
+    key = _run_key(cfg, pairs.image_id)
+    state = _read_state(out, key) if resume else None
     log(f"{len(pairs)} pairs: {len(pairs)-len(valid)} train, {len(valid)} valid (fold {cfg.valid_fold} of {cfg.k})")
-    out.mkdir(parents=True, exist_ok=True)
-    learn, history, epochs_done, stages = None, [], [], []
+    (out/'checkpoints').mkdir(parents=True, exist_ok=True)
+    learn, stages = None, []
+    history, epochs_done = (state['history'], state['epochs_done'][:-1]) if state else ([], [])   # less the partial stage
     for i, (size, bs, _) in enumerate(plan):
+        if state and i < state['stage']:                      # finished before the interruption
+            stages.append((state['stages'][i][0], size, None)); continue
         dls = seg_dataloaders(pairs, valid_fold=cfg.valid_fold, size=size, bs=bs, seed=cfg.seed)
         if learn is None:
             learn = make_learner(dls, cfg.arch, pretrained=cfg.pretrained, loss=cfg.loss, wd=cfg.wd)
@@ -281,53 +341,76 @@ def train_segmenter(data,                  # Data folder of image/mask pairs (or
                 f"{'ImageNet encoder weights' if pretrained else 'random initialisation (no ImageNet weights)'}")
         else: learn.dls = dls
         n_frozen = (2 if pretrained else 0) if cfg.frozen_epochs is None else cfg.frozen_epochs
-        if cfg.epochs is not None: n_ep = list(cfg.epochs)[i] if isinstance(cfg.epochs, (list, tuple)) else cfg.epochs
-        elif cfg.minutes is not None:
-            tr, va = time_per_image(learn)
-            sec = tr*len(dls.train_ds) + va*len(dls.valid_ds)
-            left = cfg.minutes - (time.time() - t_start)/60
-            share = plan[i][2]/sum(p[2] for p in plan[i:])
-            lr_find_min = 40*bs*tr/60*(1 + (n_frozen > 0)) if cfg.lr is None else 0
-            finish_min = (va*len(dls.valid_ds)*2 + 20)/60 if i == len(plan) - 1 else 0   # decision + export
-            frozen_min = n_frozen*0.7*sec/60                   # a frozen epoch skips the encoder's backward pass
-            n_ep = plan_epochs(left*share - lr_find_min - finish_min - frozen_min, [sec], [1.])[0]
-            log(f"size {size}: {tr*1000:.0f} ms per training image, {va*1000:.0f} ms per validation image "
-                f"→ {n_ep} epochs in {left*share:.1f} of the {left:.1f} minutes left")
-        else: n_ep = [12, 4][min(i, 1)]
-        save = SaveModelCallback(monitor='threshold_jaccard', comp=np.greater, fname=f'best_{size}', with_opt=False)
-        if n_frozen:
-            learn.freeze()
-            lr = cfg.lr or _lr_find(learn, out, f'{size}_frozen', log)
-            learn.fit_one_cycle(n_frozen, lr, cbs=cbs)
-            epochs_done.append((size, 'frozen', n_frozen))
-        learn.unfreeze()
-        lr = cfg.lr or _lr_find(learn, out, f'{size}', log)
-        if i and not cfg.lr: lr = float(np.clip(lr, first_lr/10, first_lr))   # a short lr_find after a size change is noisy
-        if not i: first_lr = lr
-        learn.fit_one_cycle(n_ep, slice(lr/10, lr) if pretrained else lr, cbs=[save, *(cbs or [])])
+        if state and i == state['stage']:                     # resume inside this stage
+            n_ep, lr, first_lr, best, start = state['n_epochs'], state['lr'], state['first_lr'], state['best'], state['epoch'] + 1
+            learn.unfreeze(); learn.load(state['checkpoint'], with_opt=True)
+            log(f"resuming {out} at size {size}, epoch {start} of {n_ep} (best so far {best:.4f}), from {state['checkpoint']}.pth")
+        else:
+            best, start = -math.inf, 0
+            if cfg.epochs is not None: n_ep = list(cfg.epochs)[i] if isinstance(cfg.epochs, (list, tuple)) else cfg.epochs
+            elif cfg.minutes is not None:
+                tr, va = time_per_image(learn)
+                sec = tr*len(dls.train_ds) + va*len(dls.valid_ds)
+                left = cfg.minutes - (time.time() - t_start)/60
+                share = plan[i][2]/sum(p[2] for p in plan[i:])
+                lr_find_min = 40*bs*tr/60*(1 + (n_frozen > 0)) if cfg.lr is None else 0
+                finish_min = (va*len(dls.valid_ds)*2 + 20)/60 if i == len(plan) - 1 else 0   # decision + export
+                frozen_min = n_frozen*0.7*sec/60                   # a frozen epoch skips the encoder's backward pass
+                n_ep = plan_epochs(left*share - lr_find_min - finish_min - frozen_min, [sec], [1.])[0]
+                log(f"size {size}: {tr*1000:.0f} ms per training image, {va*1000:.0f} ms per validation image "
+                    f"→ {n_ep} epochs in {left*share:.1f} of the {left:.1f} minutes left")
+            else: n_ep = [12, 4][min(i, 1)]
+            if n_frozen:
+                learn.freeze()
+                lr = cfg.lr or _lr_find(learn, out, f'{size}_frozen', log)
+                learn.fit_one_cycle(n_frozen, lr, cbs=cbs)
+                epochs_done.append((size, 'frozen', n_frozen))
+            learn.unfreeze()
+            lr = cfg.lr or _lr_find(learn, out, f'{size}', log)
+            if i and not cfg.lr: lr = float(np.clip(lr, first_lr/10, first_lr))   # a short lr_find after a size change is noisy
+            if not i: first_lr = lr
+        rows_before = list(history)
+        def _save_state(name, epoch, best_so_far, i=i, size=size, n_ep=n_ep, lr=lr, start=start, rows_before=rows_before):
+            rec = learn.recorder
+            rows = rows_before + [dict(zip(rec.metric_names[1:-1], v), size=size, epoch=start + j) for j, v in enumerate(rec.values)]
+            _write_json({'key': key, 'stage': i, 'size': size, 'n_epochs': n_ep, 'lr': lr, 'first_lr': first_lr,
+                         'epoch': epoch, 'best': best_so_far, 'checkpoint': name, 'history': rows,
+                         'epochs_done': epochs_done + [(size, 'unfrozen', epoch + 1)],
+                         'stages': [[s[0], s[1]] for s in stages]}, out/'checkpoints'/'state.json')
+            for f in (out/'checkpoints').glob('last_e*.pth'):
+                if f.stem != name: f.unlink(missing_ok=True)
+        ckpt = _Checkpoint(f'best_{size}', _save_state, start_epoch=start, best=best, every=checkpoint_every)
+        if start < n_ep:
+            _fit_one_cycle_from(learn, n_ep, slice(lr/10, lr) if pretrained else lr, start, cbs=[ckpt, *(cbs or [])])
+            rec = learn.recorder
+            history = rows_before + [dict(zip(rec.metric_names[1:-1], v), size=size, epoch=start + j) for j, v in enumerate(rec.values)]
+        else: learn.load(f'best_{size}', with_opt=False)
         epochs_done.append((size, 'unfrozen', n_ep))
-        stages.append((float(save.best), size, dls))
-        history.append(pd.DataFrame(learn.recorder.values, columns=learn.recorder.metric_names[1:-1]).assign(size=size))
-    _plot_losses(learn, out/'loss.png')
+        stages.append((float(ckpt.best), size, dls))
+    if start < n_ep: _plot_losses(learn, out/'loss.png')
     best, best_size, best_dls = max(reversed(stages), key=lambda o: o[0])   # ties go to the larger size
     if best_size != plan[-1][0]:                      # a later size did not beat an earlier one: keep the earlier model
-        learn.dls = best_dls; learn.load(f'best_{best_size}', with_opt=False)
+        learn.dls = best_dls or seg_dataloaders(pairs, valid_fold=cfg.valid_fold, size=best_size,
+                                                bs=dict((s, b) for s, b, _ in plan)[best_size], seed=cfg.seed)
+        learn.load(f'best_{best_size}', with_opt=False)
         log(f"size {best_size} scored best on validation ({best:.4f}); keeping that model")
     truths = [read_mask(m) for m in valid['mask']]
     dec = choose_decision(_valid_probs(learn, truths), truths, list(valid.image_id))
     dec.pop('table').to_csv(out/'decision.csv', index=False)
-    learn.remove_cbs([c for c in learn.cbs if isinstance(c, (SaveModelCallback, _FreezeBN))])
+    learn.remove_cbs([c for c in learn.cbs if isinstance(c, _FreezeBN)])
     config = {'lesion_fastai': lesion_fastai.__version__, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
               'arch': cfg.arch, 'size': best_size, 'classes': ['background', 'lesion'],
               'threshold': dec['threshold'], 'postprocess': dec['postprocess'], 'colour_constancy': cfg.colour_constancy,
               'pretrained_weights': str(learn.pretrained_weights) if pretrained else None,
               'valid': {'fold': cfg.valid_fold, 'k': cfg.k, 'seed': cfg.seed, 'n_images': len(valid),
                         'threshold_jaccard': dec['threshold_jaccard'], 'ids': list(valid.image_id)},
-              'epochs': epochs_done, 'minutes': round((time.time() - t_start)/60, 2), 'train_config': cfg.as_dict(),
-              'machine': platform.processor() or platform.machine(), 'torch': torch.__version__}
+              'epochs': epochs_done, 'minutes': round((time.time() - t_start)/60, 2), 'resumed': state is not None,
+              'train_config': cfg.as_dict(), 'machine': platform.processor() or platform.machine(), 'torch': torch.__version__}
     learn.export('model.pkl')                          # into learn.path, i.e. `out`
-    pd.concat(history).to_csv(out/'history.csv', index=False)
-    (out/'config.json').write_text(json.dumps(config, indent=1, default=str))
+    pd.DataFrame(history).to_csv(out/'history.csv', index=False)
+    _write_json(config, out/'config.json')             # last: a folder with config.json is a finished model
+    (out/'checkpoints'/'state.json').unlink(missing_ok=True)
+    for f in (out/'checkpoints').glob('last_e*.pth'): f.unlink()
     log(f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f} (threshold {dec['threshold']}, "
         f"post-processing {'on' if dec['postprocess'] else 'off'}); model in {out} after {config['minutes']:.1f} min")
     learn.lesion_config = config
