@@ -269,21 +269,28 @@ def kfold_splits(ids,            # Item IDs (their order is kept in the result)
                  k:int=3,        # Number of folds
                  seed:int=42,    # Same IDs, k and seed: same folds
                  groups=None,    # Optional group per item; a group never spans two folds
+                 strata=None,    # Optional class per item; each fold gets about the same share of every class
                 )->np.ndarray:   # Fold number (0..k-1) per item
-    "Deterministic, optionally grouped, k-fold assignment"
+    "Deterministic, optionally grouped and stratified, k-fold assignment"
     ids = [str(i) for i in ids]
     if k < 2: raise ValueError(f"k must be at least 2, got {k}")
     groups = ids if groups is None else [str(g) for g in groups]
     if len(groups) != len(ids): raise ValueError("ids and groups differ in length")
+    if strata is not None and len(strata) != len(ids): raise ValueError("ids and strata differ in length")
     uniq = sorted(set(groups))
     if len(uniq) < k: raise ValueError(f"{len(uniq)} groups cannot fill {k} folds")
     rng = np.random.default_rng(seed)
     uniq = [uniq[i] for i in rng.permutation(len(uniq))]
     counts = pd.Series(groups).value_counts()
     uniq.sort(key=lambda g: -counts[g])            # stable: ties keep the shuffled order
-    fold_of, sizes = {}, np.zeros(k, int)
+    # a group's stratum is its most frequent class (ties: the first in sorted order)
+    main = (pd.DataFrame({'g': groups, 's': [str(s) for s in strata]}).groupby('g').s.agg(lambda s: s.value_counts().sort_index().idxmax())
+            if strata is not None else {})
+    fold_of, sizes, per = {}, np.zeros(k, int), {}
     for g in uniq:
-        f = int(np.argmin(sizes)); fold_of[g] = f; sizes[f] += counts[g]
+        n_s = per.setdefault(main[g], np.zeros(k, int)) if strata is not None else np.zeros(k, int)
+        f = int(np.lexsort((sizes, n_s))[0])        # fewest of this stratum, then the smallest fold
+        fold_of[g] = f; sizes[f] += counts[g]; n_s[f] += counts[g]
     return np.array([fold_of[g] for g in groups])
 
 # %% ../nbs/00_data.ipynb #8a2da126

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from fastai.learner import load_learner
 
 import lesion_fastai
-from .data import LesionDataError, find_pairs, load_image, read_mask, shades_of_gray, list_images
+from .data import LesionDataError, find_pairs, load_image, read_mask, save_mask, shades_of_gray, list_images
 from .metrics import score_masks, summarize_scores
 from .train import (TrainConfig, train_segmenter, probs_to_size, postprocess_mask, choose_decision,
                                  cpu_has_bf16)
@@ -291,6 +291,7 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
     for i, m in maps:                                        # full-resolution out-of-fold scores, one image at a time
         t = read_mask(by_id.loc[i, 'mask'])
         prob = probs_to_size(m, t.shape); mask = ens.decide(prob)
+        save_mask(mask, out/'oof_masks'/f'{i}_segmentation.png')  # non-leaky masks of the training images (for crops)
         rows.append({'image_id': i, 'fold': fold_of[i], **score_masks(t, mask), 'disagreement': disagreement(prob, mask)})
     oof = pd.DataFrame(rows).set_index('image_id')
     ens.qc_threshold = choose_qc_threshold(oof.disagreement, max_flagged)

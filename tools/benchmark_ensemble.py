@@ -104,8 +104,7 @@ if __name__ == '__main__':
             save_mask(ens.decide(probs_to_size(m, (im.height, im.width))), md/f'{i}_segmentation.png')
         for i, im in enumerate(imgs):
             save_mask(ens.decide(_mean_maps([m[i] for m in maps[True]], (im.height, im.width))), md/f'{ids[i]}_segmentation.png')
-        (md/'README.txt').write_text(f"Predicted lesion masks of {a.data}: out-of-fold predictions of the 3-fold ensemble in "
+        md.with_suffix('.txt').write_text(f"Predicted lesion masks of {a.data}: out-of-fold predictions of the 3-fold ensemble in "
                                      f"{out/'ensemble'} for its {len(train)} training images, the ensemble's (TTA) for the "
                                      f"{len(test)} held-out images. No mask comes from a model that trained on its image.\n")
-        (md/'DONE').write_text('done\n')
         print(f"masks of {len(pairs)} images in {md}")

@@ -1,0 +1,76 @@
+"The crop-then-classify series from the command line: classify-train, classify-predict, classify-evaluate, and bad label CSVs."
+import json, subprocess, sys
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from lesion_fastai.data import demo_set
+
+EXE = str(Path(sys.executable).with_name('lesion_fastai'))
+
+def _run(*args, **kw):
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, **kw)
+
+@pytest.fixture(scope='module')
+def demo(tmp_path_factory):
+    "24 demo images labelled 'dark' or 'light' by the mean grey level inside their lesion (something a CNN can learn)"
+    src, t = demo_set(n=24), tmp_path_factory.mktemp('cls')
+    ids = sorted(p.stem for p in (src/'images').iterdir())
+    grey = [np.asarray(Image.open(src/'images'/f'{i}.jpg').convert('L'))[np.asarray(Image.open(src/'masks'/f'{i}_segmentation.png')) > 0].mean()
+            for i in ids]
+    med = np.median(grey)
+    pd.DataFrame({'image_id': ids, 'dx': ['dark' if g < med else 'light' for g in grey]}).to_csv(t/'labels.csv', index=False)
+    return src, t
+
+SMALL = ['--size', 64, '--full-cycles', 1, '--crop-cycles', 1, '--cycle-len', 1, '--keep', 1, '--bs', 8, '--pretrained', 'none']
+
+def test_train_predict_evaluate(demo):
+    "KFoldCrop from the CLI; its predictions are an official Task 3 CSV that classify-evaluate scores like the report"
+    src, t = demo
+    res = _run('classify-train', '--images', src/'images', '--labels', t/'labels.csv', '--masks', src/'masks',
+               '--out', t/'kfc', '--folds', 2, *SMALL)
+    assert res.returncode == 0, res.stderr
+    assert 'out of fold (24 images, 8-way TTA): balanced accuracy' in res.stdout
+    man = json.loads((t/'kfc'/'classifier.json').read_text())
+    assert len(man['members']) == 2 and man['classes'] == ['dark', 'light']
+    assert (t/'kfc'/'oof.csv').exists() and (t/'kfc'/'confusion.png').exists()
+    again = _run('classify-train', '--images', src/'images', '--labels', t/'labels.csv', '--masks', src/'masks',
+                 '--out', t/'kfc', '--folds', 2, *SMALL)
+    assert again.returncode == 0 and again.stdout.count('finished, kept') == 2          # finished members are not retrained
+    pred = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred',
+                '--truth', t/'labels.csv')
+    assert pred.returncode == 0, pred.stderr
+    assert '24 images classified' in pred.stdout and 'balanced accuracy' in pred.stdout
+    sub = pd.read_csv(t/'pred'/'predictions.csv')
+    assert list(sub.columns) == ['image', 'dark', 'light'] and len(sub) == 24
+    assert np.allclose(sub[['dark', 'light']].sum(1), 1, atol=1e-6)
+    truth = pd.read_csv(t/'labels.csv')
+    onehot = pd.DataFrame({'image': truth.image_id, 'dark': (truth.dx == 'dark')*1., 'light': (truth.dx == 'light')*1.})
+    onehot.to_csv(t/'truth.csv', index=False)
+    ev = _run('classify-evaluate', '--truth', t/'truth.csv', '--pred', t/'pred'/'predictions.csv', '--json')
+    assert ev.returncode == 0, ev.stderr
+    scores = json.loads((t/'pred'/'scores.json').read_text())
+    assert abs(json.loads(ev.stdout)['balanced_accuracy'] - scores['balanced_accuracy']) < 1e-12
+    refuse = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred')
+    assert refuse.returncode == 2 and 'already holds predictions' in refuse.stderr
+
+@pytest.mark.parametrize('rows,message', [
+    ("image_id,dx\n{a},NV\nISIC_9999999,MEL\n", "line 3: image ISIC_9999999 is not in"),
+    ("image_id,dx\n{a},NV\n{b},MEL\n{a},NV\n", "image {a} is listed more than once (line 2, line 4)"),
+    ("image,MEL,NV\n{a},0,1\n{b},1,1\n", "line 3 (image {b}): not one-hot (MEL=1, NV=1)"),
+    ("image,MEL,NV,SCC\n{a},0,1,0\n", "line 1: unknown class column(s) 'SCC'"),
+    ("image_id,dx\n{a},NV\n{b},SCC\n", "line 3 (image {b}): unknown class 'SCC'"),
+])
+def test_bad_labels(demo, tmp_path, rows, message):
+    "A bad label CSV stops classify-train with one line naming the file and the row; nothing is written"
+    src, _ = demo
+    a, b = sorted(p.stem for p in (src/'images').iterdir())[:2]
+    (tmp_path/'bad.csv').write_text(rows.format(a=a, b=b))
+    extra = ['--classes', 'MEL', 'NV'] if 'SCC' in rows and 'dx' in rows else []
+    res = _run('classify-train', '--images', src/'images', '--labels', tmp_path/'bad.csv', '--masks', src/'masks',
+               '--out', tmp_path/'out', *extra, *SMALL)
+    assert res.returncode == 2, res.stderr
+    assert 'Traceback' not in res.stderr and str(tmp_path/'bad.csv') in res.stderr
+    assert message.format(a=a, b=b) in res.stderr, res.stderr
+    assert not (tmp_path/'out').exists()
