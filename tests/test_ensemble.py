@@ -97,3 +97,26 @@ def test_killed_training_resumes(tmp_path):
     hist = pd.read_csv(tmp_path/'m'/'history.csv')
     assert list(hist.epoch) == list(range(10))              # every epoch once: none repeated, none lost
     assert not state.exists() and not list((tmp_path/'m'/'checkpoints').glob('last_e*'))
+
+def test_killed_fold_resumes(tmp_path):
+    "`train --folds 2` killed inside fold 1 keeps finished fold 0 and resumes fold 1 from its last checkpoint"
+    make_demo_set(tmp_path/'data', n=10, prefix='ISIC_000')
+    cmd = [EXE, 'train', '--data', str(tmp_path/'data'), '--out', str(tmp_path/'e'), '--folds', '2', '--size', '64',
+           '--epochs', '8', '--bs', '4', '--lr', '2e-3', '--checkpoint-every', '0']
+    state = tmp_path/'e'/'fold1'/'checkpoints'/'state.json'
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 400:
+        if state.exists() and json.loads(state.read_text())['epoch'] >= 2: break
+        assert p.poll() is None, 'training finished before fold 1 could be interrupted'
+        time.sleep(0.1)
+    p.send_signal(signal.SIGKILL); p.wait()
+    done = json.loads(state.read_text())['epoch']
+    assert (tmp_path/'e'/'fold0'/'config.json').exists() and not (tmp_path/'e'/'fold1'/'config.json').exists()
+    assert not (tmp_path/'e'/'ensemble.json').exists()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'fold 0 of 2: finished member' in res.stdout and f"epoch {done + 1} of 8" in res.stdout, res.stdout[-2000:]
+    assert json.loads((tmp_path/'e'/'fold1'/'config.json').read_text())['resumed'] is True
+    assert list(pd.read_csv(tmp_path/'e'/'fold1'/'history.csv').epoch) == list(range(8))
+    assert (tmp_path/'e'/'ensemble.json').exists()
