@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
+from fastai.callback.data import WeightedDL
 from fastai.callback.schedule import ParamScheduler, SchedCos, combine_scheds, combined_cos
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.transforms import ColReader, IndexSplitter, Normalize
@@ -197,8 +198,10 @@ def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
                        splitter=IndexSplitter(list(valid_idx)), item_tfms=Resize(size, method='squish'),
                        batch_tfms=[*(cls_augmentations() if augment else []), Normalize.from_stats(*imagenet_stats)])
     if not oversample: return dblock.dataloaders(table, bs=bs, num_workers=num_workers, seed=seed, **kwargs)
-    w = class_weights(table.label, classes).numpy()[[list(classes).index(l) for l in table.label]]
-    return dblock.weighted_dataloaders(table, wgts=w, bs=bs, num_workers=num_workers, seed=seed, **kwargs)
+    dss = dblock.datasets(table)
+    w = class_weights(table.label[dss.splits[0]], classes).numpy()[[list(classes).index(l) for l in table.label[dss.splits[0]]]]
+    return dss.dataloaders(bs=bs, num_workers=num_workers, seed=seed, dl_type=WeightedDL, dl_kwargs=({'wgts': w}, {}),
+                           after_item=dblock.item_tfms, after_batch=dblock.batch_tfms, **kwargs)
 
 # %% ../nbs/11_classify.ipynb #0479c265
 def cosine_cycles(n_cycles:int,            # Number of equal cycles
@@ -254,7 +257,7 @@ class ClassifyConfig:
                  keep:int=3,             # Snapshots averaged (the last ones of the last stage)
                  bs:int=16,              # Batch size
                  lr:float=2e-3,          # Peak learning rate
-                 crop_lr:float|None=None,# Peak learning rate of the crop stage (default: `lr`)
+                 crop_lr:float|None=None,# Peak learning rate of the crop stage (default: `lr/4`)
                  wd:float=1e-2,          # Weight decay
                  balance:str='weights',  # 'weights', 'oversample' or 'none'
                  pretrained='auto',      # ImageNet weights: 'auto', True (require) or False
@@ -299,7 +302,7 @@ def train_member(table:pd.DataFrame,  # `image_id`, `label`, `fold`, and `full` 
                 f"{'ImageNet weights' if learn.pretrained else 'random initialisation (no ImageNet weights)'}; "
                 f"{len(dls.train_ds)} training and {len(dls.valid_ds)} validation images")
         else: learn.dls = dls
-        lr = cfg.crop_lr if stage == 'crop' and cfg.crop_lr else cfg.lr
+        lr = (cfg.crop_lr or cfg.lr/4) if stage == 'crop' else cfg.lr
         if learn.pretrained:
             learn.freeze(); fit_snapshots(learn, 1, cfg.cycle_len, lr, out/'snapshots', f'{stage}_frozen'); learn.unfreeze()
             (out/'snapshots'/f'{stage}_frozen0.pth').unlink(missing_ok=True)

@@ -220,7 +220,7 @@ def _parser()->argparse.ArgumentParser:
     ct.add_argument('--keep', type=int, help=f"snapshots averaged (default: {ClassifyConfig().keep})")
     ct.add_argument('--bs', type=int, help=f"batch size (default: {ClassifyConfig().bs})")
     ct.add_argument('--lr', type=float, help=f"peak learning rate (default: {ClassifyConfig().lr})")
-    ct.add_argument('--crop-lr', type=float, help='peak learning rate on crops (default: --lr)')
+    ct.add_argument('--crop-lr', type=float, help='peak learning rate on crops (default: --lr / 4)')
     ct.add_argument('--balance', choices=['weights', 'oversample', 'none'], help='class imbalance: loss weights (default), oversampling or none')
     ct.add_argument('--pretrained', default='auto', choices=['auto', 'require', 'none'],
                     help='ImageNet weights from the torch cache: use if present (auto), require, or none')
