@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback
-from fastai.callback.data import WeightedDL
+import fastai.callback.data                              # patches in DataBlock.weighted_dataloaders
 from fastai.callback.schedule import ParamScheduler, SchedCos, combine_scheds, combined_cos
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.transforms import ColReader, IndexSplitter, Normalize
@@ -198,10 +198,8 @@ def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
                        splitter=IndexSplitter(list(valid_idx)), item_tfms=Resize(size, method='squish'),
                        batch_tfms=[*(cls_augmentations() if augment else []), Normalize.from_stats(*imagenet_stats)])
     if not oversample: return dblock.dataloaders(table, bs=bs, num_workers=num_workers, seed=seed, **kwargs)
-    dss = dblock.datasets(table)
-    w = class_weights(table.label[dss.splits[0]], classes).numpy()[[list(classes).index(l) for l in table.label[dss.splits[0]]]]
-    return dss.dataloaders(bs=bs, num_workers=num_workers, seed=seed, dl_type=WeightedDL, dl_kwargs=({'wgts': w}, {}),
-                           after_item=dblock.item_tfms, after_batch=dblock.batch_tfms, **kwargs)
+    w = class_weights(table.label.drop(valid_idx), classes).numpy()[[list(classes).index(l) for l in table.label]]
+    return dblock.weighted_dataloaders(table, wgts=w, bs=bs, num_workers=num_workers, seed=seed, **kwargs)
 
 # %% ../nbs/11_classify.ipynb #0479c265
 def cosine_cycles(n_cycles:int,            # Number of equal cycles
