@@ -8,7 +8,7 @@ __all__ = ['ISIC_METRICS', 'CLASS_METRICS', 'binary_confusion', 'isic_scores', '
            'mean_pixel_accuracy', 'mean_iou', 'weighted_iou', 'plot_confusion', 'score_folders', 'balanced_accuracy',
            'class_scores', 'class_confusion', 'read_task3_csv', 'score_task3', 'ISICBalancedAccuracy']
 
-# %% ../nbs/01_metrics.ipynb #38027079
+# %% ../nbs/01_metrics.ipynb #db2a6595
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -18,14 +18,17 @@ import sklearn.metrics
 from fastai.metrics import Metric
 from .data import LesionDataError, list_masks, read_mask
 
-# %% ../nbs/01_metrics.ipynb #6df51ad2
+# %% ../nbs/01_metrics.ipynb #5ff897b7
 ISIC_METRICS = ('accuracy', 'sensitivity', 'specificity', 'jaccard', 'threshold_jaccard', 'dice')
+"The per-image scores of the ISIC segmentation challenge, in the scorer's order."
 
+# %% ../nbs/01_metrics.ipynb #4fa81354
 def _to_numpy(x):
     "`x` as a numpy array (torch tensors are detached and moved to the CPU)."
     if isinstance(x, torch.Tensor): return x.detach().cpu().numpy()
     return np.asarray(x)
 
+# %% ../nbs/01_metrics.ipynb #e48a56c5
 def _as_bool_mask(x, what):
     "`x` as a boolean array; only boolean or 0/1 values are accepted."
     a = _to_numpy(x)
@@ -36,7 +39,7 @@ def _as_bool_mask(x, what):
                          f"[{a.min()}, {a.max()}]; binarise it first (the ISIC rule for 8-bit masks is `mask > 128`)")
     return b
 
-# %% ../nbs/01_metrics.ipynb #2a9bc547
+# %% ../nbs/01_metrics.ipynb #b33b3d7c
 def binary_confusion(truth, # ground-truth mask: bool or 0/1, numpy array or torch tensor
                      pred,  # predicted mask, same shape as `truth`
                     )->np.ndarray: # int64 counts `[tp, fp, fn, tn]`
@@ -49,18 +52,19 @@ def binary_confusion(truth, # ground-truth mask: bool or 0/1, numpy array or tor
     fn = np.count_nonzero(t & ~p)
     return np.array([tp, fp, fn, t.size - tp - fp - fn], dtype=np.int64)
 
-# %% ../nbs/01_metrics.ipynb #d9115fbe
+# %% ../nbs/01_metrics.ipynb #a7ddb2da
 def _count(x):
     "Counts as int64 (or float64 for weighted counts), like the scorer's `np.sum` over boolean arrays."
     a = np.asarray(x)
     return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) or a.dtype == bool else a.astype(np.float64)
 
+# %% ../nbs/01_metrics.ipynb #e6e4ab13
 def _ratio(num, den):
     "`num/den` in float64, and 1.0 (the scorer's freebie) where `den == 0`."
     with np.errstate(divide='ignore', invalid='ignore'): r = np.true_divide(num, den)
     return np.where(den == 0, 1.0, r)
 
-# %% ../nbs/01_metrics.ipynb #53b8ef4a
+# %% ../nbs/01_metrics.ipynb #8c1ff135
 def isic_scores(tp, # true-positive pixel count(s): scalar or array
                 fp, # false-positive count(s)
                 fn, # false-negative count(s)
@@ -81,7 +85,7 @@ def isic_scores(tp, # true-positive pixel count(s): scalar or array
     if tp.ndim == 0: return {k: float(v) for k,v in res.items()}
     return {k: np.asarray(v, dtype=np.float64) for k,v in res.items()}
 
-# %% ../nbs/01_metrics.ipynb #88aeefea
+# %% ../nbs/01_metrics.ipynb #ca5c91d9
 def score_masks(truth, # ground-truth mask: bool or 0/1 array/tensor
                 pred,  # predicted mask, same shape
                 threshold:float=0.65, # Jaccard threshold for `threshold_jaccard`
@@ -90,7 +94,7 @@ def score_masks(truth, # ground-truth mask: bool or 0/1 array/tensor
     cm = binary_confusion(truth, pred)
     return {**isic_scores(*cm, threshold=threshold), **dict(zip(('tp','fp','fn','tn'), map(int, cm)))}
 
-# %% ../nbs/01_metrics.ipynb #ae0ce715
+# %% ../nbs/01_metrics.ipynb #b5bc1744
 def score_table(items, # iterable of `(image_id, truth, pred)` with bool or 0/1 masks
                 threshold:float=0.65, # Jaccard threshold for `threshold_jaccard`
                )->pd.DataFrame: # one row per image, indexed by `image_id`
@@ -107,19 +111,20 @@ def score_table(items, # iterable of `(image_id, truth, pred)` with bool or 0/1 
     for i,k in enumerate(('tp','fp','fn','tn')): df[k] = cms[:,i]
     return df
 
-# %% ../nbs/01_metrics.ipynb #41d3c853
+# %% ../nbs/01_metrics.ipynb #9156e27b
 def summarize_scores(df:pd.DataFrame, # a table from `score_table`
                     )->dict: # mean of each ISIC metric, and `n_images`
     "Macro average (mean over images) of each ISIC metric, as the challenge reports it."
     if len(df) == 0: raise ValueError("no images to summarise")
     return {**{k: float(df[k].mean()) for k in ISIC_METRICS}, 'n_images': len(df)}
 
-# %% ../nbs/01_metrics.ipynb #89903273
+# %% ../nbs/01_metrics.ipynb #f3103ed4
 def _plain(x):
     "`x` as a plain `torch.Tensor` (drops fastai subclasses such as `TensorMask`)."
     x = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     return x.detach().as_subclass(torch.Tensor)
 
+# %% ../nbs/01_metrics.ipynb #0109cd92
 def _pred_mask(pred):
     "Boolean `(B,H,W)` lesion mask from model output (logits or labels)."
     p = _plain(pred)
@@ -130,6 +135,7 @@ def _pred_mask(pred):
     if p.ndim != 3: raise ValueError(f"expected pred of shape (B,2,H,W), (B,1,H,W) or (B,H,W), got {tuple(p.shape)}")
     return p > 0
 
+# %% ../nbs/01_metrics.ipynb #e6ec80cf
 def _targ_mask(y):
     "Boolean `(B,H,W)` lesion mask from target class indices."
     t = _plain(y)
@@ -137,6 +143,7 @@ def _targ_mask(y):
     if t.ndim != 3: raise ValueError(f"expected target of shape (B,H,W), got {tuple(t.shape)}")
     return t > 0
 
+# %% ../nbs/01_metrics.ipynb #278c6588
 def _batch_confusion(targ, pred):
     "Per-image `[tp, fp, fn, tn]` rows (int64 `(B,4)` array) from boolean `(B,H,W)` tensors."
     if targ.shape != pred.shape:
@@ -145,7 +152,7 @@ def _batch_confusion(targ, pred):
     tp,fp,fn = (t & p).sum(1),(~t & p).sum(1),(t & ~p).sum(1)
     return torch.stack([tp, fp, fn, t.shape[1] - tp - fp - fn], 1).cpu().numpy().astype(np.int64)
 
-# %% ../nbs/01_metrics.ipynb #d41537ca
+# %% ../nbs/01_metrics.ipynb #080e8f7e
 class ISICMetric(Metric):
     "Mean over images of one ISIC per-image score, accumulated batch by batch during validation."
     def __init__(self,
@@ -169,21 +176,23 @@ class ISICMetric(Metric):
     @property
     def name(self): return self.metric
 
-# %% ../nbs/01_metrics.ipynb #0b20b3f7
+# %% ../nbs/01_metrics.ipynb #4d87efb0
 def ThresholdJaccard(threshold:float=0.65, # Jaccard below this scores 0
                     )->ISICMetric:
     "ISIC thresholded Jaccard (the challenge's ranking metric), averaged per image."
     return ISICMetric('threshold_jaccard', threshold)
 
+# %% ../nbs/01_metrics.ipynb #535a0a8b
 def ISICJaccard()->ISICMetric:
     "Jaccard index averaged per image (not pooled over pixels like fastai's `JaccardCoeff`)."
     return ISICMetric('jaccard')
 
+# %% ../nbs/01_metrics.ipynb #64004f0e
 def ISICDice()->ISICMetric:
     "Dice coefficient averaged per image (not pooled over pixels like fastai's `Dice`)."
     return ISICMetric('dice')
 
-# %% ../nbs/01_metrics.ipynb #beff8dde
+# %% ../nbs/01_metrics.ipynb #ec54751a
 def _as_labels(x, n_classes, what):
     "`x` as an integer label array with values in `[0, n_classes)`."
     a = _to_numpy(x)
@@ -193,9 +202,10 @@ def _as_labels(x, n_classes, what):
         raise ValueError(f"{what} labels must lie in [0, {n_classes}), got values in [{a.min()}, {a.max()}]")
     return a.astype(np.int64)
 
+# %% ../nbs/01_metrics.ipynb #419a541f
 def _is_array(x): return isinstance(x, (np.ndarray, torch.Tensor))
 
-# %% ../nbs/01_metrics.ipynb #08601d2d
+# %% ../nbs/01_metrics.ipynb #cb7490b5
 def pixel_confusion(truths, # label array/tensor, or an iterable of them (e.g. one mask per image)
                     preds,  # predicted labels, matching `truths`
                     n_classes:int=2, # number of classes
@@ -209,7 +219,7 @@ def pixel_confusion(truths, # label array/tensor, or an iterable of them (e.g. o
         cm += np.bincount((t * n_classes + p).ravel(), minlength=n_classes**2).reshape(n_classes, n_classes)
     return cm
 
-# %% ../nbs/01_metrics.ipynb #141caddc
+# %% ../nbs/01_metrics.ipynb #902a49d0
 def _check_cm(cm):
     "`cm` as a float64 square confusion matrix with at least one pixel."
     a = np.asarray(cm)
@@ -218,19 +228,21 @@ def _check_cm(cm):
     if a.sum() == 0: raise ValueError("confusion matrix is empty (no pixels)")
     return a.astype(np.float64)
 
+# %% ../nbs/01_metrics.ipynb #97c9fab0
 def _class_iou(cm):
     "Per-class IoU, NaN for classes absent from both truth and prediction."
     inter = np.diag(cm)
     union = cm.sum(0) + cm.sum(1) - inter
     with np.errstate(divide='ignore', invalid='ignore'): return np.where(union > 0, inter / union, np.nan)
 
-# %% ../nbs/01_metrics.ipynb #c8b69427
+# %% ../nbs/01_metrics.ipynb #6c931a88
 def pixel_accuracy(cm, # confusion matrix (rows = truth, columns = prediction)
                   )->float:
     "Global pixel accuracy: correctly labelled pixels over all pixels."
     cm = _check_cm(cm)
     return float(np.trace(cm) / cm.sum())
 
+# %% ../nbs/01_metrics.ipynb #a72a4e8a
 def mean_pixel_accuracy(cm, # confusion matrix (rows = truth, columns = prediction)
                        )->float:
     "Mean over classes of per-class pixel accuracy (recall); classes absent from the truth are left out."
@@ -238,11 +250,13 @@ def mean_pixel_accuracy(cm, # confusion matrix (rows = truth, columns = predicti
     rows = cm.sum(1)
     return float(np.mean(np.diag(cm)[rows > 0] / rows[rows > 0]))
 
+# %% ../nbs/01_metrics.ipynb #247fbb84
 def mean_iou(cm, # confusion matrix (rows = truth, columns = prediction)
             )->float:
     "Mean over classes of IoU; classes absent from both truth and prediction are left out."
     return float(np.nanmean(_class_iou(_check_cm(cm))))
 
+# %% ../nbs/01_metrics.ipynb #7e63bc96
 def weighted_iou(cm, # confusion matrix (rows = truth, columns = prediction)
                 )->float:
     "Frequency-weighted IoU: per-class IoU weighted by the class's share of truth pixels."
@@ -250,7 +264,7 @@ def weighted_iou(cm, # confusion matrix (rows = truth, columns = prediction)
     freq,iou = cm.sum(1) / cm.sum(),_class_iou(cm)
     return float(np.sum(freq[freq > 0] * iou[freq > 0]))
 
-# %% ../nbs/01_metrics.ipynb #0bf00880
+# %% ../nbs/01_metrics.ipynb #6a40308b
 def plot_confusion(cm, # confusion matrix (rows = truth, columns = prediction)
                    classes=('background', 'lesion'), # class names, in label order
                    normalize:bool=True, # divide each row by its total (rows with no pixels show 0)
@@ -275,13 +289,27 @@ def plot_confusion(cm, # confusion matrix (rows = truth, columns = prediction)
            xlabel='predicted', ylabel='truth', title='confusion matrix' + (' (row-normalised)' if normalize else ''))
     return ax
 
-# %% ../nbs/01_metrics.ipynb #b0f51824
+# %% ../nbs/01_metrics.ipynb #fbf85abb
 def _id_list(ids, n=10):
     "First `n` of `ids`, and how many more there are."
     ids = sorted(ids)
     return ', '.join(ids[:n]) + (f" (and {len(ids) - n} more)" if len(ids) > n else '')
 
-# %% ../nbs/01_metrics.ipynb #2152146d
+# %% ../nbs/01_metrics.ipynb #83dcd4a3
+def _folder_items(truths:dict, preds:dict):
+    "`(image_id, truth, pred)` of every truth mask; an empty prediction where there is none"
+    for image_id in sorted(truths):
+        t = read_mask(truths[image_id], strict=True)
+        if image_id not in preds:
+            yield image_id, t, np.zeros_like(t)
+            continue
+        p = read_mask(preds[image_id], strict=False)
+        if p.shape != t.shape:
+            raise LesionDataError(f"{preds[image_id]}: prediction is {p.shape[1]}x{p.shape[0]} (WxH) but its ground truth "
+                                  f"{truths[image_id]} is {t.shape[1]}x{t.shape[0]}")
+        yield image_id, t, p
+
+# %% ../nbs/01_metrics.ipynb #49f2b935
 def score_folders(truth_dir, # folder of ground-truth masks (0/255 or 0/1, two levels)
                   pred_dir,  # folder of predicted masks (binary or greyscale; > 128 is lesion)
                   missing_as_empty:bool=False, # score a missing prediction as an empty mask instead of failing
@@ -296,28 +324,20 @@ def score_folders(truth_dir, # folder of ground-truth masks (0/255 or 0/1, two l
     if missing and not missing_as_empty:
         raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: {_id_list(missing)}; "
                               "pass missing_as_empty=True to score them as empty masks")
-    def _pairs():
-        for image_id in sorted(truths):
-            t = read_mask(truths[image_id], strict=True)
-            if image_id not in preds:
-                yield image_id, t, np.zeros_like(t)
-                continue
-            p = read_mask(preds[image_id], strict=False)
-            if p.shape != t.shape:
-                raise LesionDataError(f"{preds[image_id]}: prediction is {p.shape[1]}x{p.shape[0]} (WxH) but its ground truth "
-                                      f"{truths[image_id]} is {t.shape[1]}x{t.shape[0]}")
-            yield image_id, t, p
-    return score_table(_pairs(), threshold=threshold)
+    return score_table(_folder_items(truths, preds), threshold=threshold)
 
-# %% ../nbs/01_metrics.ipynb #5aba21bd
+# %% ../nbs/01_metrics.ipynb #d9620ebe
 CLASS_METRICS = ('accuracy', 'sensitivity', 'specificity', 'dice', 'ppv', 'npv', 'auc', 'ap')
+"The per-class scores of the ISIC classification challenge (Task 3)."
 
+# %% ../nbs/01_metrics.ipynb #2f45c667
 def _decided(probs:np.ndarray)->np.ndarray:
     "Arg-max class of each row of `probs`, or -1 where the maximum is shared (the scorer's 'undecided')"
     probs = np.asarray(probs, dtype=np.float64)
     top = probs.max(1, keepdims=True)
     return np.where((probs == top).sum(1) > 1, -1, probs.argmax(1))
 
+# %% ../nbs/01_metrics.ipynb #1344fdd5
 def balanced_accuracy(truth,        # True class index per row (ints in `[0, n_classes)`)
                       probs,        # `(n, n_classes)` predicted probabilities (or any scores: only their order counts)
                       weights=None, # Optional weight per row
@@ -331,6 +351,7 @@ def balanced_accuracy(truth,        # True class index per row (ints in `[0, n_c
     if not per_class: raise ValueError("no row of any class to score")
     return float(np.mean(per_class))
 
+# %% ../nbs/01_metrics.ipynb #f58fad96
 def _binary_scores(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
     "The scorer's binary scores of one class: truth `t` and prediction `p` binarised at > 0.5, weights `w`"
     tp, tn = np.sum((t & p)*w), np.sum((~t & ~p)*w)
@@ -339,6 +360,7 @@ def _binary_scores(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
     return dict(accuracy=(tp + tn)/(tp + tn + fp + fn), sensitivity=free(tp, tp + fn), specificity=free(tn, tn + fp),
                 dice=free(2*tp, 2*tp + fp + fn), ppv=free(tp, tp + fp), npv=free(tn, tn + fn))
 
+# %% ../nbs/01_metrics.ipynb #8f7f8cd9
 def class_scores(truth,        # True class index per row
                  probs,        # `(n, n_classes)` predicted probabilities
                  classes,      # Class names, in column order
@@ -357,6 +379,7 @@ def class_scores(truth,        # True class index per row
         rows.append({**{k: float(v) for k, v in r.items()}, 'n': int(t.sum())})
     return pd.DataFrame(rows, index=pd.Index(list(classes), name='class'))
 
+# %% ../nbs/01_metrics.ipynb #585842a7
 def class_confusion(truth,          # True class index per row
                     probs,          # `(n, n_classes)` predicted probabilities
                    )->np.ndarray:   # int64 `(n_classes, n_classes)`: rows truth, columns arg-max prediction
@@ -366,14 +389,12 @@ def class_confusion(truth,          # True class index per row
     keep = pred >= 0
     return np.bincount(truth[keep]*n + pred[keep], minlength=n*n).reshape(n, n).astype(np.int64)
 
-# %% ../nbs/01_metrics.ipynb #69d5c50e
+# %% ../nbs/01_metrics.ipynb #cf9e73f4
 _WEIGHT_COLS = ('score_weight', 'validation_weight')
 
-def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per class
-                   classes=None,  # Expected class columns (a prediction file must have exactly these)
-                  )->pd.DataFrame: # Indexed by image ID, one float column per class (plus `score_weight` in a truth file)
-    "Read an ISIC Task 3 truth or prediction CSV with the official scorer's checks"
-    path = Path(path)
+# %% ../nbs/01_metrics.ipynb #e9d6d8c2
+def _read_csv(path:Path)->pd.DataFrame:
+    "A Task 3 CSV indexed by image ID (`.jpg` dropped), refusing an unreadable file, no `image` column or duplicate images"
     try: df = pd.read_csv(path, header=0, index_col=False)
     except FileNotFoundError: raise LesionDataError(f"{path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e: raise LesionDataError(f"{path}: not a CSV file ({e})") from None
@@ -382,9 +403,11 @@ def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per cla
     if (dup := df['image'][df['image'].duplicated()]).any():
         rows = [int(i) + 2 for i in df.index[df['image'].isin(dup)]]
         raise LesionDataError(f"{path}: duplicate images {', '.join(sorted(set(dup))[:5])} (lines {', '.join(map(str, rows[:10]))})")
-    df = df.set_index('image')
-    weights = df[[c for c in _WEIGHT_COLS if c in df.columns]]
-    df = df.drop(columns=list(weights.columns))
+    return df.set_index('image')
+
+# %% ../nbs/01_metrics.ipynb #9109c7a5
+def _class_values(df:pd.DataFrame, path:Path, classes=None)->pd.DataFrame:
+    "The class columns of `df` as float64, refusing missing or extra classes, missing values and values outside [0, 1]"
     if classes is not None:
         if (missing := [c for c in classes if c not in df.columns]): raise LesionDataError(f"{path}: missing class columns {missing}")
         if (extra := [c for c in df.columns if c not in classes]): raise LesionDataError(f"{path}: extra columns {extra} (classes are {list(classes)})")
@@ -394,9 +417,21 @@ def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per cla
         raise LesionDataError(f"{path}: non-numeric values in columns {non_float}")
     df = df.astype(np.float64)
     if (bad := df.index[((df < 0) | (df > 1)).any(axis=1)]).size: raise LesionDataError(f"{path}: values outside [0, 1] for images {list(bad[:10])}")
+    return df
+
+# %% ../nbs/01_metrics.ipynb #6131f424
+def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per class
+                   classes=None,  # Expected class columns (a prediction file must have exactly these)
+                  )->pd.DataFrame: # Indexed by image ID, one float column per class (plus `score_weight` in a truth file)
+    "Read an ISIC Task 3 truth or prediction CSV with the official scorer's checks"
+    path = Path(path)
+    df = _read_csv(path)
+    weights = df[[c for c in _WEIGHT_COLS if c in df.columns]]
+    df = _class_values(df.drop(columns=list(weights.columns)), path, classes)
     if 'score_weight' in weights.columns: df['score_weight'] = weights['score_weight'].astype(np.float64)
     return df
 
+# %% ../nbs/01_metrics.ipynb #6983946d
 def score_task3(truth_csv,  # Truth: `image` and one-hot class columns (optionally `score_weight`)
                 pred_csv,   # Prediction: `image` and the same class columns, probabilities
                )->dict:     # `balanced_accuracy`, `per_class` (a `class_scores` table), `confusion`, `classes`, `n_images`
@@ -415,7 +450,7 @@ def score_task3(truth_csv,  # Truth: `image` and one-hot class columns (optional
             'per_class': class_scores(labels, pred.to_numpy(), classes, w.to_numpy()),
             'confusion': class_confusion(labels, pred.to_numpy()), 'classes': classes, 'n_images': len(truth)}
 
-# %% ../nbs/01_metrics.ipynb #1c4f00a4
+# %% ../nbs/01_metrics.ipynb #0f56cded
 class ISICBalancedAccuracy(Metric):
     "ISIC balanced multi-class accuracy of the validation set, accumulated batch by batch (ties count as wrong)"
     def reset(self): self.preds, self.targs = [], []

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from lesion_fastai.data import demo_set
+from lesion_fastai.demo import demo_set
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 
@@ -37,7 +37,7 @@ def test_train_predict_evaluate(demo):
     assert (t/'kfc'/'oof.csv').exists() and (t/'kfc'/'confusion.png').exists()
     again = _run('classify-train', '--images', src/'images', '--labels', t/'labels.csv', '--masks', src/'masks',
                  '--out', t/'kfc', '--folds', 2, *SMALL)
-    assert again.returncode == 0 and again.stdout.count('finished, kept') == 2          # finished members are not retrained
+    assert again.returncode == 0 and again.stdout.count('finished member') == 2         # finished members are not retrained
     pred = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred',
                 '--truth', t/'labels.csv')
     assert pred.returncode == 0, pred.stderr

@@ -3,7 +3,8 @@ import json, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from lesion_fastai.data import demo_set, read_mask, save_mask
+from lesion_fastai.data import read_mask, save_mask
+from lesion_fastai.demo import demo_set
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 
@@ -41,3 +42,21 @@ def test_evaluate_json_and_csv(tmp_path):
     assert abs(per['threshold_jaccard'].mean() - out['threshold_jaccard']) < 1e-12
     table = _run('evaluate', '--truth', src/'masks', '--pred', pred)
     assert table.returncode == 0 and 'over 6 images' in table.stdout
+
+def test_command_help():
+    "Each command's --help shows the docments and defaults of its function, with the CLI's spellings"
+    res = _run('train', '--help')
+    assert res.returncode == 0, res.stderr
+    out = ' '.join(res.stdout.split())
+    for s in ('--valid-fold', '--no-tta', '--checkpoint-every', '--frozen-epochs', '{auto,require,none}',
+              'A name from `ARCHS` or an encoder name', 'Split and training seed (default: 42)'): assert s in out, s
+    res = _run('classify-train', '--help')
+    assert res.returncode == 0 and '[--masks MASKS | --seg-model SEG_MODEL]' in ' '.join(res.stdout.split())
+
+def test_usage_errors(tmp_path):
+    "A usage error is argparse's: status 2 and a usage line, no traceback"
+    res = _run('classify-train', '--images', tmp_path, '--labels', tmp_path/'l.csv', '--out', tmp_path/'o',
+               '--masks', tmp_path, '--seg-model', tmp_path)
+    assert res.returncode == 2 and 'not allowed with argument' in res.stderr and 'Traceback' not in res.stderr
+    res = _run('predict', '--model', tmp_path, '--images', tmp_path)
+    assert res.returncode == 2 and 'required: --out' in res.stderr

@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from lesion_fastai.data import make_demo_set
+from lesion_fastai.demo import make_demo_set
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
@@ -71,7 +71,7 @@ def test_refuses_damaged_ensembles(ensembles, tmp_path):
     (bad/'fold1'/'config.json').write_text(json.dumps(c))
     res = _run('predict', '--model', bad, '--images', ensembles/'data'/'images', '--out', tmp_path/'o2', ok=False)
     assert res.returncode == 2 and 'fold1 has classes' in res.stderr
-    assert not (tmp_path/'o1').exists() and not (tmp_path/'o2').exists() and not list(tmp_path.glob('.predict-*'))
+    assert not (tmp_path/'o1').exists() and not (tmp_path/'o2').exists() and not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
     assert _run('train', '--data', ensembles/'data', '--out', tmp_path/'x', '--folds', 1, ok=False).returncode == 2
 
 def test_killed_training_resumes(tmp_path):

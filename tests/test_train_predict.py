@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from lesion_fastai.data import make_demo_set
+from lesion_fastai.demo import make_demo_set
 from lesion_fastai.predict import predict_folder, load_model
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))

@@ -7,7 +7,8 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from lesion_fastai.data import find_isic_dev, demo_set, find_pairs, cache_pairs, kfold_splits, seg_dataloaders
+from lesion_fastai.data import find_isic_dev, find_pairs, cache_pairs, kfold_splits, seg_dataloaders
+from lesion_fastai.demo import demo_set
 from lesion_fastai.train import make_learner, CPUMixedPrecision, cpu_has_bf16
 
 class _Batches:

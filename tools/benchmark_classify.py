@@ -16,7 +16,7 @@ import numpy as np, pandas as pd, torch
 
 from lesion_fastai.data import list_images, load_image, read_mask
 from lesion_fastai.metrics import balanced_accuracy, class_scores
-from lesion_fastai.classify import (ClassifyConfig, Classifier, read_labels, label_folds, train_classifier, _crops_for)
+from lesion_fastai.classify import (ClassifyConfig, Classifier, read_labels, label_folds, train_classifier, lesion_crops)
 
 
 def peer_features(img:np.ndarray, mask:np.ndarray)->list:
@@ -69,7 +69,7 @@ if __name__ == '__main__':
     y = np.array([classes.index(l) for l in lab.label])
     print(f"{len(lab)} labelled images ({dict(lab.label.value_counts())}); {a.outer} outer x {a.inner} inner folds; {cfg}", flush=True)
     feats = {i: peer_features(np.asarray(load_image(files[i])), read_mask(data/'masks'/f'{i}_segmentation.png')) for i in lab.image_id}
-    table = lab.merge(_crops_for({i: files[i] for i in lab.image_id}, a.masks, None, dict(max_size=512), None, None, False), on='image_id')
+    table = lab.merge(lesion_crops({i: files[i] for i in lab.image_id}, a.masks, None, dict(max_size=512), None, None, False), on='image_id')
     rows, timing = [], {}
     for o in (a.only_outer or range(a.outer)):
         d = out/f'outer{o}'; d.mkdir(exist_ok=True)

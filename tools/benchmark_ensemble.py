@@ -10,7 +10,7 @@ import numpy as np, pandas as pd, torch
 from lesion_fastai.data import find_pairs, cache_pairs, kfold_splits, load_image, read_mask, save_mask
 from lesion_fastai.metrics import score_masks, summarize_scores
 from lesion_fastai.train import postprocess_mask, probs_to_size
-from lesion_fastai.ensemble import Ensemble, train_ensemble, out_of_fold, mask_jaccard, disagreement, _mean_maps
+from lesion_fastai.ensemble import Ensemble, train_ensemble, out_of_fold, mask_jaccard, disagreement, mean_maps
 
 def scores_of(ids, truths, masks):
     t = pd.DataFrame([{'image_id': i, **score_masks(t, m)} for i, t, m in zip(ids, truths, masks)]).set_index('image_id')
@@ -54,7 +54,7 @@ if __name__ == '__main__':
             res[f"member{f}{'_tta' if tta else ''}"] = summarize_scores(s)['threshold_jaccard']
         rows = []
         for i, im in enumerate(imgs):
-            prob = _mean_maps([m[i] for m in maps[tta]], (im.height, im.width)); mask = ens.decide(prob)
+            prob = mean_maps([m[i] for m in maps[tta]], (im.height, im.width)); mask = ens.decide(prob)
             sz = max(m[i].shape[-1] for m in maps[tta])
             own = [ens.decide(probs_to_size(m[i], (sz, sz))) for m in maps[tta]]
             rows.append({'image_id': ids[i], **score_masks(truths[i], mask), 'disagreement': disagreement(prob, mask),
@@ -103,7 +103,7 @@ if __name__ == '__main__':
             im = load_image(by_id.loc[i, 'image'])
             save_mask(ens.decide(probs_to_size(m, (im.height, im.width))), md/f'{i}_segmentation.png')
         for i, im in enumerate(imgs):
-            save_mask(ens.decide(_mean_maps([m[i] for m in maps[True]], (im.height, im.width))), md/f'{ids[i]}_segmentation.png')
+            save_mask(ens.decide(mean_maps([m[i] for m in maps[True]], (im.height, im.width))), md/f'{ids[i]}_segmentation.png')
         md.with_suffix('.txt').write_text(f"Predicted lesion masks of {a.data}: out-of-fold predictions of the 3-fold ensemble in "
                                      f"{out/'ensemble'} for its {len(train)} training images, the ensemble's (TTA) for the "
                                      f"{len(test)} held-out images. No mask comes from a model that trained on its image.\n")
