@@ -30,20 +30,22 @@ from fastai.vision.learner import create_body, create_head, model_meta, num_feat
 from fastai.layers import apply_init
 
 import lesion_fastai
+from .config import ClassifyConfig
 from .data import LesionDataError, data_home, kfold_splits, list_images, atomic_write, write_json
 from .metrics import balanced_accuracy, class_scores, class_confusion, plot_confusion, ISICBalancedAccuracy
 from .models import resolve_arch, arch_name, full_model, weights_for
-from .train import CPUMixedPrecision, HistoryLog, export_model
+from .train import HistoryLog, export_model
 from .ensemble import DihedralTTA, ModelFolder, read_config, read_learner, check_finished, train_folds
 from .crop import CROP_SETTINGS, CROP_DEFAULTS, crop_lesions
 from .predict import staged_output
+from .distributed import process_state, alone, from_main
 
 # %% auto #0
 __all__ = ['ISIC_CLASSES', 'LABEL_COLUMNS', 'CLASSIFIER', 'sort_classes', 'read_labels', 'label_folds', 'NLLLossFlat',
            'class_weights', 'seed_head', 'classifier_learner', 'cls_augmentations', 'cls_dataloaders', 'cosine_cycles',
-           'SnapshotSaver', 'ClassifyConfig', 'member_learner', 'keep_snapshots', 'member_config', 'train_member',
-           'load_member', 'snapshot_probs', 'Classifier', 'lesion_crops', 'crop_settings', 'score_predictions',
-           'train_members', 'train_classifier', 'task3_csv', 'classify_folder']
+           'SnapshotSaver', 'member_learner', 'keep_snapshots', 'member_config', 'train_member', 'load_member',
+           'snapshot_probs', 'Classifier', 'lesion_crops', 'crop_settings', 'score_predictions', 'train_members',
+           'train_classifier', 'train_classifier_parallel', 'task3_csv', 'classify_folder']
 
 # %% ../nbs/11_classify.ipynb #59437ed9
 ISIC_CLASSES = ('MEL', 'NV', 'BCC', 'AKIEC', 'BKL', 'DF', 'VASC')
@@ -277,34 +279,6 @@ def fit_snapshots(self:Learner,
     self.snapshot_scores = saver.scores
     return saver.saved
 
-# %% ../nbs/11_classify.ipynb #79e082d4
-class ClassifyConfig:
-    "Settings of one classifier member (all stored in its config.json)"
-    def __init__(self,
-                 arch:str='resnet50',    # torchvision encoder
-                 size:int=128,           # Square input size
-                 input:str='crop',       # 'crop': SnapEsem on whole images, then CropBest on crops; 'full': SnapEsem only
-                 full_cycles:int=4,      # Cosine cycles on whole images (SnapEsem)
-                 crop_cycles:int=4,      # Cosine cycles on crops (CropBest)
-                 cycle_len:int=6,        # Epochs per cycle
-                 keep:int=3,             # Snapshots averaged (the last ones of the last stage)
-                 bs:int=16,              # Batch size
-                 lr:float=2e-3,          # Peak learning rate
-                 crop_lr:float|None=None,# Peak learning rate of the crop stage (default: `lr/4`)
-                 wd:float=1e-2,          # Weight decay
-                 balance:str='weights',  # 'weights', 'oversample' or 'none'
-                 pretrained='auto',      # ImageNet weights: 'auto', True (require) or False
-                 seed:int=42):
-        store_attr()
-        if input not in ('crop', 'full'): raise ValueError(f"input must be 'crop' or 'full', got {input!r}")
-        if balance not in ('weights', 'oversample', 'none'): raise ValueError(f"balance must be 'weights', 'oversample' or 'none', got {balance!r}")
-        if keep < 1: raise ValueError(f"keep must be at least 1, got {keep}")
-    def stages(self)->list:
-        "(name, image column, cycles) of each training stage"
-        return [('full', 'full', self.full_cycles)] + ([('crop', 'crop', self.crop_cycles)] if self.input == 'crop' else [])
-    def as_dict(self): return {k: v for k, v in vars(self).items() if not k.startswith('_')}
-    def __repr__(self): return f"ClassifyConfig({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
-
 # %% ../nbs/11_classify.ipynb #c3156ecc
 def _half(sd:dict)->dict: return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}   # stored snapshots
 
@@ -317,8 +291,9 @@ def member_learner(dls,                 # The first stage's DataLoaders
                    out,                 # Member folder (snapshots go to `out/snapshots`)
                    weight=None,         # Class weights of the loss
                    log=print, progress:bool=True)->Learner:
-    "The seed's classifier for a member in `out`, with `CPUMixedPrecision` and a `HistoryLog`"
-    learn = classifier_learner(dls, cfg.arch, cfg.pretrained, weight=weight, wd=cfg.wd, cbs=[CPUMixedPrecision(), HistoryLog()])
+    "The seed's classifier for a member in `out`, in the precision `precision_policy` chooses, with a `HistoryLog`"
+    learn = classifier_learner(dls, cfg.arch, cfg.pretrained, weight=weight, wd=cfg.wd, cbs=[HistoryLog()])
+    learn.use_precision(cfg.precision, log)
     learn.path, learn.model_dir = Path(out).resolve(), 'snapshots'
     if not progress: learn.plain_logging(log)
     log(f"{cfg.arch}: {sum(p.numel() for p in learn.model.parameters())/1e6:.1f} M parameters, "
@@ -578,6 +553,26 @@ def _classifier_info(cfg:ClassifyConfig, folds, k:int, lab:pd.DataFrame, labels,
             'valid': {'what': what, 'n_images': s['n_images'], 'balanced_accuracy': s['balanced_accuracy'], 'tta': True},
             'train_minutes': round((time.time() - t0)/60, 2)}
 
+# %% ../nbs/11_classify.ipynb #e9f1846a
+def _training_table(images, labels, cfg:ClassifyConfig, folds, k:int, valid_fold:int, masks=None, seg_model=None,
+                    settings:dict=None, cache=None, log=print, progress:bool=True, **kwargs)->tuple:
+    "(the labels with their `fold`, the same rows with the paths of their crops and whole images): what the members train on"
+    files, by_crop = list_images(images), cfg.input == 'crop'
+    lab = _training_labels(labels, files, cfg, folds or k, masks, seg_model, **kwargs)
+    log(f"{len(lab)} labelled images: {', '.join(f'{c} {n}' for c, n in lab.label.value_counts()[lab.attrs['classes']].items())}; "
+        f"{lab.lesion_id.nunique()} lesions; {'KFoldCrop, ' + str(folds) + ' folds' if folds else 'one member, fold ' + str(valid_fold) + ' of ' + str(k) + ' validates'}")
+    crops = lesion_crops({i: files[i] for i in lab.image_id}, masks if by_crop else None, seg_model if by_crop else None,
+                         settings, cache, log, progress)
+    return lab, lab.merge(crops, on='image_id')
+
+# %% ../nbs/11_classify.ipynb #b7476431
+def _member_trainer(table:pd.DataFrame, cfg:ClassifyConfig, classes, settings:dict, seg_model=None,
+                    **kwargs)->tuple:  # `_retrain_member` options: keep_stages, log, progress
+    "(`train_one(fold, folder)`, `settings_of(fold)`, the extras of config.json): how every process trains a member"
+    extra = {'crop_settings': settings, 'seg_model': str(Path(seg_model).resolve()) if seg_model and cfg.input == 'crop' else None}
+    train_one = partial(_retrain_member, table=table, cfg=cfg, classes=classes, extra=extra, **kwargs)
+    return train_one, lambda f: {**cfg.as_dict(), 'valid_fold': f}, extra
+
 # %% ../nbs/11_classify.ipynb #6a82ccd0
 @delegates(ClassifyConfig, but='keep')             # fastcore's `delegates` cannot name a parameter `keep`: it passes through
 def train_classifier(images,                # Folder of images
@@ -596,17 +591,13 @@ def train_classifier(images,                # Folder of images
                      **kwargs,              # `ClassifyConfig` settings (`keep` too)
                     )->Classifier:
     "Train a lesion classifier (full image, CropBest or KFoldCrop) and write its folder"
-    t0, out, cfg, files = time.time(), Path(out), ClassifyConfig(**kwargs), list_images(images)
-    lab = _training_labels(labels, files, cfg, folds or k, masks, seg_model, classes=classes, label_col=label_col, groups=groups)
-    classes, settings, by_crop = lab.attrs['classes'], crop_settings(crop), cfg.input == 'crop'
-    log(f"{len(lab)} labelled images: {', '.join(f'{c} {n}' for c, n in lab.label.value_counts()[classes].items())}; "
-        f"{lab.lesion_id.nunique()} lesions; {'KFoldCrop, ' + str(folds) + ' folds' if folds else 'one member, fold ' + str(valid_fold) + ' of ' + str(k) + ' validates'}")
-    table = lab.merge(lesion_crops({i: files[i] for i in lab.image_id}, masks if by_crop else None, seg_model if by_crop else None,
-                                   settings, cache, log, progress), on='image_id')
+    t0, out, cfg, settings = time.time(), Path(out), ClassifyConfig(**kwargs), crop_settings(crop)
+    lab, table = _training_table(images, labels, cfg, folds, k, valid_fold, masks, seg_model, settings, cache, log, progress,
+                                 classes=classes, label_col=label_col, groups=groups)
+    classes = lab.attrs['classes']
     out.mkdir(parents=True, exist_ok=True)
-    extra = {'crop_settings': settings, 'seg_model': str(Path(seg_model).resolve()) if seg_model and by_crop else None}
-    train_one = partial(_retrain_member, table=table, cfg=cfg, classes=classes, keep_stages=keep_stages, log=log, progress=progress, extra=extra)
-    paths = train_members(out, folds, valid_fold, train_one, lambda f: {**cfg.as_dict(), 'valid_fold': f}, restart, log)
+    train_one, settings_of, extra = _member_trainer(table, cfg, classes, settings, seg_model, keep_stages=keep_stages, log=log, progress=progress)
+    paths = train_members(out, folds, valid_fold, train_one, settings_of, restart, log)
     clf = Classifier([load_member(p) for p in paths], tta=True, paths=paths)
     oof = clf.oof_predictions(table, list(range(folds)) if folds else [valid_fold]); oof.to_csv(out/'oof.csv')
     s, what = score_predictions(oof.label, oof[classes].to_numpy(), classes), 'out of fold' if folds else f'validation fold {valid_fold}'
@@ -615,6 +606,32 @@ def train_classifier(images,                # Folder of images
     clf.save(out)
     log(f"{what} ({s['n_images']} images, 8-way TTA): balanced accuracy {s['balanced_accuracy']:.4f}; "
         f"{', '.join(f'{c} sensitivity {r.sensitivity:.3f}' for c, r in s['per_class'].iterrows())}; classifier in {out}")
+    return clf
+
+# %% ../nbs/11_classify.ipynb #1f1e77e7
+@delegates(train_classifier, but='k,valid_fold,restart')
+def train_classifier_parallel(images, labels, out,
+                              folds:int=5,          # KFoldCrop members, spread over the processes
+                              masks=None, seg_model=None, classes=None, label_col=None, groups=None, crop:dict=None,
+                              cache=None, keep_stages:bool=False, log=print, progress:bool=True,
+                              **kwargs)->Classifier|None: # The classifier in the main process (None in the others)
+    "`train_classifier` with its KFoldCrop members spread over the processes of `accelerate launch`; the main process writes the folder"
+    if not folds or folds < 2: raise ValueError(f"folds={folds}: members in parallel need at least 2 folds (one member: `train_classifier`)")
+    state, clf = process_state(), None
+    data = dict(masks=masks, seg_model=seg_model, classes=classes, label_col=label_col, groups=groups, crop=crop, cache=cache)
+    if state.num_processes > 1:
+        cfg, settings = ClassifyConfig(**kwargs), crop_settings(crop)
+        lab, table = from_main(_training_table, images, labels, cfg, folds, folds, 0, masks, seg_model, settings, cache, log,
+                               progress, classes=classes, label_col=label_col, groups=groups)
+        train_one, settings_of, _ = _member_trainer(table, cfg, lab.attrs['classes'], settings, seg_model,
+                                                    keep_stages=keep_stages, log=log, progress=False)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        mine = list(range(folds))[state.process_index::state.num_processes]
+        with alone(): train_folds(out, mine, train_one, settings_of, log=log)
+        state.wait_for_everyone()
+    if state.is_main_process:
+        with alone(): clf = train_classifier(images, labels, out, folds=folds, keep_stages=keep_stages, log=log, progress=progress, **data, **kwargs)
+    state.wait_for_everyone()
     return clf
 
 # %% ../nbs/11_classify.ipynb #d30d3610

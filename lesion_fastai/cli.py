@@ -4,54 +4,104 @@
 
 # %% ../nbs/90_cli.ipynb #565afc62
 from __future__ import annotations
-import argparse, inspect, shutil, sys, time
+import argparse, ast, importlib.util, inspect, linecache, os, re, shutil, sys, textwrap, time, traceback, warnings
+from contextlib import contextmanager
 from json import dumps
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 from fastcore.docments import docments
 from fastcore.meta import delegates
 from fastcore.script import Param
 
-from .data import (LesionDataError, find_pairs, check_pairs, cache_pairs, kfold_splits, seg_dataloaders,
-                                load_image, save_mask, atomic_write)
-from .demo import demo_set
-from .metrics import score_folders, summarize_scores, score_task3
-from .train import TrainConfig, train_segmenter, LOSSES
-from .ensemble import train_ensemble
-from .predict import predict_folder, load_model
-from .classify import ClassifyConfig, train_classifier, classify_folder
+import lesion_fastai
+from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig, LOSS_NAMES, PRECISIONS
 
 # %% auto #0
-__all__ = ['METRIC_ORDER', 'PRETRAINED', 'COMMANDS', 'evaluate', 'format_scores', 'otsu_mask', 'run_demo', 'cli_param',
-           'cli_command', 'command_docments', 'add_command', 'cli_demo', 'cli_check', 'cli_train', 'cli_predict',
-           'cli_evaluate', 'cli_classify_train', 'cli_classify_predict', 'cli_classify_evaluate', 'cli_parser', 'main']
+__all__ = ['METRIC_ORDER', 'PIXEL_ORDER', 'PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV',
+           'INTERRUPTED', 'COMMANDS', 'source_signature', 'evaluate', 'format_scores', 'otsu_mask', 'run_demo',
+           'cli_param', 'cli_command', 'command_docments', 'add_command', 'forced_precision', 'process_count',
+           'cli_demo', 'scorer_warnings', 'cli_check', 'refuse_finished', 'cli_train', 'cli_predict', 'cli_evaluate',
+           'cli_classify_train', 'cli_classify_predict', 'cli_classify_evaluate', 'cli_serve', 'error_line',
+           'flag_names', 'cli_parser', 'main']
+
+# %% ../nbs/90_cli.ipynb #33b2cd24
+def _light_anno(a, ns:dict):
+    "An annotation string evaluated with builtins only, or None when it names a library type"
+    try: return eval(a, ns) if isinstance(a, str) else a
+    except Exception: return None
+
+def _literal_constants(tree:ast.Module)->dict:
+    "The module's top-level `NAME = <literal>` constants (defaults such as `max_pixels=MAX_PIXELS` need them)"
+    res = {}
+    for n in tree.body:
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name):
+            try: res[n.targets[0].id] = ast.literal_eval(n.value)
+            except Exception: pass
+    return res
+
+_SOURCES = {}   # file name → source of each stand-in, kept in `linecache` for `docments` (others may clear that cache)
+
+def _cache_sources():
+    "Put the stand-ins' sources (back) into `linecache`, where `inspect.getsource` looks for them"
+    for fname, code in _SOURCES.items(): linecache.cache.setdefault(fname, (len(code), None, code.splitlines(True), fname))
+
+# %% ../nbs/90_cli.ipynb #5e70f52c
+def source_signature(qualname:str, # 'module.function', e.g. 'lesion_fastai.predict.predict_folder'
+                    ):
+    "A body-less stand-in with the signature and docments of a library function, read from its source, not imported"
+    modname, name = qualname.rsplit('.', 1)
+    tree = ast.parse(src := Path(importlib.util.find_spec(modname).origin).read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)
+    head = textwrap.dedent('\n'.join(src.splitlines()[node.lineno-1:node.body[0].lineno-1]))
+    fname, code = f'<signature of {qualname}>', f"from __future__ import annotations\n{head}\n    ...\n"
+    _SOURCES[fname] = code; _cache_sources()                                      # `docments` reads the comments there
+    ns = {'__name__': modname, 'Literal': Literal, **_literal_constants(tree)}
+    exec(compile(code, fname, 'exec'), ns)
+    f = ns[name]
+    f.__annotations__ = {k: a for k, a in ((k, _light_anno(a, ns)) for k, a in f.__annotations__.items()) if a is not None}
+    f.__doc__ = ast.get_docstring(node)
+    return f
 
 # %% ../nbs/90_cli.ipynb #f3fb419e
 def evaluate(truth,                        # Folder of truth masks
              pred,                         # Folder of predicted masks
              csv=None,                     # Write the per-image scores here
              missing_as_empty:bool=False,  # Score a missing prediction as an empty mask instead of failing
-            )->dict:                       # Mean of each metric, and `n_images`
-    "ISIC Task 1 scores of the masks in `pred` against those in `truth`"
-    per_image = score_folders(truth, pred, missing_as_empty=missing_as_empty)
+             lenient:bool=False,           # Read masks with lesion_fastai's coercions (0/1, RGB, 16-bit), not the official scorer's rule
+             report=None,                  # Folder for seed 000's pixel report: table, normalised confusion matrix PNG, per-image CSV
+            )->dict:                       # Mean of each metric, `n_images` (and `reading: 'lenient'` with `lenient`)
+    "ISIC Task 1 scores of the masks in `pred` against those in `truth`, read as the official scorer reads them"
+    if csv and Path(csv).is_dir(): raise LesionDataError(f"{csv}: is a folder; --csv takes the name of a file to write")
+    if report and Path(report).is_file(): raise LesionDataError(f"{report}: is a file; --report takes a folder to write into")
+    from lesion_fastai.data import atomic_write
+    from lesion_fastai.metrics import score_folders, summarize_scores, pixel_report
+    kw = dict(missing_as_empty=missing_as_empty, lenient=lenient)
+    per_image = score_folders(truth, pred, **kw)
     if csv:
         with atomic_write(csv) as tmp: per_image.to_csv(tmp)
-    return summarize_scores(per_image)
+    scores = pixel_report(truth, pred, report, **kw) if report else summarize_scores(per_image)
+    return {**scores, **({'reading': 'lenient'} if lenient else {})}
 
 # %% ../nbs/90_cli.ipynb #81081214
 METRIC_ORDER = ['threshold_jaccard', 'jaccard', 'dice', 'accuracy', 'sensitivity', 'specificity']
 "Order of the Task 1 metrics in `format_scores`' table: the challenge's ranking metric first."
 
+# %% ../nbs/90_cli.ipynb #72baeea7
+PIXEL_ORDER = ['global_accuracy', 'mean_accuracy', 'mean_iou', 'weighted_iou', 'mean_bf_score']
+"Order of seed 000's pixel figures in `format_scores` (`lesion_fastai.metrics.PIXEL_METRICS`, named here so the CLI loads fast)."
+
 # %% ../nbs/90_cli.ipynb #2a7e6133
 def format_scores(scores:dict, # From `evaluate`
                  )->str:
-    "The aggregate scores as an aligned text table"
+    "The aggregate scores as an aligned text table (with the pooled pixel figures of `evaluate(report=…)` when present)"
     lines = [f"{k:<18} {scores[k]:.4f}" for k in METRIC_ORDER if k in scores]
-    return '\n'.join([f"ISIC Task 1 scores over {scores['n_images']} images (mean of per-image values)"] + lines)
+    head = f"ISIC Task 1 scores over {scores['n_images']} images (mean of per-image values)"
+    if scores.get('reading') == 'lenient': head += "; --lenient reading: not the official scorer's numbers"
+    pixel = [f"{k:<18} {scores[k]:.4f}" for k in PIXEL_ORDER if k in scores]
+    return '\n'.join([head] + lines + (['', 'Pixel report (pooled pixels; BF score: mean per image)'] + pixel if pixel else []))
 
 # %% ../nbs/90_cli.ipynb #e167821e
 def otsu_mask(img:Image.Image, # A dermoscopy image
@@ -69,6 +119,7 @@ def _demo_batch(src, out:Path, seed:int, show):
     "Build the demo DataLoaders and save a batch of augmented images with their masks to `out/batch.png`"
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from lesion_fastai.data import cache_pairs, find_pairs, kfold_splits, seg_dataloaders
     cached = cache_pairs(find_pairs(src), size=256)
     cached['fold'] = kfold_splits(cached.image_id, k=3, seed=seed)
     dls = seg_dataloaders(cached, valid_fold=0, size=128, bs=8)
@@ -79,8 +130,10 @@ def _demo_batch(src, out:Path, seed:int, show):
     show(f"wrote {out/'batch.png'} (augmented images with their masks overlaid)")
 
 # %% ../nbs/90_cli.ipynb #65920e44
-def _otsu_scores(pairs:pd.DataFrame, src:Path, out:Path)->pd.DataFrame:
-    "Write the Otsu baseline's masks to `out` and score them against `src/masks`"
+def _otsu_scores(pairs, src:Path, out:Path):
+    "Write the Otsu baseline's masks to `out` and score them against `src/masks` (a `score_folders` table)"
+    from lesion_fastai.data import load_image, save_mask
+    from lesion_fastai.metrics import score_folders
     for _, r in pairs.iterrows(): save_mask(otsu_mask(load_image(r['image'])), out/f"{r['image_id']}_segmentation.png")
     return score_folders(src/'masks', out)
 
@@ -91,6 +144,10 @@ def run_demo(out='demo_out',    # Folder for the batch plot, the baseline and mo
              minutes:float=1.,  # Training budget
              show=print):       # Where the progress lines go
     "Generate the demo set, build the DataLoaders, score the Otsu baseline, train a model, predict and score it"
+    from lesion_fastai.data import find_pairs
+    from lesion_fastai.demo import demo_set
+    from lesion_fastai.train import train_segmenter
+    from lesion_fastai.predict import predict_folder
     out, t0 = Path(out), time.time()
     src = demo_set(n=n, seed=seed)
     pairs = find_pairs(src)
@@ -137,6 +194,7 @@ def cli_command(*sources,       # Library functions whose docments give the help
 # %% ../nbs/90_cli.ipynb #29a788a9
 def command_docments(f)->dict:
     "`docments(f, full=True)`, where a parameter without a comment takes the help of its namesake in `f`'s sources"
+    _cache_sources()
     docs = docments(f, full=True, eval_str=True, returns=False)
     sources = [*getattr(f, 'help_sources', ()), *([f.__delwrap__] if hasattr(f, '__delwrap__') else [])]
     for k, d in docs.items():
@@ -158,6 +216,33 @@ def add_command(sub, # The `add_subparsers()` of the parser
     p.set_defaults(func=f)
     return p
 
+# %% ../nbs/90_cli.ipynb #e05dde69
+PRECISION_ENV = 'LESION_FASTAI_PRECISION'
+"The variable `lesion_fastai.train.precision_policy` reads when no precision is passed; `--precision` sets it for its command."
+
+# %% ../nbs/90_cli.ipynb #d2b6684e
+@contextmanager
+def forced_precision(precision:str|None=None, # One of `PRECISIONS` (None: leave the choice to `precision_policy`)
+                    ):
+    "Within the block every model trained or loaded runs in `precision` (checked on this machine first: fp16 needs CUDA)"
+    if precision is None: yield; return
+    from lesion_fastai.train import precision_policy
+    precision_policy(None, precision)                 # a ValueError (one `error:` line) before any work
+    old, os.environ[PRECISION_ENV] = os.environ.get(PRECISION_ENV), precision
+    try: yield
+    finally:
+        if old is None: os.environ.pop(PRECISION_ENV, None)
+        else: os.environ[PRECISION_ENV] = old
+
+# %% ../nbs/90_cli.ipynb #680221ac
+def process_count()->int:
+    "How many processes a launcher (`accelerate launch`, `torchrun`) started for this command (its `WORLD_SIZE`; 1 without one)"
+    return int(os.environ.get('WORLD_SIZE') or 1)
+
+# %% ../nbs/90_cli.ipynb #3e49d945
+PARALLEL_COMMANDS = ('train', 'predict', 'classify-train')
+"Commands that share their work among a launcher's processes (`lesion_fastai.distributed`); the others refuse to run under one."
+
 # %% ../nbs/90_cli.ipynb #3f6a1c05
 @cli_command()
 @delegates(run_demo, but='show')
@@ -165,53 +250,115 @@ def cli_demo(**kwargs):
     "Run the main job on the generated demo set"
     run_demo(**kwargs)
 
+# %% ../nbs/90_cli.ipynb #a0516abd
+def scorer_warnings(masks, # Mask files
+                   )->int: # How many the official scorer would refuse or misread
+    "Warn (`LesionDataWarning`) about every mask the official scorer would refuse or read in a surprising way"
+    from lesion_fastai.data import scorer_mask
+    n = 0
+    for m in masks:
+        try:
+            with warnings.catch_warnings(record=True) as w:
+                warnings.simplefilter('always'); scorer_mask(m)
+            notes = [str(x.message) for x in w if issubclass(x.category, LesionDataWarning)]
+        except LesionDataError as e: notes = [str(e)]
+        for s in notes: warnings.warn(s, LesionDataWarning)
+        n += bool(notes)
+    return n
+
 # %% ../nbs/90_cli.ipynb #cd76611b
 @cli_command()
 def cli_check(data:str=None,    # Data folder (images/ + masks/, ISIC *_Input + *_GroundTruth, or one folder)
               images:str=None,  # Or: the images folder…
               masks:str=None):  # …and the masks folder
-    "Validate a folder of image/mask pairs without writing anything"
+    "Validate a folder of image/mask pairs without writing anything; warn about masks the official scorer would misread"
+    from lesion_fastai.data import find_pairs, check_pairs
+    if data is None and images is None: raise LesionDataError("give --data DIR, or --images DIR and --masks DIR")
+    if data is None and masks is None: raise LesionDataError(f"{images}: give the masks folder too (--masks DIR)")
     pairs = check_pairs(find_pairs(data, images=images, masks=masks))
+    n_bad = scorer_warnings(pairs['mask'])
     f = pairs.lesion_fraction
     print(f"{len(pairs)} image/mask pairs OK in {data or images}: {pairs.width.min()}–{pairs.width.max()} px wide; "
-          f"lesion fraction median {f.median():.2f} (min {f.min():.2f}, max {f.max():.2f}); {(f == 0).sum()} empty masks")
+          f"lesion fraction median {f.median():.2f} (min {f.min():.2f}, max {f.max():.2f}); {(f == 0).sum()} empty masks"
+          + (f"; {n_bad} masks the ISIC scorer reads differently (warnings above)" if n_bad else ''))
 
 # %% ../nbs/90_cli.ipynb #ea2eaf00
 PRETRAINED = {'auto': 'auto', 'require': True, 'none': False}
 "`--pretrained` choices and the `pretrained` setting each stands for."
 
+# %% ../nbs/90_cli.ipynb #74bc7e19
+FINISHED = {'ensemble.json': 'a finished ensemble', 'classifier.json': 'a finished classifier', 'model.pkl': 'a finished model'}
+"Files that mark a folder holding a finished model, and what each one means."
+
+# %% ../nbs/90_cli.ipynb #7f22a1dd
+def refuse_finished(out,              # The output folder of `train` or `classify-train`
+                    restart:bool=False, # `--restart`: overwrite it
+                   ):
+    "Refuse to train into a folder holding a finished model, unless `restart`"
+    found = next((what for f, what in FINISHED.items() if (Path(out)/f).exists()), None)
+    if found and not restart:
+        raise LesionDataError(f"{out}: holds {found}; use --restart to train it again from scratch (overwriting it), "
+                              "or choose a new --out")
+
+# %% ../nbs/90_cli.ipynb #d93a561c
+def _train_parallel(data, out, folds, n:int, kw:dict, progress:bool, tta:bool, restart:bool):
+    "`train` under a launcher with `n` processes: the folds in parallel, or one model data-parallel"
+    if restart: raise LesionDataError(f"{out}: --restart is not available with several processes; delete the folder (or choose a new --out) instead")
+    if folds:
+        if not tta: raise LesionDataError("--no-tta: not available with several processes (the parallel ensemble predicts out of fold with TTA)")
+        from lesion_fastai.distributed import train_ensemble_parallel
+        return train_ensemble_parallel(data, out, folds=folds, progress=progress, **kw)
+    for k, why in (('epochs', 'a --minutes budget would end each process at another epoch'), ('lr', 'lr_find runs in one process only')):
+        if kw.get(k) is None: raise LesionDataError(f"--{k}: one model trained over {n} processes needs --{k} ({why})")
+    from lesion_fastai.distributed import train_data_parallel
+    return train_data_parallel(data, out, TrainConfig(**kw), progress=progress)
+
 # %% ../nbs/90_cli.ipynb #bd27f7de
-@cli_command(train_segmenter, train_ensemble)
+@cli_command(source_signature('lesion_fastai.train.train_segmenter'), source_signature('lesion_fastai.ensemble.train_ensemble'))
 @delegates(TrainConfig.__init__, but='sizes,shares,group_col,cache_size,wd')
 def cli_train(data:str,                    # Folder of image/mask pairs
               out:str,                     # Model folder to create (with --folds: the ensemble folder)
-              folds:int=None,              # Train a K-fold ensemble into `out`, one member per fold (e.g. 3)
+              folds:int=None,              # Train a K-fold ensemble into `out`, one member per fold (e.g. 3); under a launcher the folds train in parallel
               size:list[int]=None,         # Progressive resizing schedule (default: 128 256 with ImageNet weights, 128 without)
               epochs:list[int]=None, bs:list[int]=None, frozen_epochs:int=None,
-              loss:Literal[tuple(LOSSES)]='ce',
-              pretrained:Literal[tuple(PRETRAINED)]='auto', # ImageNet encoder weights from the torch cache: use if present, require, or none
+              arch:list[str]=[TrainConfig().arch], # A name from `ARCHS` or an encoder name; several (with --folds): members cycle through them
+              loss:Literal[LOSS_NAMES]='ce',
+              pretrained:Literal[tuple(PRETRAINED)]='auto', # ImageNet encoder weights. auto: the torch cache, else a hash-checked download into it when online, else one line and from scratch; require: fail with the reason; none: never touch the network (LESION_FASTAI_OFFLINE=1 forces offline)
+              precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic, printed in one line: bf16 on GPUs that have it, else fp16; bf16 on CPUs with native bf16, else fp32)
               tta:bool=True, checkpoint_every:float=60.,
-              restart:bool=False,          # Ignore an interrupted run in `out` instead of resuming it
+              restart:bool=False,          # Train from scratch, overwriting a finished or interrupted run in `out`
               **kwargs):
-    "Train a lesion segmenter (or, with --folds, a K-fold ensemble) with the Unet34 recipe"
+    "Train a lesion segmenter (or, with --folds, a K-fold ensemble) with the Unet34 recipe; data-parallel under `accelerate launch`/`torchrun`"
     import matplotlib; matplotlib.use('Agg')
     if folds is not None and folds < 2: raise LesionDataError(f"--folds {folds}: an ensemble needs at least 2 folds")
-    kw = dict(kwargs, sizes=size, frozen_epochs=frozen_epochs, loss=loss, pretrained=PRETRAINED[pretrained])
+    if len(arch) > 1 and not folds: raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
+    refuse_finished(out, restart)
+    kw = dict(kwargs, arch=arch[0] if len(arch) == 1 else arch, sizes=size, frozen_epochs=frozen_epochs, loss=loss,
+              pretrained=PRETRAINED[pretrained], precision=precision)
     if epochs: kw['epochs'] = epochs if len(epochs) > 1 else epochs[0]
     if bs: kw['bs'] = bs
     run = dict(progress=sys.stdout.isatty(), resume=not restart, checkpoint_every=checkpoint_every)
-    if folds: return train_ensemble(data, out, folds=folds, tta=tta, **run, **kw)
-    return train_segmenter(data, out, TrainConfig(**kw), **run)
+    with forced_precision(precision):
+        if (n := process_count()) > 1: return _train_parallel(data, out, folds, n, kw, run['progress'], tta, restart)
+        from lesion_fastai.train import train_segmenter
+        from lesion_fastai.ensemble import train_ensemble
+        if folds: return train_ensemble(data, out, folds=folds, tta=tta, **run, **kw)
+        return train_segmenter(data, out, TrainConfig(**kw), **run)
 
 # %% ../nbs/90_cli.ipynb #eb0dbbc2
-@cli_command(load_model)
-@delegates(predict_folder, but='progress')
+@cli_command(source_signature('lesion_fastai.predict.load_model'))
+@delegates(source_signature('lesion_fastai.predict.predict_folder'), but='progress')
 def cli_predict(model:str, images:str, out:str,
                 tta:bool|None=None, # 8-way dihedral test-time augmentation (default: on for ensembles, off for a single model)
+                precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
                 **kwargs):
-    "Segment a folder of images with a trained model"
-    m = load_model(model, tta=tta)
-    rep = predict_folder(m, images, out, **kwargs)
+    "Segment a folder of images with a trained model; under `accelerate launch`/`torchrun` the processes share the images"
+    from lesion_fastai.predict import load_model
+    from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
+    with forced_precision(precision):
+        m = load_model(model, tta=tta)
+        rep = predict_folder_sharded(m, images, out, progress=sys.stdout.isatty(), **kwargs)
+    if rep is None: return                                          # not the main process: it printed nothing
     print(f"{len(rep)} masks written to {out} (<ID>_segmentation.png, 0/255, original size); report: {Path(out)/'predictions.csv'}")
     print(f"{m!r}; QC: {int(rep.qc_flag.sum())} of {len(rep)} images flagged (disagreement > {m.qc_threshold:.3f})")
     if kwargs.get('truth'): print(f"mean thresholded Jaccard {rep['threshold_jaccard'].mean():.4f}, Jaccard {rep['jaccard'].mean():.4f}")
@@ -222,45 +369,62 @@ def cli_predict(model:str, images:str, out:str,
 def cli_evaluate(truth:str, pred:str,
                  json:bool=False, # Print one JSON object instead of a table
                  **kwargs):
-    "Score predicted masks against truth masks (ISIC Task 1 rules)"
+    "Score predicted masks against truth masks exactly as the official ISIC scorer does (Task 1)"
     scores = evaluate(truth, pred, **kwargs)
     print(dumps(scores) if json else format_scores(scores))
 
+# %% ../nbs/90_cli.ipynb #a7696212
+def _classify_train_parallel(images, labels, out, folds, n:int, restart:bool, kw:dict):
+    "`classify-train` under a launcher with `n` processes: the KFoldCrop members in parallel"
+    if not folds: raise LesionDataError(f"one classifier member trains in one process: start it without a launcher, or give --folds K to train K members over the {n} processes")
+    if restart: raise LesionDataError(f"{out}: --restart is not available with several processes; delete the folder (or choose a new --out) instead")
+    from lesion_fastai.classify import train_classifier_parallel
+    return train_classifier_parallel(images, labels, out, folds=folds, **kw)
+
 # %% ../nbs/90_cli.ipynb #cb28ed95
-@cli_command(train_classifier, exclusive=('masks', 'seg_model'))
+@cli_command(source_signature('lesion_fastai.classify.train_classifier'), exclusive=('masks', 'seg_model'))
 @delegates(ClassifyConfig.__init__, but='pretrained,keep')
 def cli_classify_train(images:str, labels:str, out:str, masks:str=None, seg_model:str=None,
-                       input:Literal['crop', 'full']='crop', keep:int=3, folds:int=None,
+                       input:Literal['crop', 'full']='crop', keep:int=3,
+                       folds:int=None,          # KFoldCrop: one member per fold (default: one member); under a launcher the members train in parallel
                        k:int=5,                 # One member: k of the split; one fold validates
                        valid_fold:int=0,        # One member: the fold that validates
                        balance:Literal['weights', 'oversample', 'none']='weights',
-                       pretrained:Literal[tuple(PRETRAINED)]='auto', # ImageNet weights from the torch cache: use if present, require, or none
+                       pretrained:Literal[tuple(PRETRAINED)]='auto', # ImageNet weights, as `train --pretrained`: auto (cache, else download when online, else from scratch), require, none (no network)
+                       precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine, printed in one line)
                        classes:list[str]=None,  # Allowed classes (default: those in the labels)
                        label_col:str=None,      # Column of the diagnosis in an image_id,label CSV (default: dx_mapped, dx, label, …)
                        groups:str=None,         # CSV image,lesion_id: images of one lesion stay in one fold
                        margin:float=None,       # Crop margin, a fraction of the lesion box on each side (default: `crop_lesions`')
                        max_size:int=None,       # Longer side of the cached crops (default: `crop_lesions`')
                        seed:int=42,             # Fold and training seed
-                       restart:bool=False, **kwargs):
-    "Train a lesion classifier on crops (CropBest; with --folds, KFoldCrop)"
+                       restart:bool=False,      # Train every member again from scratch, overwriting a finished classifier in `out`
+                       **kwargs):
+    "Train a lesion classifier on crops (CropBest; with --folds, KFoldCrop, its members in parallel under `accelerate launch`/`torchrun`)"
     import matplotlib; matplotlib.use('Agg')
     if folds is not None and folds < 2: raise LesionDataError(f"--folds {folds}: a k-fold classifier needs at least 2 folds")
+    refuse_finished(out, restart)
     crop = {n: v for n, v in dict(margin=margin, max_size=max_size).items() if v is not None}
-    return train_classifier(images, labels, out, masks=masks, seg_model=seg_model, folds=folds, k=k, valid_fold=valid_fold,
-                            classes=classes, label_col=label_col, groups=groups, crop=crop or None, restart=restart,
-                            input=input, keep=keep, balance=balance, pretrained=PRETRAINED[pretrained], seed=seed,
-                            progress=sys.stdout.isatty(), **kwargs)
+    kw = dict(masks=masks, seg_model=seg_model, classes=classes, label_col=label_col, groups=groups, crop=crop or None, input=input,
+              keep=keep, balance=balance, pretrained=PRETRAINED[pretrained], seed=seed, precision=precision,
+              progress=sys.stdout.isatty(), **kwargs)
+    with forced_precision(precision):
+        if (n := process_count()) > 1: return _classify_train_parallel(images, labels, out, folds, n, restart, kw)
+        from lesion_fastai.classify import train_classifier
+        return train_classifier(images, labels, out, folds=folds, k=k, valid_fold=valid_fold, restart=restart, **kw)
 
 # %% ../nbs/90_cli.ipynb #f28b8e89
 @cli_command(exclusive=('masks', 'seg_model'))
-@delegates(classify_folder, but='progress,log')
+@delegates(source_signature('lesion_fastai.classify.classify_folder'), but='progress,log')
 def cli_classify_predict(model:str,      # Classifier folder made by classify-train
                          images:str, out:str,
                          tta:bool|None=None, # 8-way dihedral test-time augmentation (default: on)
+                         precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
                          **kwargs):
     "Classify a folder of images: crops, the Task 3 CSV, a report"
     import matplotlib; matplotlib.use('Agg')
-    rep = classify_folder(model, images, out, tta=tta, progress=sys.stdout.isatty(), **kwargs)
+    from lesion_fastai.classify import classify_folder
+    with forced_precision(precision): rep = classify_folder(model, images, out, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     counts = rep['pred'].value_counts()
     print(f"{len(rep)} images classified ({', '.join(f'{c} {n}' for c, n in counts.items())}); "
           f"Task 3 CSV: {Path(out)/'predictions.csv'}; report: {Path(out)/'report.csv'}; "
@@ -272,34 +436,95 @@ def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class
                           pred:str,         # Prediction CSV: image and the same class columns
                           json:bool=False): # Print one JSON object
     "Score a Task 3 prediction CSV against a truth CSV (ISIC Task 3 rules)"
+    for f in (truth, pred):
+        if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
+    from lesion_fastai.metrics import score_task3
     s = score_task3(truth, pred)
     if json: return print(dumps({'balanced_accuracy': s['balanced_accuracy'], 'n_images': s['n_images'],
                                  'per_class': s['per_class'].to_dict(orient='index')}))
     print(f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n")
     print(s['per_class'].round(4).to_string())
 
+# %% ../nbs/90_cli.ipynb #11aaee92
+@cli_command()
+@delegates(source_signature('lesion_fastai.serve.serve_model'), but='log')
+def cli_serve(model:str,
+              precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
+              **kwargs):
+    "Serve a segmentation model over HTTP (POST an image to /predict) until interrupted"
+    from lesion_fastai.serve import serve_model
+    with forced_precision(precision): serve_model(model, **kwargs)
+
+# %% ../nbs/90_cli.ipynb #a23c29c2
+TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'
+"Set this environment variable to 1 (or pass `--traceback`) to see an error's full trace, not just its one line."
+
+# %% ../nbs/90_cli.ipynb #0e3a48b4
+INTERRUPTED = "interrupted: run the same command again to resume"
+"What a command says when Ctrl-C stops it (training resumes from its last checkpoint; outputs are never half-written)."
+
+# %% ../nbs/90_cli.ipynb #701e537c
+def error_line(e:Exception, # What a command raised
+              )->tuple:     # (exit status, one-line message)
+    "Status 2 and the file and what is wrong, for a bad input; status 1 and a hint, for anything else (a bug)"
+    if isinstance(e, OSError) and e.filename and e.strerror: msg = f"{e.filename}: {e.strerror}"
+    elif isinstance(e, (LesionDataError, OSError, ValueError, Image.DecompressionBombError)): msg = str(e)   # ValueError: CSV, JSON
+    else: return 1, f"{type(e).__name__}: {' '.join(str(e).split())} (a bug: set {TRACEBACK_ENV}=1 for the full trace and report it)"
+    return 2, ' '.join(msg.split())
+
+# %% ../nbs/90_cli.ipynb #86e94fa0
+def flag_names(msg:str, # An error message of the library
+               f,       # The `cli_*` function that ran
+              )->str:
+    "`msg` with the library's `name=value` spelled as the command's flags (`--name`, `--no-name`, `--name value`)"
+    params = inspect.signature(f).parameters
+    def _flag(m):
+        k, v = m.group(1), m.group(2)
+        if k not in params: return m.group(0)
+        flag = '--' + k.replace('_', '-')
+        if k == 'pretrained' and v in ('True', 'False'): return f"{flag} {'require' if v == 'True' else 'none'}"
+        if v in ('True', 'False'): return flag if v == 'True' else '--no-' + flag[2:]
+        return f"{flag} {v.strip(chr(39))}" if v else flag
+    return re.sub(r"\b(\w+)=(True|False|'[^']*'|(?=[\s(),.;]|$))", _flag, msg)
+
 # %% ../nbs/90_cli.ipynb #a6b49063
 COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_classify_train, cli_classify_predict,
-            cli_classify_evaluate]
-"The commands of `lesion_fastai`, in the order `--help` lists them."
+            cli_classify_evaluate, cli_serve]
+"The commands of `lesion_fastai`, in the order `--help` lists them: append a `cli_*` function to add one."
 
 # %% ../nbs/90_cli.ipynb #976b7e23
 def cli_parser()->argparse.ArgumentParser:
     "The `lesion_fastai` parser: one subcommand per function in `COMMANDS`"
     p = argparse.ArgumentParser(prog='lesion_fastai',
                                 description='Skin-lesion segmentation and classification on dermoscopy images (ISIC style).')
+    p.add_argument('--version', action='version', version=f'%(prog)s {lesion_fastai.__version__}')
+    p.add_argument('--traceback', action='store_true', help=f'Show the full trace of an error (or set {TRACEBACK_ENV}=1)')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for f in COMMANDS: add_command(sub, f)
     return p
 
 # %% ../nbs/90_cli.ipynb #fd288062
 def main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
-        )->int:     # Exit status: 0, or 2 for bad input
-    "Run `lesion_fastai COMMAND …`; returns the exit status"
+        )->int:     # Exit status: 0; 2 for a bad input or usage; 130 when interrupted; 1 for a bug
+    "Run `lesion_fastai COMMAND …`: one line per warning and per error, never a traceback (unless asked for)"
     a = vars(cli_parser().parse_args(argv))
-    command, f = a.pop('command'), a.pop('func')
-    try: f(**a)
-    except (LesionDataError, FileNotFoundError, NotADirectoryError) as e:
-        print(f"lesion_fastai {command}: error: {e}", file=sys.stderr)
-        return 2
+    command, f, trace = a.pop('command'), a.pop('func'), a.pop('traceback') or os.environ.get(TRACEBACK_ENV, '0') not in ('', '0')
+    say = lambda what: print(f"lesion_fastai {command}: {what}", file=sys.stderr, flush=True)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda m, *_, **__: say(f"warning: {' '.join(str(m).split())}")
+        try:
+            if process_count() > 1 and command not in PARALLEL_COMMANDS:
+                raise LesionDataError(f"runs in one process; start it without a launcher (only {', '.join(PARALLEL_COMMANDS)} share work among processes)")
+            f(**a)
+        except KeyboardInterrupt:
+            if trace: traceback.print_exc()
+            say(INTERRUPTED); return 130
+        except Exception as e:
+            if trace: traceback.print_exc()
+            status, line = error_line(e)
+            say(f"error: {flag_names(line, f)}"); return status
     return 0
+
+# %% ../nbs/90_cli.ipynb #97ebda1d
+#| eval: false
+if __name__ == '__main__': sys.exit(main())

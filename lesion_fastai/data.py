@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #2b1f36ba
 from __future__ import annotations
-import hashlib, json, os, re, tempfile
+import hashlib, json, os, re, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,13 +17,14 @@ from fastai.data.block import DataBlock
 from fastai.data.transforms import IndexSplitter, Normalize
 from fastai.vision.data import ImageBlock, MaskBlock, imagenet_stats
 from fastai.vision.augment import Resize, aug_transforms
+from .config import LesionDataError, LesionDataWarning
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SKIPPED_EXTS', 'CODES', 'ISIC2018_URL', 'ISIC2018_FILES', 'LesionDataError', 'image_id_of',
-           'load_image', 'image_size', 'read_mask', 'atomic_write', 'write_json', 'save_image', 'save_mask',
-           'list_images', 'list_masks', 'find_pairs', 'check_pairs', 'shades_of_gray', 'data_home', 'cache_pairs',
-           'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations', 'seg_datablock', 'seg_dataloaders',
-           'find_isic_dev', 'isic2018']
+__all__ = ['IMAGE_EXTS', 'SKIPPED_EXTS', 'EXIF_ORIENTATIONS', 'CODES', 'ISIC2018_URL', 'ISIC2018_FILES', 'image_id_of',
+           'load_image', 'image_size', 'read_mask', 'scorer_note', 'scorer_mask', 'atomic_write', 'write_json',
+           'save_image', 'save_mask', 'list_images', 'list_masks', 'find_pairs', 'check_orientation', 'check_pairs',
+           'shades_of_gray', 'data_home', 'cache_pairs', 'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations',
+           'seg_datablock', 'seg_dataloaders', 'find_isic_dev', 'isic2018']
 
 # %% ../nbs/00_data.ipynb #9de1673f
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif'}
@@ -32,10 +33,6 @@ IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif'}
 # %% ../nbs/00_data.ipynb #4c08413d
 SKIPPED_EXTS = {'.txt', '.csv', '.md', '.json', '.pdf', '.html', '.htm', '.ini', '.yaml', '.yml', '.db'}
 "Documentation files found beside images (the ISIC archives ship `LICENSE.txt` and `ATTRIBUTION.txt`); they are skipped."
-
-# %% ../nbs/00_data.ipynb #1e328ae6
-class LesionDataError(ValueError):
-    "A problem with an input file; the message starts with the file's path."
 
 # %% ../nbs/00_data.ipynb #68dc6cef
 def image_id_of(path # An image or mask file
@@ -52,16 +49,25 @@ def _to_8bit(img:Image.Image)->Image.Image:
         return Image.fromarray(np.clip(a/257 if a.max() > 255 else a, 0, 255).astype(np.uint8))
     return img
 
+# %% ../nbs/00_data.ipynb #0bd308a2
+def _bomb(e:Exception)->str:
+    "The message of PIL's decompression-bomb refusal, with what to do"
+    return (f"too many pixels for PIL's decompression-bomb limit ({e}); if the file is trusted, raise "
+            "`PIL.Image.MAX_IMAGE_PIXELS` (or downscale the image)")
+
 # %% ../nbs/00_data.ipynb #0242b106
 def _open(path, draft=None)->Image.Image:
     "Open and fully decode `path`, turning decoding failures into `LesionDataError`"
     path = Path(path)
     if not path.exists(): raise LesionDataError(f"{path}: file not found")
+    if path.is_dir(): raise LesionDataError(f"{path}: is a folder, not an image file")
     try:
         img = Image.open(path)
         if draft is not None and img.format == 'JPEG': img.draft('RGB', draft)
         img.load()
     except UnidentifiedImageError: raise LesionDataError(f"{path}: not an image (cannot identify the file format)") from None
+    except Image.DecompressionBombError as e: raise LesionDataError(f"{path}: {_bomb(e)}") from None
+    except PermissionError: raise LesionDataError(f"{path}: permission denied (cannot read the file)") from None
     except (OSError, SyntaxError, ValueError) as e: raise LesionDataError(f"{path}: corrupt or truncated image ({e})") from None
     return img
 
@@ -81,6 +87,7 @@ def image_size(path)->tuple:
             o = img.getexif().get(0x0112, 1)
             return (img.height, img.width) if o in (5, 6, 7, 8) else img.size
     except UnidentifiedImageError: raise LesionDataError(f"{path}: not an image (cannot identify the file format)") from None
+    except Image.DecompressionBombError as e: raise LesionDataError(f"{path}: {_bomb(e)}") from None
     except OSError as e: raise LesionDataError(f"{path}: unreadable image ({e})") from None
 
 # %% ../nbs/00_data.ipynb #e5744e67
@@ -111,6 +118,31 @@ def read_mask(path,             # Mask file
     raise LesionDataError(
         f"{path}: mask has {len(levels)} distinct values ({', '.join(map(str, levels[:5]))}{'…' if len(levels)>5 else ''}); "
         "expected two levels (0/255 or 0/1)")
+
+# %% ../nbs/00_data.ipynb #36c98520
+def scorer_note(v:np.ndarray, # The 8-bit values of a mask, as the scorer reads them
+               )->str|None:   # How the scorer's `> 128` reads them, when that may surprise; None for 0/255
+    "What a warning should say about the scorer's reading of the mask values `v`"
+    levels = np.unique(v)
+    if set(levels.tolist()) <= {0, 255}: return None
+    shown = ', '.join(map(str, levels[:5])) + ('…' if len(levels) > 5 else '')
+    if levels.max() <= 128: return f"values {shown} are all ≤ 128: the ISIC scorer reads this mask as empty (lesion is > 128)"
+    if levels.min() > 128: return f"values {shown} are all > 128: the ISIC scorer reads this mask as all lesion"
+    if len(levels) > 2: return f"{len(levels)} grey levels ({shown}): the ISIC scorer thresholds them at > 128"
+    return None
+
+# %% ../nbs/00_data.ipynb #f3d71796
+def scorer_mask(path, # A truth or predicted mask file
+               )->np.ndarray: # uint8 (H,W) 0/1: lesion where the file's value is > 128
+    "Read a mask exactly as `isic-challenge-scoring` 5.6 does; refuse what it refuses, warn where its reading may surprise"
+    img = _open(path)
+    if img.mode == '1': img = img.convert('L')
+    if img.mode != 'L':
+        raise LesionDataError(f"{path}: not single-channel (greyscale) 8-bit but PIL mode {img.mode}: the ISIC scorer "
+                              "refuses it (save masks as 8-bit greyscale 0/255, as `save_mask` does)")
+    v = np.asarray(img)
+    if (note := scorer_note(v)): warnings.warn(f"{path}: {note}", LesionDataWarning, stacklevel=2)
+    return (v > 128).astype(np.uint8)
 
 # %% ../nbs/00_data.ipynb #4300b1a5
 _UMASK = os.umask(0); os.umask(_UMASK)     # the process's umask (reading it means setting it)
@@ -240,9 +272,34 @@ def find_pairs(path=None,      # Data folder in one of the known layouts
     ids = sorted(imgs)
     return pd.DataFrame({'image_id': ids, 'image': [imgs[i] for i in ids], 'mask': [msks[i] for i in ids]})
 
+# %% ../nbs/00_data.ipynb #6d6b839a
+EXIF_ORIENTATIONS = {2: 'mirrored', 3: 'rotated 180°', 4: 'flipped upside down', 5: 'mirrored and rotated 90°',
+                     6: 'rotated 90°', 7: 'mirrored and rotated 270°', 8: 'rotated 270°'}
+"What each non-trivial EXIF orientation tag (0x0112) asks a viewer to do; 5–8 swap width and height."
+
+# %% ../nbs/00_data.ipynb #c5ff2a67
+def check_orientation(image, # An image file
+                      mask,  # Its mask file
+                     ):
+    "Refuse a mask drawn on the stored pixels of an EXIF-rotated image; warn about any image with an EXIF orientation"
+    try:
+        with Image.open(image) as img: o, stored = img.getexif().get(0x0112, 1), img.size
+        with Image.open(mask) as msk: got = msk.size
+    except (OSError, Image.DecompressionBombError): return      # the readers name unreadable files
+    if o not in EXIF_ORIENTATIONS: return
+    upright, what = (stored[::-1] if o >= 5 else stored), f"{image}: EXIF orientation {o} ({EXIF_ORIENTATIONS[o]})"
+    if got != upright and got == stored:
+        raise LesionDataError(f"{mask}: mask is {got[0]}x{got[1]}, the stored pixels of its image, but {what} is read upright "
+                              f"as {upright[0]}x{upright[1]}, as viewers show it: rotate the mask to the upright image")
+    if got != upright: return                                    # `read_mask` names the sizes
+    told = o < 5 or stored[0] != stored[1]
+    warnings.warn(f"{what}: read upright, {upright[0]}x{upright[1]}; its mask " + ("matches the upright image" if o >= 5 and told
+                  else "has the same size either way: check that it was drawn on the upright image"), LesionDataWarning, stacklevel=2)
+
 # %% ../nbs/00_data.ipynb #12bc2d85
 def _check_one(row)->tuple:
     "(width, height, lesion fraction) of a valid pair"
+    check_orientation(row['image'], row['mask'])
     img = load_image(row['image'])
     m = read_mask(row['mask'], strict=True, size=img.size)
     return img.size[0], img.size[1], float(m.mean())
@@ -282,6 +339,7 @@ def _cache_key(src:Path, *settings)->str:
 # %% ../nbs/00_data.ipynb #d285a7f1
 def _resized_pair(src_img:Path, src_msk:Path, w:int, h:int, size:int, colour_constancy:bool)->tuple:
     "(image, 0/255 mask image) of one validated `w`x`h` pair, the longer side at most `size`"
+    check_orientation(src_img, src_msk)
     img = load_image(src_img, draft=(size, size))
     mask = read_mask(src_msk, strict=True, size=(w, h))
     if colour_constancy: img = shades_of_gray(img)

@@ -20,15 +20,15 @@ from fastai.learner import Learner, load_learner
 
 import lesion_fastai
 from .data import LesionDataError, find_pairs, load_image, read_mask, save_mask, shades_of_gray, write_json
-from .metrics import score_masks, summarize_scores
+from .metrics import score_masks, summarize_scores, pixel_table, write_pixel_report
 from .train import (TrainConfig, CPUMixedPrecision, train_segmenter, probs_to_size, postprocess_mask,
-                                 choose_decision)
+                                 choose_decision, split_test_set)
 
 # %% auto #0
 __all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'dihedral', 'undo_dihedral', 'DihedralTTA', 'read_config', 'read_learner',
            'load_member', 'prepare_image', 'member_probs', 'disagreement', 'mask_jaccard', 'choose_qc_threshold',
            'ModelFolder', 'read_manifest', 'mean_maps', 'Ensemble', 'check_finished', 'train_folds', 'out_of_fold',
-           'oof_decision', 'oof_scores', 'oof_summary', 'train_ensemble']
+           'oof_decision', 'oof_scores', 'oof_summary', 'member_settings', 'train_ensemble']
 
 # %% ../nbs/04_ensemble.ipynb #1d8551d0
 def dihedral(x:torch.Tensor, # (..., H, W)
@@ -62,18 +62,21 @@ def read_config(path,                 # A JSON file: a member's config.json or a
                 required:tuple=(),    # Keys it must have
                 what:str='damaged',   # How to call a file that does not parse
                )->dict:
-    "The JSON object in `path`, or a `LesionDataError` naming the file and what is missing"
+    "The JSON object in `path`, or a `LesionDataError` naming the file and what is missing; warns if another version wrote it"
     path = Path(path)
     try: obj = json.loads(path.read_text())
     except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise LesionDataError(f"{path}: {what} ({e})") from None
     if not isinstance(obj, dict) or (missing := [k for k in required if k not in obj]):
         raise LesionDataError(f"{path}: {what} (missing {', '.join(missing) if isinstance(obj, dict) else 'everything'})")
+    lesion_fastai.config.check_version(obj, path)   # `lesion_fastai.config`: imported with `.data`
     return obj
 
 # %% ../nbs/04_ensemble.ipynb #83554290
-def read_learner(path)->Learner:
-    "`load_learner(path)` on the CPU unless CUDA is there, in eval mode; failures become one line naming the file"
+def read_learner(path,          # An exported learner (model.pkl)
+                 precision=None, # 'fp32', 'bf16', 'fp16' (None: `precision_policy`'s choice for this machine)
+                )->Learner:
+    "`load_learner(path)` on the CPU unless CUDA is there, in eval mode and this machine's precision; failures become one line naming the file"
     path = Path(path)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
@@ -81,6 +84,7 @@ def read_learner(path)->Learner:
         except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
         except Exception as e: raise LesionDataError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
     learn.model.eval()
+    learn.use_precision(precision, log=None)          # the exported callback was chosen for the machine that trained it
     return learn
 
 # %% ../nbs/04_ensemble.ipynb #8aed1532
@@ -306,6 +310,19 @@ def predict(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     maps = self.member_maps(images, tta, bs)
     return [self.image_result([m[i] for m in maps], (im.height, im.width)) for i, im in enumerate(images)]
 
+# %% ../nbs/04_ensemble.ipynb #4b895f0c
+@patch
+def test_report(self:Ensemble, pairs:pd.DataFrame, # Test pairs: `image_id`, `image`, `mask` at original resolution
+                out,                               # Folder for the report (`write_pixel_report`)
+                bs:int=8)->dict:                   # `pixel_summary` of the test set and its `ids`
+    "Seed 000's pixel report and the ISIC scores of the ensemble's masks of `pairs`, written to `out`"
+    def masks():
+        for i in range(0, len(pairs), bs):
+            rows = pairs.iloc[i:i+bs]
+            for iid, msk, r in zip(rows.image_id, rows['mask'], self.predict([load_image(f) for f in rows['image']], bs=bs)):
+                yield iid, read_mask(msk), r['mask']
+    return {**write_pixel_report(pixel_table(masks()), out), 'ids': list(pairs.image_id)}
+
 # %% ../nbs/04_ensemble.ipynb #bec7de8c
 def check_finished(d,                    # A member folder
                    settings:dict,        # The settings it must have been trained with
@@ -406,6 +423,14 @@ def fit_decision(self:Ensemble, maps:list, fold_of:dict, pairs, out, max_flagged
     oof.to_csv(Path(out)/'oof.csv')
     return oof
 
+# %% ../nbs/04_ensemble.ipynb #8591cefa
+def member_settings(folds:int, minutes=None, **kwargs)->list:
+    "The `TrainConfig` of each fold's member: its validation fold, its share of `minutes`, arch i % len of an `arch` list"
+    archs = kwargs.pop('arch', TrainConfig().arch)
+    archs = [archs] if isinstance(archs, str) else list(archs)
+    return [TrainConfig(**{**kwargs, 'arch': archs[f % len(archs)], 'valid_fold': f, 'k': folds,
+                           'minutes': minutes/folds if minutes else None}) for f in range(folds)]
+
 # %% ../nbs/04_ensemble.ipynb #27d44496
 @delegates(TrainConfig)
 def train_ensemble(data,                      # Data folder of image/mask pairs (or a pairs table)
@@ -417,23 +442,25 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
                    log=print, progress:bool=True,
                    resume:bool=True,          # Keep finished members; resume an interrupted one
                    checkpoint_every:float=60.,# Seconds between a member's resumable checkpoints
-                   **kwargs,                  # `TrainConfig` settings for every member
+                   **kwargs,                  # `TrainConfig` settings for every member (`arch` may be a list: member i gets arch[i % len])
                   )->Ensemble:
     "Train one recipe model per fold, choose the decision and QC thresholds out of fold, write the ensemble folder"
     if folds < 2: raise ValueError(f"folds={folds}: an ensemble needs at least 2")
-    t0, out = time.time(), Path(out)
+    t0, out, cfgs = time.time(), Path(out), member_settings(folds, minutes, **kwargs)
     pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
-    cfg_of = lambda f: TrainConfig(**{**kwargs, 'valid_fold': f, 'k': folds, 'minutes': minutes/folds if minutes else None})
-    train_one = lambda f, d: train_segmenter(pairs, d, cfg_of(f), log=log, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
+    train_one = lambda f, d: train_segmenter(pairs, d, cfgs[f], log=log, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     out.mkdir(parents=True, exist_ok=True)
-    paths = train_folds(out, range(folds), train_one, lambda f: cfg_of(f).as_dict(), restart=not resume, log=log)
+    paths = train_folds(out, range(folds), train_one, lambda f: cfgs[f].as_dict(), restart=not resume, log=log)
     ens, t1 = Ensemble([load_member(p) for p in paths], tta=tta, paths=paths), time.time()
     maps, fold_of = out_of_fold(ens.members, pairs, tta=tta)
     oof = ens.fit_decision(maps, fold_of, pairs, out, max_flagged)
-    ens.info = {'folds': folds, 'seed': kwargs.get('seed', 42), 'oof': oof_summary(oof, tta), 'max_flagged': max_flagged,
-                'train_minutes': round((t1 - t0)/60, 2), 'oof_minutes': round((time.time() - t1)/60, 2)}
+    ens.info = {'folds': folds, 'seed': cfgs[0].seed, 'archs': [c.arch for c in cfgs], 'oof': oof_summary(oof, tta),
+                'max_flagged': max_flagged, 'train_minutes': round((t1 - t0)/60, 2), 'oof_minutes': round((time.time() - t1)/60, 2)}
+    test = split_test_set(pairs.image_id, cfgs[0].test_fraction, cfgs[0].seed, pairs[cfgs[0].group_col].tolist() if cfgs[0].group_col else None)
+    if test.any(): ens.info['test'] = ens.test_report(pairs[test].reset_index(drop=True), out/'test')
     ens.save(out)
     log(f"out-of-fold ({len(oof)} images, TTA {'on' if tta else 'off'}): thresholded Jaccard {ens.info['oof']['threshold_jaccard']:.4f} "
         f"(threshold {ens.threshold}, post-processing {'on' if ens.postprocess else 'off'}); QC flags disagreement > "
-        f"{ens.qc_threshold:.4f}; ensemble in {out}")
+        f"{ens.qc_threshold:.4f}; ensemble in {out}" + (f"; test set ({test.sum()} images): thresholded Jaccard "
+        f"{ens.info['test']['threshold_jaccard']:.4f}, in {out/'test'}" if test.any() else ''))
     return ens

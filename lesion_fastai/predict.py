@@ -20,7 +20,8 @@ from .metrics import score_masks
 from .ensemble import Ensemble
 
 # %% auto #0
-__all__ = ['load_model', 'predict_proba', 'outline', 'overlay', 'staged_output', 'image_row', 'check_truths', 'predict_folder']
+__all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tint', 'panel', 'prob_image', 'staged_output',
+           'image_row', 'check_truths', 'write_outputs', 'predict_folder']
 
 # %% ../nbs/05_predict.ipynb #e0649788
 def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
@@ -59,6 +60,51 @@ def overlay(img:Image.Image,  # The image
         if m is not None: out[outline(m, w)] = colour
     return Image.fromarray(out)
 
+# %% ../nbs/05_predict.ipynb #2d1119e3
+def _fit(img:Image.Image, max_side:int)->Image.Image:
+    "`img` shrunk so that its longer side is at most `max_side`"
+    s = max_side/max(img.size)
+    return img if s >= 1 else img.resize((max(1, round(img.width*s)), max(1, round(img.height*s))), Image.LANCZOS)
+
+# %% ../nbs/05_predict.ipynb #e589fae1
+def tint(img:Image.Image,  # The image
+         pred:np.ndarray,   # Predicted mask 0/1
+         truth=None,        # Optional truth mask 0/1
+         alpha:float=0.4,   # Opacity of the colours
+        )->Image.Image:
+    "`img` with the prediction filled in transparent green and the truth in transparent red (yellow where both)"
+    out = np.asarray(img.convert('RGB')).astype(np.float32)
+    col = np.zeros_like(out); cover = np.zeros(out.shape[:2], bool)
+    for m, ch in ((truth, 0), (pred, 1)):
+        if m is not None: col[..., ch][m.astype(bool)] = 255; cover |= m.astype(bool)
+    out[cover] = (1 - alpha)*out[cover] + alpha*col[cover]
+    return Image.fromarray(out.round().astype(np.uint8))
+
+# %% ../nbs/05_predict.ipynb #9b8e049e
+def panel(img:Image.Image,  # The image
+          pred:np.ndarray,   # Predicted mask 0/1
+          truth=None,        # Optional truth mask 0/1 (red in the overlay)
+          max_side:int=768,  # Longer side of each of the three panels
+          gap:int=8,         # White pixels between panels
+         )->Image.Image:
+    "Seed 004's three panels side by side: the image, the predicted mask, the transparent overlay (`tint`)"
+    parts = [img.convert('RGB'), Image.fromarray(pred.astype(np.uint8)*255).convert('RGB'), tint(img, pred, truth)]
+    parts = [_fit(p, max_side) for p in parts]
+    w, h = parts[0].size
+    out = Image.new('RGB', (3*w + 2*gap, h), 'white')
+    for i, p in enumerate(parts): out.paste(p, (i*(w + gap), 0))
+    return out
+
+# %% ../nbs/05_predict.ipynb #6de7bd4d
+OVERLAYS = {'outline': overlay, 'panel': panel}
+"Overlay styles of `predict_folder`: prediction (green) and truth (red) outlines, or seed 004's three panels."
+
+# %% ../nbs/05_predict.ipynb #1c62f32d
+def prob_image(prob:np.ndarray, # (H,W) lesion probability in [0, 1]
+              )->Image.Image:   # 8-bit greyscale: 0 = background for sure, 255 = lesion for sure
+    "A probability map as an 8-bit greyscale image (`value/255` recovers it to within 1/510)"
+    return Image.fromarray(np.clip(np.rint(np.asarray(prob, np.float32)*255), 0, 255).astype(np.uint8), mode='L')
+
 # %% ../nbs/05_predict.ipynb #652a362a
 @contextmanager
 def staged_output(out, # The output folder: created, or existing without the files being written
@@ -95,6 +141,16 @@ def check_truths(images:dict, truth)->dict:
         raise LesionDataError(f"{truth}: no truth mask for {len(missing)} images: {', '.join(missing[:10])}")
     return truths
 
+# %% ../nbs/05_predict.ipynb #b95c68e3
+def write_outputs(work:Path, iid:str, img, res:dict, truth=None, # One image's prediction (`Ensemble.predict`)
+                  overlay:str|None='outline', # A key of `OVERLAYS`, or None for no overlay
+                  probs:bool=False,           # Also write the probability map
+                 ):
+    "Write one image's mask, and its overlay and probability map when asked, into `work`"
+    save_mask(res['mask'], work/f'{iid}_segmentation.png')
+    if overlay: save_image(OVERLAYS[overlay](img, res['mask'], truth), work/'overlays'/f'{iid}.jpg', quality=90)
+    if probs: save_image(prob_image(res['prob']), work/f'{iid}_prob.png')
+
 # %% ../nbs/05_predict.ipynb #d3cc68a8
 def predict_folder(model,                # Model or ensemble folder, or an `Ensemble` from `load_model`
                    images,               # Folder of images
@@ -104,8 +160,11 @@ def predict_folder(model,                # Model or ensemble folder, or an `Ense
                    bs:int=8,             # Images per forward pass
                    progress:bool=True,   # Show a progress bar
                    tta=None,             # Override the model's TTA setting
+                   overlay:str='outline',# Overlay style, a key of `OVERLAYS`: 'outline' or 'panel' (image, mask, overlay)
+                   probs:bool=False,     # Also write probability maps `<ID>_prob.png` (8-bit, original size)
                   )->pd.DataFrame:       # The per-image report (also written to `predictions.csv`)
     "Segment every image in `images`, writing ISIC masks, overlays and a CSV with the QC flag to `out`"
+    if overlay not in OVERLAYS: raise ValueError(f"unknown overlay {overlay!r}; one of {', '.join(OVERLAYS)}")
     model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
     files = list_images(images)
     truths, out, rows, ids = check_truths(files, truth), Path(out), [], sorted(files)
@@ -116,8 +175,7 @@ def predict_folder(model,                # Model or ensemble folder, or an `Ense
             imgs = [load_image(files[i]) for i in batch]
             for iid, img, res in zip(batch, imgs, model.predict(imgs, tta=tta, bs=bs)):
                 t = read_mask(truths[iid], size=img.size) if truth else None
-                save_mask(res['mask'], work/f'{iid}_segmentation.png')
-                if overlays: save_image(overlay(img, res['mask'], t), work/'overlays'/f'{iid}.jpg', quality=90)
+                write_outputs(work, iid, img, res, t, overlay if overlays else None, probs)
                 rows.append(image_row(iid, files[iid], img, res, t))
         report = pd.DataFrame(rows).set_index('image_id')
         report.to_csv(work/'predictions.csv')

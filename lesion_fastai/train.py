@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #02028a86
 from __future__ import annotations
-import json, math, os, platform, time
+import json, math, os, platform, re, time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,28 +13,34 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
+from sklearn.model_selection import GroupShuffleSplit
 from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from fastai.callback.core import Callback, CancelTrainException, CancelValidException, CancelFitException
+from fastai.callback.fp16 import AMPMode, MixedPrecision
 from fastai.callback.tracker import TrackerCallback
 from fastai.callback.schedule import combined_cos, ParamScheduler
 from fastai.callback.progress import ProgressCallback
 from fastai.losses import CrossEntropyLossFlat
 from fastai.learner import Learner, Recorder
-from fastai.torch_core import set_seed, find_bs
+from fastai.torch_core import set_seed, find_bs, distrib_barrier
 
 import lesion_fastai
 from .data import (LesionDataError, find_pairs, cache_pairs, kfold_splits, seg_dataloaders, read_mask,
-                                write_json)
-from .metrics import score_table, summarize_scores
-from .models import seg_learner, smp_learner, check_input_size, count_parameters, imagenet_weights
+                                load_image, shades_of_gray, write_json)
+from .config import TrainConfig, LOSS_NAMES, PRECISIONS
+from .metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
+                                   ThresholdJaccard, ISICJaccard, ISICDice)
+from .models import seg_learner, smp_learner, classic_unet_learner, check_input_size, count_parameters, fetch_weights
 
 # %% auto #0
-__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'TRAINING_ONLY', 'cpu_has_bf16', 'CPUMixedPrecision', 'SegLoss', 'soft_overlap',
-           'DiceLoss', 'SoftJaccardLoss', 'ComboLoss', 'arch_parts', 'make_learner', 'postprocess_mask',
+__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'TRAINING_ONLY', 'cpu_has_bf16', 'CPUMixedPrecision', 'CUDAMixedPrecision',
+           'precision_policy', 'precision_callback', 'precision_line', 'SegLoss', 'soft_overlap', 'DiceLoss',
+           'SoftJaccardLoss', 'ComboLoss', 'arch_parts', 'make_learner', 'recipe_metrics', 'postprocess_mask',
            'probs_to_size', 'decision_table', 'choose_decision', 'BatchTimer', 'plan_epochs', 'plan_stage_epochs',
-           'TrainConfig', 'FreezeBN', 'HistoryLog', 'BestCheckpoint', 'run_key', 'read_state', 'split_pairs',
-           'RecipeRun', 'valid_probs', 'export_model', 'save_loss_plot', 'train_segmenter']
+           'FreezeBN', 'HistoryLog', 'BestCheckpoint', 'run_key', 'read_state', 'split_test_set', 'cache_side',
+           'split_pairs', 'RecipeRun', 'valid_probs', 'save_threshold_plot', 'save_curves', 'export_model',
+           'save_loss_plot', 'train_segmenter']
 
 # %% ../nbs/03_train.ipynb #586b5795
 def cpu_has_bf16()->bool:
@@ -44,8 +50,20 @@ def cpu_has_bf16()->bool:
     except OSError: return False
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
+# %% ../nbs/03_train.ipynb #23ada067
+class _LeaveAutocast:
+    "Leave the callback's autocast after the loss, or right after the prediction when a batch has no target (`get_preds` on a `test_dl`)"
+    def after_pred(self):
+        self.learn.pred = self.pred.float()
+        if not self.learn.yb: self._leave()
+    def _leave(self):
+        if getattr(self, 'entered', False): self.autocast.__exit__(None, None, None); self.entered = False
+    def after_loss(self): self._leave()
+    def after_cancel_batch(self): self._leave()
+    def __getstate__(self): return {k: v for k, v in vars(self).items() if k not in ('autocast', 'entered')}
+
 # %% ../nbs/03_train.ipynb #3e1b4bc2
-class CPUMixedPrecision(Callback):
+class CPUMixedPrecision(_LeaveAutocast, Callback):
     "bf16 autocast and channels-last memory format for training and prediction on a CPU"
     order = 10
     def __init__(self, bf16:bool|None=None, # None: when the CPU has native bf16
@@ -59,14 +77,54 @@ class CPUMixedPrecision(Callback):
         if getattr(self, 'autocast', None) is None: self.before_fit()      # get_preds on a loaded model has no fit
         if self.channels_last: self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
         self.autocast.__enter__(); self.entered = True
-    def after_pred(self):
-        self.learn.pred = self.pred.float()
-        if not self.learn.yb: self._leave()                               # no target, no loss: leave autocast now
-    def _leave(self):
-        if getattr(self, 'entered', False): self.autocast.__exit__(None, None, None); self.entered = False
-    def after_loss(self): self._leave()
-    def after_cancel_batch(self): self._leave()
-    def __getstate__(self): return {k: v for k, v in vars(self).items() if k not in ('autocast', 'entered')}
+
+# %% ../nbs/03_train.ipynb #600eb024
+class CUDAMixedPrecision(_LeaveAutocast, MixedPrecision):
+    "fastai's `MixedPrecision` that also serves `get_preds` on a loaded model (no fit, and no target on a `test_dl`)"
+    def before_batch(self):
+        if getattr(self, 'autocast', None) is None:
+            self.autocast = torch.autocast('cuda', dtype=torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16)
+        super().before_batch(); self.entered = True
+
+# %% ../nbs/03_train.ipynb #0763b146
+def precision_policy(device=None,   # A torch device or its name (None: CUDA when available, else the CPU)
+                     precision=None, # 'fp32', 'bf16' or 'fp16' to force one (None: `LESION_FASTAI_PRECISION`, else automatic)
+                    )->str:          # 'bf16', 'fp16' or 'fp32'
+    "The precision to train and predict in on `device`: bf16 where the hardware has it, fp16 on older GPUs, else fp32"
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    precision = precision or os.environ.get('LESION_FASTAI_PRECISION') or None
+    if precision not in (None, 'auto', *PRECISIONS): raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == 'fp16' and device.type != 'cuda': raise ValueError("precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
+    if precision not in (None, 'auto'): return precision
+    if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+    return 'bf16' if device.type == 'cpu' and cpu_has_bf16() else 'fp32'
+
+# %% ../nbs/03_train.ipynb #52bb846b
+def precision_callback(device, precision:str)->Callback|None:
+    "The callback that runs `precision` ('bf16', 'fp16', 'fp32') on `device`"
+    if torch.device(device).type == 'cuda': return None if precision == 'fp32' else CUDAMixedPrecision(precision)
+    return CPUMixedPrecision(bf16=precision == 'bf16') if torch.device(device).type == 'cpu' else None
+
+# %% ../nbs/03_train.ipynb #8764eaba
+def precision_line(device, precision:str)->str:
+    "One line saying which precision runs on `device`, and how"
+    d = torch.device(device)
+    where = torch.cuda.get_device_name(d) if d.type == 'cuda' else d.type.upper()
+    how = {'cuda': {'bf16': "fastai MixedPrecision, bf16 autocast", 'fp16': "fastai MixedPrecision, fp16 autocast with grad scaler"},
+           'cpu': {'bf16': "bf16 autocast + channels-last", 'fp32': "channels-last"}}.get(d.type, {}).get(precision, 'float32')
+    return f"precision {precision} on {where} ({how})"
+
+# %% ../nbs/03_train.ipynb #806d4f63
+@patch
+def use_precision(self:Learner, precision=None, # 'fp32', 'bf16', 'fp16' (None: `precision_policy`'s choice)
+                  log=print)->str:              # Where the one line goes (None: nowhere)
+    "Install the precision callback `precision_policy` chooses for the learner's device, replacing any other; returns the precision"
+    device = getattr(self.dls, 'device', None) or next(self.model.parameters()).device
+    p = precision_policy(device, precision)
+    self.remove_cbs([c for c in self.cbs if isinstance(c, (CPUMixedPrecision, MixedPrecision))])
+    if (cb := precision_callback(device, p)) is not None: self.add_cb(cb)
+    if log: log(precision_line(device, p))
+    return p
 
 # %% ../nbs/03_train.ipynb #f66fefea
 class SegLoss:
@@ -113,18 +171,23 @@ LOSSES = {'ce': lambda: CrossEntropyLossFlat(axis=1), 'dice': DiceLoss, 'jaccard
 "Loss names accepted by `train_segmenter`."
 
 # %% ../nbs/03_train.ipynb #2ff5cca6
-ARCHS = {                       # name: (smp architecture or None for fastai's DynamicUnet, encoder, options)
-    'unet34':          (None, 'resnet34', {}),
-    'unet34-light':    (None, 'resnet34', {'last_cross': False}),
-    'smp-unet34':      ('Unet', 'resnet34', {}),
-    'fpn34':           ('FPN', 'resnet34', {}),
-    'deeplabv3plus50': ('DeepLabV3Plus', 'resnet50', {})}
-"Architectures by name; any other name is a fastai U-Net on that encoder."
+ARCHS = {                       # name: (smp architecture, 'ClassicUNet' or None for fastai's DynamicUnet, encoder, options)
+    'unet34':             (None, 'resnet34', {}),
+    'unet34-light':       (None, 'resnet34', {'last_cross': False}),
+    'smp-unet34':         ('Unet', 'resnet34', {}),
+    'unetpp34':           ('UnetPlusPlus', 'resnet34', {}),
+    'fpn34':              ('FPN', 'resnet34', {}),
+    'deeplabv3plus50':    ('DeepLabV3Plus', 'resnet50', {}),
+    'unet-classic':       ('ClassicUNet', None, {'width': 64}),
+    'unet-classic-light': ('ClassicUNet', None, {'width': 16})}
+"Architectures by name; `unet-classic<W>` is the classic U-Net of width W; any other name is a fastai U-Net on that encoder."
 
 # %% ../nbs/03_train.ipynb #0939b06d
-def arch_parts(arch:str, # A name from `ARCHS` or an encoder name
-              )->tuple:  # (smp architecture or None, encoder, options)
+def arch_parts(arch:str, # A name from `ARCHS`, `unet-classic<width>` or an encoder name
+              )->tuple:  # (smp architecture, 'ClassicUNet' or None, encoder or None, options)
     "What `arch` is built from"
+    if not isinstance(arch, str): raise ValueError(f"arch must be one name, got {arch!r} (a list is for train_ensemble)")
+    if m := re.fullmatch(r'unet-classic(\d+)', arch): return ('ClassicUNet', None, {'width': int(m[1])})
     return ARCHS.get(arch, (None, arch, {}))
 
 # %% ../nbs/03_train.ipynb #aab1f74e
@@ -132,13 +195,19 @@ def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
                  arch:str='smp-unet34',# A name from `ARCHS` or an encoder name
                  pretrained='auto',    # ImageNet weights: 'auto', True (require) or False
                  loss:str='ce',        # A name from `LOSSES`
-                 **kwargs,             # `seg_learner`/`smp_learner` options (wd, cbs, …)
+                 **kwargs,             # `seg_learner`/`smp_learner`/`classic_unet_learner` options (wd, cbs, metrics, …)
                 )->Learner:
     "A segmentation `Learner` for `arch` with the ISIC per-image metrics and `loss`"
     if loss not in LOSSES: raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
     smp_arch, encoder, opts = arch_parts(arch)
     kw = dict(pretrained=pretrained, loss_func=LOSSES[loss](), **opts, **kwargs)
+    if smp_arch == 'ClassicUNet': return classic_unet_learner(dls, **kw)
     return smp_learner(dls, smp_arch, encoder, **kw) if smp_arch else seg_learner(dls, encoder, **kw)
+
+# %% ../nbs/03_train.ipynb #34ad2832
+def recipe_metrics()->list:
+    "The recipe's per-epoch metrics, all per image: ISIC thresholded Jaccard (monitored), Jaccard, Dice, pixel accuracy"
+    return [ThresholdJaccard(), ISICJaccard(), ISICDice(), ISICMetric('accuracy')]
 
 # %% ../nbs/03_train.ipynb #631e793a
 def postprocess_mask(mask:np.ndarray,        # (H,W) 0/1 prediction
@@ -242,37 +311,6 @@ def plan_stage_epochs(minutes_left:float, # Budget still available
     frozen_min = n_frozen*0.7*sec/60
     return plan_epochs(minutes_left*share - lr_find_min - finish_min - frozen_min, [sec], [1.])[0]
 
-# %% ../nbs/03_train.ipynb #876f93cb
-class TrainConfig:
-    "Settings of one training run (all stored in the model's config.json)"
-    def __init__(self,
-                 arch:str='smp-unet34',   # A name from `ARCHS` or an encoder name
-                 sizes=None,              # Progressive resizing schedule (None: 128 → 256 with ImageNet weights, 128 without)
-                 epochs=None,             # Unfrozen epochs per size (None: from `minutes`, or 12 and 4)
-                 frozen_epochs=None,      # Frozen epochs per size (None: 2 with ImageNet weights, 0 from scratch)
-                 minutes:float|None=None, # Wall-clock budget; plans `epochs`
-                 shares=None,             # Budget fraction per size (default 0.6/0.4 for two sizes)
-                 bs=(16, 8),              # Batch size per size
-                 lr:float|None=None,      # Peak learning rate (None: lr_find's valley)
-                 loss:str='ce',           # A name from `LOSSES`
-                 pretrained='auto',       # ImageNet weights: 'auto', True (require) or False
-                 freeze_bn:bool=False,    # Keep BatchNorm statistics frozen when unfrozen (the seed's option)
-                 valid_fold:int=0,        # Fold held out for validation (best epoch, threshold)
-                 k:int=5,                 # Folds of the split: 5 keeps 80 % of the images for training one model
-                 seed:int=42,             # Split and training seed
-                 group_col=None,          # Column of the pairs table whose groups stay in one fold
-                 cache_size:int=384,      # Longer side of the cached training copies
-                 colour_constancy:bool=False, # Shades of Gray colour balance before training and prediction
-                 wd:float=1e-2):          # Weight decay
-        store_attr()
-        if isinstance(self.bs, int): self.bs = [self.bs]*4
-    def schedule(self, pretrained:bool)->list:
-        "(size, batch size, budget share) per stage"
-        sizes = list(self.sizes or ([128, 256] if pretrained else [128]))
-        shares = self.shares or ([1.] if len(sizes) == 1 else [0.6] + [0.4/(len(sizes)-1)]*(len(sizes)-1))
-        return list(zip(sizes, list(self.bs) + [self.bs[-1]]*len(sizes), shares))
-    def as_dict(self): return {k: v for k, v in vars(self).items() if not k.startswith('_')}
-
 # %% ../nbs/03_train.ipynb #952c156a
 class FreezeBN(Callback):
     "Keep BatchNorm layers in eval mode (running statistics frozen) while training"
@@ -351,6 +389,7 @@ class BestCheckpoint(TrackerCallback):
         if self.state_file and (self.epoch == self.n_epoch - 1 or time.time() - self.t_last >= self.every): self.checkpoint()
     def after_fit(self):
         super().after_fit()
+        distrib_barrier()                                # several processes: the main one has saved the file
         if (Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth').exists(): self.learn.load(self.fname, with_opt=False)
 
 # %% ../nbs/03_train.ipynb #2a447548
@@ -390,8 +429,8 @@ def fit_stage(self:Learner, n_epoch:int,  # Unfrozen epochs
 
 # %% ../nbs/03_train.ipynb #ef2d0772
 def run_key(cfg:TrainConfig, ids)->dict:
-    "What must match for a run to resume: every setting but the budget, and the images"
-    d = {k: v for k, v in cfg.as_dict().items() if k != 'minutes'}
+    "What must match for a run to resume: every setting but the budget and the precision, and the images"
+    d = {k: v for k, v in cfg.as_dict().items() if k not in ('minutes', 'precision')}
     return json.loads(json.dumps({'config': d, 'images': sorted(map(str, ids))}, default=str))
 
 # %% ../nbs/03_train.ipynb #d94df98b
@@ -408,13 +447,38 @@ def read_state(out, key:dict)->dict|None:
         raise LesionDataError(f"{out}: holds an interrupted run whose {what}; resume with the same ones or use a new folder")
     return state
 
+# %% ../nbs/03_train.ipynb #1cc415a8
+def split_test_set(ids,                 # Item IDs
+               fraction:float=0.,   # Share of the groups kept for testing (0: none)
+               seed:int=42,         # Draw seed
+               groups=None,         # Group of each item (None: each item its own group)
+              )->np.ndarray:        # bool per item: in the test set
+    "The items kept out of training and validation: whole groups drawn with `seed` (scikit-learn's `GroupShuffleSplit`)"
+    ids = list(ids)
+    if not fraction: return np.zeros(len(ids), bool)
+    if not 0 < fraction < 1: raise ValueError(f"test_fraction must lie in [0, 1), got {fraction}")
+    groups = ids if groups is None else list(groups)
+    _, test = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(ids, groups=groups))
+    return np.isin(np.arange(len(ids)), test)
+
+# %% ../nbs/03_train.ipynb #0aee914b
+def cache_side(cfg:TrainConfig, # The run's settings
+               plan:list,       # Its `schedule`: (size, batch size, share) per stage
+              )->int:           # Longer side of the cached training copies
+    "`cfg.cache_size`, else 1.5 × the largest training size and at least 384 (a 4:3 image's shorter side stays ≥ the size)"
+    return int(cfg.cache_size or max(384, 3*max(s for s, _, _ in plan)//2))
+
 # %% ../nbs/03_train.ipynb #1566ae0c
-def split_pairs(data, cfg:TrainConfig)->pd.DataFrame:
-    "The pairs of `data` validated, cached at `cfg.cache_size`, with the `fold` column of `cfg`'s split"
+def split_pairs(data, cfg:TrainConfig, cache_size:int=None)->pd.DataFrame:
+    "The pairs of `data` validated, cached at `cache_size`, with the `fold` column of `cfg`'s split (-1: the test set)"
     pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
-    pairs = cache_pairs(pairs, size=cfg.cache_size, colour_constancy=cfg.colour_constancy)
-    groups = pairs[cfg.group_col] if cfg.group_col else None
-    pairs['fold'] = kfold_splits(pairs.image_id, k=cfg.k, seed=cfg.seed, groups=groups)
+    pairs = cache_pairs(pairs, size=cache_size or cfg.cache_size or 384, colour_constancy=cfg.colour_constancy)
+    groups = pairs[cfg.group_col].tolist() if cfg.group_col else None
+    test = split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, groups)
+    keep = np.flatnonzero(~test)
+    pairs['fold'] = -1
+    pairs.loc[keep, 'fold'] = kfold_splits(pairs.image_id[keep].tolist(), k=cfg.k, seed=cfg.seed,
+                                           groups=None if groups is None else [groups[i] for i in keep])
     return pairs
 
 # %% ../nbs/03_train.ipynb #36733298
@@ -422,18 +486,20 @@ class RecipeRun:
     "What one `train_segmenter` run knows: settings, data, schedule, the state it resumes, and the stages done"
     def __init__(self, data, out, cfg:TrainConfig, log=print, cbs=None, progress=True, resume=True, checkpoint_every=60.):
         store_attr('cfg,log,progress,checkpoint_every'); self.cbs, self.t_start, self.out = list(cbs or []), time.time(), Path(out)
-        encoder = arch_parts(cfg.arch)[1]
-        pretrained = cfg.pretrained is True or (cfg.pretrained == 'auto' and imagenet_weights(encoder) is not None)
+        smp_arch, encoder, _ = arch_parts(cfg.arch)
+        pretrained = encoder is not None and (cfg.pretrained is True or (cfg.pretrained == 'auto' and fetch_weights(encoder) is not None))
         self.plan = cfg.schedule(pretrained)
-        for size, _, _ in self.plan: check_input_size(size, encoder)
+        for size, _, _ in self.plan: check_input_size(size, smp_arch or encoder, encoder)
         set_seed(cfg.seed, reproducible=False)
-        self.pairs = split_pairs(data, cfg)
+        pairs = split_pairs(data, cfg, cache_side(cfg, self.plan))
+        self.pairs, self.test = (pairs[m].reset_index(drop=True) for m in (pairs.fold >= 0, pairs.fold < 0))
         self.valid = self.pairs[self.pairs.fold == cfg.valid_fold].reset_index(drop=True)
-        self.key = run_key(cfg, self.pairs.image_id)
+        self.key = run_key(cfg, pairs.image_id)
         self.state = read_state(self.out, self.key) if resume else None
         self.learn, self.stages, self.first_lr, self.fitted = None, [], (self.state or {}).get("first_lr"), False
         self.epochs_done = list(self.state['epochs_done']) if self.state else []
-        log(f"{len(self.pairs)} pairs: {len(self.pairs)-len(self.valid)} train, {len(self.valid)} valid (fold {cfg.valid_fold} of {cfg.k})")
+        log(f"{len(pairs)} pairs: {len(self.pairs)-len(self.valid)} train, {len(self.valid)} valid (fold {cfg.valid_fold} of {cfg.k})"
+            + (f", {len(self.test)} test" if len(self.test) else ''))
         (self.out/'checkpoints').mkdir(parents=True, exist_ok=True)
 
 # %% ../nbs/03_train.ipynb #3a6bb260
@@ -448,9 +514,10 @@ def learner(self:RecipeRun, dls)->Learner:
     "The run's learner on `dls`: created with its callbacks on first use, given the new `dls` after"
     if self.learn is not None: self.learn.dls = dls; return self.learn
     cfg = self.cfg
-    learn = make_learner(dls, cfg.arch, pretrained=cfg.pretrained, loss=cfg.loss, wd=cfg.wd)
+    learn = make_learner(dls, cfg.arch, pretrained=cfg.pretrained, loss=cfg.loss, wd=cfg.wd, metrics=recipe_metrics())
     learn.path, learn.model_dir = self.out.resolve(), 'checkpoints'
-    learn.add_cbs([CPUMixedPrecision(), HistoryLog((self.state or {}).get('history'))] + ([FreezeBN()] if cfg.freeze_bn else []))
+    learn.add_cbs([HistoryLog((self.state or {}).get('history'))] + ([FreezeBN()] if cfg.freeze_bn else []))
+    learn.use_precision(cfg.precision, self.log)
     if not self.progress: learn.plain_logging(self.log)
     self.log(f"{cfg.arch}: {count_parameters(learn.model)['total']/1e6:.1f} M parameters, "
              f"{'ImageNet encoder weights' if learn.pretrained else 'random initialisation (no ImageNet weights)'}")
@@ -545,12 +612,52 @@ def valid_probs(learn:Learner, truths:list)->list:
     probs, _ = learn.get_preds(dl=learn.dls.valid)
     return [probs_to_size(p[1], t.shape) for p, t in zip(probs, truths)]
 
+# %% ../nbs/03_train.ipynb #e4cdbbd2
+def save_threshold_plot(probs:list,  # Validation lesion probability maps
+                        truths:list, # Their truth masks 0/1
+                        dec:dict,    # `choose_decision`'s result, with its `table`
+                        path,        # The PNG to write
+                       ):
+    "Seed 001's threshold analysis: pixel probabilities by truth class, and thresholded Jaccard against the threshold"
+    import matplotlib.pyplot as plt
+    p, t = np.concatenate([x.ravel() for x in probs]), np.concatenate([x.ravel() for x in truths]).astype(bool)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for m, name, c in ((~t, 'background', 'tab:blue'), (t, 'lesion', 'tab:red')):
+        a.hist(p[m], np.linspace(0, 1, 51), alpha=.6, color=c, label=f'{name} pixels', log=True)
+    a.set(xlabel='lesion probability', ylabel='pixels (log)', title='validation pixels by truth class')
+    for post, g in dec['table'].groupby('postprocess'):
+        b.plot(g.threshold, g.threshold_jaccard, 'o-', label='post-processed' if post else 'raw mask')
+    b.plot([dec['threshold']], [dec['threshold_jaccard']], 'k*', ms=14, label=f"chosen: {dec['threshold']}")
+    b.set(xlabel='threshold', ylabel='thresholded Jaccard', title='validation score by threshold')
+    for ax in (a, b): ax.axvline(dec['threshold'], color='k', ls='--', lw=1); ax.legend(fontsize=8)
+    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
+
+# %% ../nbs/03_train.ipynb #7f898432
+def save_curves(history:pd.DataFrame, # `history.csv`: one row per epoch
+                path,                 # The PNG to write
+               ):
+    "Seed 001's curves: losses, thresholded Jaccard, IoU (Jaccard) and pixel accuracy per epoch, stages marked"
+    import matplotlib.pyplot as plt
+    panels = [(['train_loss', 'valid_loss'], 'loss'), (['threshold_jaccard'], 'thresholded Jaccard'),
+              (['jaccard'], 'IoU (Jaccard)'), (['accuracy'], 'pixel accuracy')]
+    panels = [(cols, t) for cols, t in panels if all(c in history.columns for c in cols)]
+    fig, axs = plt.subplots(1, len(panels), figsize=(3.6*len(panels), 3), squeeze=False)
+    x = np.arange(1, len(history) + 1)
+    for ax, (cols, title) in zip(axs[0], panels):
+        for c in cols: ax.plot(x, history[c], 'o-', ms=3, label=c)
+        if 'size' in history.columns:
+            for i in np.flatnonzero(history['size'].diff().fillna(0).to_numpy() != 0): ax.axvline(x[i] - .5, color='grey', ls=':')
+        ax.set(title=title, xlabel='epoch'); ax.legend(fontsize=8) if len(cols) > 1 else None
+    fig.savefig(path, dpi=80, bbox_inches='tight'); plt.close(fig)
+
 # %% ../nbs/03_train.ipynb #1d554ec3
 @patch
 def decide(self:RecipeRun)->dict:
-    "Choose the threshold and post-processing on the validation fold; writes `decision.csv`"
+    "Choose the threshold and post-processing on the validation fold; writes `decision.csv` and `threshold.png`"
     truths = [read_mask(m) for m in self.valid['mask']]
-    dec = choose_decision(valid_probs(self.learn, truths), truths, list(self.valid.image_id))
+    probs = valid_probs(self.learn, truths)
+    dec = choose_decision(probs, truths, list(self.valid.image_id))
+    save_threshold_plot(probs, truths, dec, self.out/'threshold.png')
     dec.pop('table').to_csv(self.out/'decision.csv', index=False)
     return dec
 
@@ -567,6 +674,30 @@ def config(self:RecipeRun, size:int, dec:dict)->dict:
                       'threshold_jaccard': dec['threshold_jaccard'], 'ids': list(self.valid.image_id)},
             'epochs': self.epochs_done, 'minutes': round((time.time() - self.t_start)/60, 2), 'resumed': self.state is not None,
             'train_config': cfg.as_dict(), 'machine': platform.processor() or platform.machine(), 'torch': torch.__version__}
+
+# %% ../nbs/03_train.ipynb #6673d9c5
+@patch
+def test_masks(self:RecipeRun, dec:dict, bs:int=8):
+    "`(image_id, truth, predicted mask)` of each test image at its original size, decided as `predict` would"
+    learn, cfg = self.learn, self.cfg
+    for i in range(0, len(self.test), bs):
+        rows = self.test.iloc[i:i+bs]
+        imgs = [load_image(f) for f in rows.src_image]
+        probs, _ = learn.get_preds(dl=learn.dls.test_dl([shades_of_gray(im) for im in imgs] if cfg.colour_constancy else imgs, bs=bs))
+        for iid, msk, p in zip(rows.image_id, rows.src_mask, probs):
+            truth = read_mask(msk)
+            m = (probs_to_size(p[1], truth.shape) > dec['threshold']).astype(np.uint8)
+            yield iid, truth, postprocess_mask(m) if dec['postprocess'] else m
+
+# %% ../nbs/03_train.ipynb #c5b3adb2
+@patch
+def test_report(self:RecipeRun, dec:dict)->dict|None:
+    "Seed 000's pixel report and the ISIC scores of the test set, written to `test/`; None without a test set"
+    if not len(self.test): return None
+    s = write_pixel_report(pixel_table(self.test_masks(dec)), self.out/'test')
+    self.log(f"test set ({s['n_images']} images): thresholded Jaccard {s['threshold_jaccard']:.4f}, "
+             f"mean IoU {s['mean_iou']:.4f}, global accuracy {s['global_accuracy']:.4f}, mean BF {s['mean_bf_score']:.4f}")
+    return {**s, 'ids': list(self.test.image_id)}
 
 # %% ../nbs/03_train.ipynb #247abf25
 TRAINING_ONLY = (FreezeBN, HistoryLog, TrackerCallback, ParamScheduler)
@@ -587,9 +718,11 @@ def export_model(learn:Learner, # The trained learner (its `path` is the model f
 # %% ../nbs/03_train.ipynb #c242f285
 @patch
 def finish(self:RecipeRun, size:int)->dict:
-    "Decide, export, drop the resumable checkpoints; returns the config"
-    dec = self.decide()
-    config = export_model(self.learn, self.config(size, dec))
+    "Decide, report on the test set, export, plot the curves, drop the resumable checkpoints; returns the config"
+    dec, rows = self.decide(), list(self.learn.history_log.rows)
+    test = self.test_report(dec)
+    config = export_model(self.learn, {**self.config(size, dec), **({'test': test} if test else {})})
+    if rows: save_curves(pd.DataFrame(rows), self.out/'curves.png')
     (self.out/'checkpoints'/'state.json').unlink(missing_ok=True)
     for f in (self.out/'checkpoints').glob('last_e*.pth'): f.unlink()
     self.log(f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f} (threshold {dec['threshold']}, "

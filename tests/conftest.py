@@ -20,3 +20,4 @@ def isic_dev():
 def _private_home(tmp_path_factory, monkeypatch):
     "Keep generated data and caches out of the user's home"
     monkeypatch.setenv('LESION_FASTAI_HOME', str(tmp_path_factory.getbasetemp()/'home'))
+    monkeypatch.setenv('LESION_FASTAI_OFFLINE', '1')     # tests never download ImageNet weights (a test that does unsets it)

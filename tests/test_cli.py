@@ -60,3 +60,64 @@ def test_usage_errors(tmp_path):
     assert res.returncode == 2 and 'not allowed with argument' in res.stderr and 'Traceback' not in res.stderr
     res = _run('predict', '--model', tmp_path, '--images', tmp_path)
     assert res.returncode == 2 and 'required: --out' in res.stderr
+
+def _launch(tmp_path, *args):
+    "`lesion_fastai ARGS` in two CPU processes, as `accelerate launch`/`torchrun` start it (`python -m lesion_fastai.cli`)"
+    import os
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'ACCELERATE_USE_CPU': '1'}
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', '-m', 'lesion_fastai.cli', *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=400)
+
+def test_train_folds_and_predict_under_a_launcher(tmp_path):
+    "Under a 2-process launcher `train --folds` writes one ensemble folder and `predict` one CSV, as one process would"
+    from lesion_fastai.demo import make_demo_set
+    make_demo_set(tmp_path/'data', n=12)
+    res = _launch(tmp_path, 'train', '--data', 'data', '--out', 'ens', '--folds', 2, '--size', 64, '--epochs', 1, '--bs', 4,
+                  '--lr', 2e-3, '--pretrained', 'none')
+    assert res.returncode == 0 and 'ensemble in ens' in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
+    assert (tmp_path/'ens'/'ensemble.json').exists()
+    res = _launch(tmp_path, 'predict', '--model', 'ens', '--images', 'data/images', '--out', 'pred', '--no-overlays')
+    assert res.returncode == 0 and res.stdout.count('12 masks written to pred') == 1, res.stdout[-2000:] + res.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path/'pred'/'predictions.csv')) == 12 and not list(tmp_path.glob('.pred-shard*'))
+    one = _run('predict', '--model', tmp_path/'ens', '--images', tmp_path/'data'/'images', '--out', tmp_path/'pred1', '--no-overlays')
+    assert one.returncode == 0, one.stderr
+    for f in (tmp_path/'pred1').glob('*_segmentation.png'): assert (read_mask(f) == read_mask(tmp_path/'pred'/f.name)).all(), f.name
+
+def test_classify_train_folds_under_a_launcher(tmp_path):
+    "Under a 2-process launcher `classify-train --folds 2` trains each member once, one per process, into one classifier folder"
+    from lesion_fastai.demo import make_demo_set
+    from lesion_fastai.classify import classify_folder
+    ids = make_demo_set(tmp_path/'data', n=12)
+    pd.DataFrame({'image_id': ids, 'dx': ['dark', 'light']*6}).to_csv(tmp_path/'labels.csv', index=False)
+    res = _launch(tmp_path, 'classify-train', '--images', 'data/images', '--labels', 'labels.csv', '--masks', 'data/masks',
+                  '--out', 'cls', '--folds', 2, '--arch', 'resnet18', '--size', 32, '--full-cycles', 1, '--crop-cycles', 1,
+                  '--cycle-len', 1, '--keep', 1, '--bs', 4, '--pretrained', 'none')
+    out = res.stdout
+    assert res.returncode == 0 and 'classifier in cls' in out, out[-2000:] + res.stderr[-2000:]
+    for f in ('fold0', 'fold1'):                   # each member trained once (by one process), then kept by the main one
+        assert out.count(f'training cls/{f}') == 1 and out.count(f'member {f}: validated') == 1, out
+        assert out.count(f'finished member in cls/{f}') == 1, out
+    assert out.count('labelled images') == 2      # the main process read the labels (and made the crops) for the others too
+    man = json.loads((tmp_path/'cls'/'classifier.json').read_text())
+    assert [m['path'] for m in man['members']] == ['fold0', 'fold1'] and man['classes'] == ['dark', 'light']
+    rep = classify_folder(tmp_path/'cls', tmp_path/'data'/'images', tmp_path/'pred', masks=tmp_path/'data'/'masks', progress=False)
+    assert len(rep) == 12 and set(rep['pred']) <= {'dark', 'light'}
+
+def test_launcher_refusals(tmp_path):
+    "Under a launcher: one model needs --epochs and --lr, one classifier member --folds; a command that does not share its work refuses; one line each"
+    import os
+    env = {**os.environ, 'WORLD_SIZE': '2'}
+    res = _run('train', '--data', tmp_path, '--out', tmp_path/'m', '--epochs', 1, env=env)
+    assert res.returncode == 2 and res.stderr == 'lesion_fastai train: error: --lr: one model trained over 2 processes needs --lr (lr_find runs in one process only)\n', res.stderr
+    res = _run('classify-train', '--images', tmp_path, '--labels', tmp_path/'l.csv', '--out', tmp_path/'c', env=env)
+    assert res.returncode == 2 and res.stderr.startswith('lesion_fastai classify-train: error: one classifier member trains in one process'), res.stderr
+    res = _run('classify-predict', '--model', tmp_path, '--images', tmp_path, '--out', tmp_path/'p', env=env)
+    assert res.returncode == 2 and res.stderr.startswith('lesion_fastai classify-predict: error: runs in one process'), res.stderr
+
+def test_precision_flag():
+    "`--precision` offers PRECISIONS; fp16 without CUDA is one error line"
+    import torch
+    assert '{fp32,bf16,fp16}' in _run('predict', '--help').stdout
+    if torch.cuda.is_available(): return
+    res = _run('predict', '--model', 'm', '--images', 'i', '--out', 'o', '--precision', 'fp16')
+    assert res.returncode == 2 and res.stderr == 'lesion_fastai predict: error: precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32\n', res.stderr

@@ -1,0 +1,137 @@
+"The prediction service as a client meets it: the real uvicorn server in its own process on 127.0.0.1, called over HTTP."
+import base64, io, socket, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from lesion_fastai.demo import make_demo_set
+from lesion_fastai.train import train_segmenter
+from lesion_fastai.predict import predict_folder, load_model
+from lesion_fastai.ensemble import Ensemble
+
+MAX_MB = 1
+
+def free_port()->int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+@pytest.fixture(scope='module')
+def served(tmp_path_factory):
+    "A tiny demo model, its `predict_folder` output, and `serve_model` running it in a subprocess"
+    root = tmp_path_factory.mktemp('serve')
+    make_demo_set(root/'data', n=12)
+    train_segmenter(root/'data', root/'model', arch='smp-unet34', sizes=(64,), epochs=1, bs=4, lr=1e-3, pretrained=False, log=lambda *a: None, progress=False)
+    predict_folder(root/'model', root/'data'/'images', root/'pred', overlays=False, progress=False)
+    (root/'odd').mkdir()                                       # another size, and a phone photo's EXIF rotation
+    Image.open(image(root, 4)).resize((311, 207)).save(root/'odd'/'odd_size.png')
+    exif = Image.Exif(); exif[0x0112] = 6
+    Image.open(image(root, 6)).save(root/'odd'/'rotated.jpg', exif=exif, quality=95)
+    predict_folder(root/'model', root/'odd', root/'odd_pred', overlays=False, progress=False)
+    port, log = free_port(), open(root/'server.log', 'w')
+    code = f"from lesion_fastai.serve import serve_model; serve_model({str(root/'model')!r}, port={port}, max_mb={MAX_MB})"
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=log, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
+    for _ in range(600):
+        if proc.poll() is not None: pytest.fail(f"server exited: {(root/'server.log').read_text()[-2000:]}")
+        try:
+            if client.get('/health').status_code == 200: break
+        except httpx.TransportError: time.sleep(0.1)
+    yield root, client, proc
+    client.close(); proc.terminate(); proc.wait(10); log.close()
+
+def image(root, i:int): return root/'data'/'images'/f'demo_{i:04d}.jpg'
+def reference(root, i:int)->bytes: return (root/'pred'/f'demo_{i:04d}_segmentation.png').read_bytes()
+def post_file(client, f): return client.post('/predict', files={'file': (f.name, f.read_bytes(), 'image/jpeg')})
+
+def test_health_docs_and_startup_line(served):
+    root, client, proc = served
+    h = client.get('/health').json()
+    assert h['ready'] is True and h['model'] == 'model' and h['members'] == ['smp-unet34@64'] and h['tta'] is False
+    assert client.get('/docs').status_code == 200
+    body = client.get('/openapi.json').json()['paths']['/predict']['post']['requestBody']['content']
+    assert set(body) == {'multipart/form-data', 'application/json'}
+    line = (root/'server.log').read_text().splitlines()[0]
+    assert line.startswith('Serving model: Ensemble(1 members') and '/docs' in line
+
+@pytest.mark.parametrize('i', [0, 5, 11])
+def test_multipart_mask_is_predicts_mask(served, i):
+    "The mask equals the file `predict_folder` wrote for the same image, byte for byte and so pixel for pixel"
+    root, client, _ = served
+    r = post_file(client, image(root, i))
+    assert r.status_code == 200, r.text
+    a, png = r.json(), base64.b64decode(r.json()['mask_png'])
+    assert png == reference(root, i)
+    m, size = Image.open(io.BytesIO(png)), Image.open(image(root, i)).size
+    assert m.mode == 'L' and m.size == size == (a['width'], a['height'])
+    assert (np.asarray(m) == np.asarray(Image.open(root/'pred'/f'demo_{i:04d}_segmentation.png'))).all()
+    row = pd.read_csv(root/'pred'/'predictions.csv', index_col='image_id').loc[a['image_id']]
+    assert a['lesion_fraction'] == pytest.approx(row.lesion_fraction, abs=1e-12) and a['qc_flag'] == row.qc_flag
+    assert a['disagreement'] == pytest.approx(row.disagreement, abs=1e-9) and a['ms'] > 0 and a['model'] == 'model'
+
+@pytest.mark.parametrize('name,size', [('odd_size.png', (311, 207)), ('rotated.jpg', (192, 256))])
+def test_other_sizes_and_exif(served, name, size):
+    "Any size and an EXIF-rotated photo: the mask `predict_folder` writes, at the upright image's size"
+    root, client, _ = served
+    a = post_file(client, root/'odd'/name).json()
+    png = base64.b64decode(a['mask_png'])
+    assert png == (root/'odd_pred'/name.replace(name[name.rindex('.'):], '_segmentation.png')).read_bytes()
+    assert Image.open(io.BytesIO(png)).size == size == (a['width'], a['height'])
+
+def test_json_base64_same_answer(served):
+    root, client, _ = served
+    f = image(root, 5)
+    a = client.post('/predict', json={'image': base64.b64encode(f.read_bytes()).decode(), 'name': f.name}).json()
+    assert base64.b64decode(a['mask_png']) == reference(root, 5) and a['image_id'] == 'demo_0005'
+
+def _png(img): b = io.BytesIO(); img.save(b, format='PNG'); return b.getvalue()
+def _chunks(n):
+    for _ in range(n): yield bytes(2**16)
+
+BAD = {  # kind: (request, expected status, words in the one-line detail)
+    'not an image':    (lambda f: dict(files={'file': ('notes.jpg', b'hello, not a picture')}), 422, 'notes.jpg: not an image'),
+    'truncated image': (lambda f: dict(files={'file': (f.name, f.read_bytes()[:2000])}), 422, 'truncated'),
+    'empty file':      (lambda f: dict(files={'file': (f.name, b'')}), 400, 'empty'),
+    'empty body':      (lambda f: dict(content=b'', headers={'content-type': 'application/json'}), 400, 'empty request body'),
+    'too large':       (lambda f: dict(files={'file': ('big.jpg', bytes(MAX_MB*2**20 + 10))}), 413, 'limit'),
+    'too large, chunked': (lambda f: dict(content=_chunks(40), headers={'content-type': 'application/json'}), 413, 'limit'),
+    'wrong field':     (lambda f: dict(files={'image': (f.name, f.read_bytes())}), 422, "no multipart field 'file'"),
+    'text field':      (lambda f: dict(data={'file': 'abc'}, files={'other': ('x', b'x')}), 422, 'is text'),
+    'bad base64':      (lambda f: dict(json={'image': 'this is %% not base64'}), 422, 'not valid base64'),
+    'not JSON':        (lambda f: dict(content=b'{"image": ', headers={'content-type': 'application/json'}), 400, 'not valid JSON'),
+    'JSON, no image':  (lambda f: dict(json={'file': 'abc'}), 422, '{"image"'),
+    'raw bytes':       (lambda f: dict(content=f.read_bytes(), headers={'content-type': 'image/jpeg'}), 415, 'multipart'),
+    'too many pixels': (lambda f: dict(files={'file': ('huge.png', _png(Image.new('1', (9000, 9000))))}), 413, 'megapixel limit'),
+    'decompression bomb': (lambda f: dict(files={'file': ('bomb.png', _png(Image.new('1', (20000, 20000))))}), 413, 'decompression bomb'),
+}
+
+@pytest.mark.parametrize('kind', list(BAD))
+def test_bad_upload_then_good(served, kind):
+    "Each bad upload gets a 4xx with a one-line reason, and the very next good upload is served as usual"
+    root, client, proc = served
+    make, status, words = BAD[kind]
+    r = client.post('/predict', **make(image(root, 1)))
+    detail = r.json()['detail']
+    assert r.status_code == status and words in detail and '\n' not in detail and len(detail) < 300, (r.status_code, detail)
+    good = post_file(client, image(root, 2))
+    assert good.status_code == 200 and base64.b64decode(good.json()['mask_png']) == reference(root, 2)
+    assert proc.poll() is None
+
+def test_concurrent_requests_all_right(served):
+    "16 requests from 8 clients at once: all answered, each with its own image's mask"
+    root, client, _ = served
+    def one(i):
+        with httpx.Client(base_url=client.base_url, timeout=120) as c: return i, post_file(c, image(root, i))
+    with ThreadPoolExecutor(8) as ex: res = list(ex.map(one, [i % 12 for i in range(16)]))
+    for i, r in res: assert r.status_code == 200 and base64.b64decode(r.json()['mask_png']) == reference(root, i), i
+
+def test_ensemble_answer_has_member_agreement(served):
+    "An ensemble's answer adds the members' mutual Jaccard (in process: the app is the same)"
+    from fastapi.testclient import TestClient
+    from lesion_fastai.serve import make_app
+    root = served[0]
+    m = load_model(root/'model')
+    ens = Ensemble.combine(m, m, tta=False)
+    a = TestClient(make_app(ens, name='pair')).post('/predict', files={'file': ('x.jpg', image(root, 3).read_bytes())}).json()
+    assert a['member_jaccard'] == 1 and a['model'] == 'pair' and 0 <= a['disagreement'] <= 1
+    assert base64.b64decode(a['mask_png']) == reference(root, 3)      # two copies of one model: its own mask
