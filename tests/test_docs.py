@@ -2,6 +2,8 @@
 embedded, the sidebar separates Tutorials from the API reference, pages open in headless Chromium (where one is on
 PATH) and README.md is up to date with nbs/index.ipynb."""
 import base64, io, re, sys
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 import nbformat, pytest
 from PIL import Image
@@ -23,9 +25,10 @@ def _image_ok(src, folder):
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
-    "The whole site, rendered once"
+    """The whole site, rendered once, in a process of its own: nbdev's processors run the notebooks' exported cells, whose
+    `@patch`es would replace fastai methods in this test process with copies bound to other class objects"""
     out = tmp_path_factory.mktemp('site')
-    return out, rd.render(out)
+    with ProcessPoolExecutor(1, mp_context=get_context('spawn')) as ex: return out, ex.submit(rd.render, out).result()
 
 @pytest.fixture(scope='module')
 def picture_site(tmp_path_factory):
