@@ -315,6 +315,17 @@ def _folder_items(truths:dict, preds:dict, lenient:bool=False):
                                   f"{truths[image_id]} is {t.shape[1]}x{t.shape[0]}")
         yield image_id, t, p
 
+# %% ../nbs/01_metrics.ipynb #c25d1fa8
+def _checked_masks(truth_dir:Path, pred_dir:Path, missing_as_empty:bool)->tuple:
+    "The mask files of both folders by image ID; refuses a prediction without truth, and a missing one unless `missing_as_empty`"
+    truths,preds = list_masks(truth_dir),list_masks(pred_dir)
+    if extra := set(preds) - set(truths):
+        raise LesionDataError(f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {truth_dir}: {_id_list(extra)}")
+    if (missing := set(truths) - set(preds)) and not missing_as_empty:
+        raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: {_id_list(missing)}; "
+                              "pass missing_as_empty=True to score them as empty masks")
+    return truths,preds
+
 # %% ../nbs/01_metrics.ipynb #49f2b935
 def score_folders(truth_dir, # folder of ground-truth masks (8-bit greyscale, lesion > 128)
                   pred_dir,  # folder of predicted masks (8-bit greyscale, lesion > 128)
@@ -324,13 +335,7 @@ def score_folders(truth_dir, # folder of ground-truth masks (8-bit greyscale, le
                  )->pd.DataFrame: # `score_table` of every truth mask
     "Per-image ISIC scores of a folder of predicted masks against a folder of ground-truth masks, matched by image ID."
     truth_dir,pred_dir = Path(truth_dir),Path(pred_dir)
-    truths,preds = list_masks(truth_dir),list_masks(pred_dir)
-    extra = set(preds) - set(truths)
-    if extra: raise LesionDataError(f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {truth_dir}: {_id_list(extra)}")
-    missing = set(truths) - set(preds)
-    if missing and not missing_as_empty:
-        raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: {_id_list(missing)}; "
-                              "pass missing_as_empty=True to score them as empty masks")
+    truths,preds = _checked_masks(truth_dir, pred_dir, missing_as_empty)
     return score_table(_folder_items(truths, preds, lenient), threshold=threshold)
 
 # %% ../nbs/01_metrics.ipynb #4ed728cf
@@ -393,17 +398,6 @@ def pixel_summary(df:pd.DataFrame, # a table from `pixel_table`
     pooled = dict(global_accuracy=pixel_accuracy(cm), mean_accuracy=mean_pixel_accuracy(cm),
                   mean_iou=mean_iou(cm), weighted_iou=weighted_iou(cm), mean_bf_score=float(df['bf_score'].mean()))
     return {**pooled, **summarize_scores(df)}
-
-# %% ../nbs/01_metrics.ipynb #e48b1c7d
-def _checked_masks(truth_dir:Path, pred_dir:Path, missing_as_empty:bool)->tuple:
-    "The mask files of both folders by image ID, with `score_folders`'s checks (no stray prediction, none missing)"
-    truths,preds = list_masks(truth_dir),list_masks(pred_dir)
-    if extra := set(preds) - set(truths):
-        raise LesionDataError(f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {truth_dir}: {_id_list(extra)}")
-    if (missing := set(truths) - set(preds)) and not missing_as_empty:
-        raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: {_id_list(missing)}; "
-                              "pass missing_as_empty=True to score them as empty masks")
-    return truths,preds
 
 # %% ../nbs/01_metrics.ipynb #893bd6ad
 def write_pixel_report(df:pd.DataFrame, # a table from `pixel_table`
