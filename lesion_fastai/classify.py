@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_classify.ipynb #42421a1d
 from __future__ import annotations
-import hashlib, platform, shutil, time
+import hashlib, itertools, platform, shutil, time
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from fastcore.basics import store_attr, patch
+from fastcore.basics import defaults, store_attr, patch
 from fastcore.meta import delegates
 from fastai.callback.core import Callback
 import fastai.callback.data                              # patches in DataBlock.weighted_dataloaders
@@ -23,7 +23,7 @@ from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.transforms import ColReader, IndexSplitter, Normalize
 from fastai.learner import Learner
 from fastai.losses import BaseLoss
-from fastai.torch_core import params, set_seed
+from fastai.torch_core import find_bs, params, set_seed
 from fastai.vision.augment import Resize, aug_transforms
 from fastai.vision.data import ImageBlock, imagenet_stats
 from fastai.vision.learner import create_body, create_head, model_meta, num_features_model
@@ -34,18 +34,24 @@ from .config import ClassifyConfig
 from .data import LesionDataError, data_home, kfold_splits, list_images, atomic_write, write_json
 from .metrics import balanced_accuracy, class_scores, class_confusion, plot_confusion, ISICBalancedAccuracy
 from .models import resolve_arch, arch_name, full_model, weights_for
-from .train import HistoryLog, export_model
+from .train import HistoryLog, export_model, plan_epochs
 from .ensemble import DihedralTTA, ModelFolder, read_config, read_learner, check_finished, train_folds
 from .crop import CROP_SETTINGS, CROP_DEFAULTS, crop_lesions
 from .predict import staged_output
 from .distributed import process_state, alone, from_main
+from .features import feature_table
+from .hybrid import (VARIANTS, fit_hybrid, save_hybrid, load_hybrid, predict_hybrid, hybrid_report, member_disagreement,
+                                  at_prevalence, expected_calibration_error, reliability_table, plot_reliability)
 
 # %% auto #0
 __all__ = ['ISIC_CLASSES', 'LABEL_COLUMNS', 'CLASSIFIER', 'sort_classes', 'read_labels', 'label_folds', 'NLLLossFlat',
            'class_weights', 'seed_head', 'classifier_learner', 'cls_augmentations', 'cls_dataloaders', 'cosine_cycles',
-           'SnapshotSaver', 'member_learner', 'keep_snapshots', 'member_config', 'train_member', 'load_member',
-           'snapshot_probs', 'Classifier', 'lesion_crops', 'crop_settings', 'score_predictions', 'train_members',
-           'train_classifier', 'train_classifier_parallel', 'task3_csv', 'classify_folder']
+           'SnapshotSaver', 'member_learner', 'keep_snapshots', 'member_config', 'loader_time_per_image',
+           'plan_member_epochs', 'plan_cycles', 'MemberBudget', 'train_member', 'load_member', 'snapshot_probs',
+           'Classifier', 'lesion_crops', 'crop_settings', 'score_predictions', 'train_members', 'mask_files',
+           'classifier_features', 'feature_minutes', 'save_oof_reliability', 'fit_classifier_hybrid',
+           'train_classifier', 'train_classifier_parallel', 'task3_csv', 'cnn_report', 'check_variant', 'variant_probs',
+           'classify_folder']
 
 # %% ../nbs/11_classify.ipynb #59437ed9
 ISIC_CLASSES = ('MEL', 'NV', 'BCC', 'AKIEC', 'BKL', 'DF', 'VASC')
@@ -347,15 +353,110 @@ def member_config(learn:Learner, cfg:ClassifyConfig, classes, table:pd.DataFrame
             'train_config': {**cfg.as_dict(), 'valid_fold': valid_fold},   # what `check_finished` compares
             'machine': platform.processor() or platform.machine(), 'torch': torch.__version__, **(extra or {})}
 
+# %% ../nbs/11_classify.ipynb #aed82b91
+def loader_time_per_image(dl,                # A `DataLoader`
+                          n_batches:int=6,   # Batches timed…
+                          warmup:int=2,      # …after these (the iterator's start-up)
+                         )->float:           # Median seconds per image (0 for an empty loader)
+    "Seconds per image `dl` takes to load, augment and move a batch to the device: the median of `n_batches` after `warmup`"
+    ts, t0 = [], time.perf_counter()
+    for b in itertools.islice(dl, n_batches + warmup):
+        t = time.perf_counter(); ts.append((t - t0)/find_bs(b)); t0 = t
+    return float(np.median(ts[warmup:] or ts)) if ts else 0.
+
+# %% ../nbs/11_classify.ipynb #1e634c43
+@patch
+def time_member(self:Learner, n_batches:int=6)->tuple: # Seconds per image: (training, validation model, validation loading)
+    "Time an unfrozen epoch of `self` (warm-up excluded, batch loading included); the model and its freezing left as they were"
+    opt, state = self.opt, {k: v.clone() for k, v in self.model.state_dict().items()}
+    frozen = opt.frozen_idx if opt is not None else 0
+    if opt is not None: self.unfreeze()
+    try: tr, va = self.time_per_image(n_batches)
+    finally:
+        self.model.load_state_dict(state)
+        if opt is not None: self.freeze_to(frozen)
+    return tr + loader_time_per_image(self.dls.train, n_batches), float(np.nan_to_num(va)), loader_time_per_image(self.dls.valid, n_batches)
+
+# %% ../nbs/11_classify.ipynb #696bb0e8
+def plan_member_epochs(minutes_left:float,  # Budget still available
+                       members_left:int,    # Members still to train, this one included
+                       sec_per_epoch:float, # Measured seconds of one epoch (training + validation)
+                       predict_min:float=0, # Minutes of the prediction after the members (set aside)
+                       min_epochs:int=1)->int:
+    "Epochs of this member: its equal share of the budget left once the prediction is set aside"
+    return plan_epochs((minutes_left - predict_min)/max(1, members_left), [sec_per_epoch], [1.], min_epochs)[0]
+
+# %% ../nbs/11_classify.ipynb #0850f4e6
+def plan_cycles(epochs:int,          # Epochs a member can train, frozen ones included
+                cfg:ClassifyConfig,  # The user's settings: cycles per stage, `keep`
+                frozen:int=0,        # Frozen cycles the member adds (one per stage with ImageNet weights)
+               )->tuple:             # (full_cycles, crop_cycles, cycle_len)
+    "Cycles that fit `epochs`: the user's cycle counts with longer or shorter cycles, fewer 1-epoch cycles only when too few"
+    n = [c for _, _, c in cfg.stages()]
+    if epochs >= sum(n) + frozen: return cfg.full_cycles, cfg.crop_cycles, epochs//(sum(n) + frozen)
+    last = max(i for i, c in enumerate(n) if c > 0)
+    least = [0 if c < 1 else min(c, cfg.keep) if i == last else 1 for i, c in enumerate(n)]  # keep ≤ last stage, ≥ 1 before
+    avail = max(epochs - frozen, 0)
+    k = [max(m, c*avail//sum(n)) for c, m in zip(n, least)]
+    k[last] += max(0, avail - sum(k))
+    return k[0], k[1] if len(k) > 1 else cfg.crop_cycles, 1
+
+# %% ../nbs/11_classify.ipynb #4fd86950
+class MemberBudget:
+    "The wall-clock budget of a run, shared by the members one process trains: each plans its cycles from what is left"
+    def __init__(self, minutes:float,     # Budget of the whole run
+                 members:int,             # Members this process will train
+                 n_predict:int,           # Images predicted out of fold once the members are trained
+                 started:float=None,      # `time.time()` the budget counts from (default: now)
+                 reserved_min:float=0.,   # Minutes set aside after the members besides their prediction (the hybrid's features)
+                 log=print):
+        store_attr(but='started'); self.started, self.plans = started or time.time(), {}
+    def left(self, at:float=None)->float:
+        "Minutes of the budget left at `time.time()` `at` (default: now)"
+        return self.minutes - ((at or time.time()) - self.started)/60
+
+# %% ../nbs/11_classify.ipynb #d6ea7ea0
+@patch
+def plan(self:MemberBudget,
+         learn:Learner,      # The member's learner, built and not trained yet
+         cfg:ClassifyConfig, # The user's settings
+         name:str,           # The member's name (its folder)
+         started:float,      # `time.time()` when the member started
+        )->ClassifyConfig:   # `cfg` with the planned `full_cycles`, `crop_cycles` and `cycle_len`
+    "Time `learn`, plan member `name`'s cycles from its share of the budget left, log the plan"
+    (tr, va, load), tdl = learn.time_member(), learn.dls.train
+    sec = tr*min(len(tdl.dataset), len(tdl)*tdl.bs) + (va + load)*len(learn.dls.valid_ds)  # one epoch (full batches)
+    frozen = len([s for s in cfg.stages() if s[2] > 0]) if learn.pretrained else 0     # a frozen cycle per stage
+    epochs = plan_member_epochs(self.left(), self.members - len(self.plans), sec, self.n_predict*cfg.keep*(8*va + load)/60 + self.reserved_min)
+    full, crop, cycle_len = plan_cycles(epochs, cfg, frozen)
+    run, i = ClassifyConfig(**{**cfg.as_dict(), 'full_cycles': full, 'crop_cycles': crop, 'cycle_len': cycle_len}), len(self.plans) + 1
+    cycles = [c for _, _, c in run.stages()]
+    p = self.plans[name] = dict(minutes=round((time.time() - started)/60 + cycle_len*(sum(cycles) + frozen)*sec/60, 2),
+                                full_cycles=full, crop_cycles=crop, cycle_len=cycle_len, minutes_left=round(self.left(started), 2),
+                                train_ms_per_image=round(tr*1e3, 1), sec_per_epoch=round(sec, 2))
+    self.log(f"member {name} ({i} of {self.members}): {tr*1e3:.0f} ms per training image → {'+'.join(map(str, cycles))} cycles "
+             f"of {cycle_len} epochs, planned {p['minutes']:.1f} of the {p['minutes_left']:.1f} minutes left")
+    return run
+
+# %% ../nbs/11_classify.ipynb #24e556f1
+@patch
+def done(self:MemberBudget, name:str, # The member planned by `plan`
+         minutes:float,               # How long it took
+        )->dict:                      # What its config.json records of the plan
+    "Log how long member `name` took against its plan"
+    self.log(f"member {name}: done in {minutes:.1f} min (planned {self.plans[name]['minutes']:.1f})")
+    return {'planned': self.plans[name]}
+
 # %% ../nbs/11_classify.ipynb #368d1cae
 def train_member(table:pd.DataFrame,  # `image_id`, `label`, `fold`, and `full` / `crop` image paths
                  out,                 # Member folder to create
-                 cfg:ClassifyConfig,  # Settings
+                 cfg:ClassifyConfig,  # Settings (recorded as the member's `train_config`)
                  classes,             # Class order
                  valid_fold=0,        # Fold held out (None: train on every row)
                  keep_stages=False,   # Also keep the snapshots of the whole-image stage (to score SnapEsem alone)
                  log=print, progress:bool=True,
                  extra:dict=None,     # More entries for config.json (the crop settings, the segmentation model…)
+                 budget:MemberBudget=None, # Plans the cycles from the wall clock (`cfg.minutes`)
                 )->Learner:
     "Train one classifier member (SnapEsem, then CropBest) on every fold but `valid_fold`, and save it to `out`"
     out, t0 = Path(out), time.time()
@@ -363,16 +464,17 @@ def train_member(table:pd.DataFrame,  # `image_id`, `label`, `fold`, and `full` 
     set_seed(cfg.seed, reproducible=False)
     train_labels = table.label[table.fold != valid_fold] if valid_fold is not None else table.label
     weight = class_weights(train_labels, classes) if cfg.balance == 'weights' else None
-    learn, kept, last = None, {}, cfg.stages()[-1][0]
-    for stage, x_col, n_cycles in cfg.stages():
+    dls = partial(cls_dataloaders, table, classes, valid_fold, cfg.size, cfg.bs, oversample=cfg.balance == 'oversample', seed=cfg.seed)
+    first = next(x for _, x, n in cfg.stages() if n > 0)
+    learn, kept, last = member_learner(dls(x_col=first), cfg, out, weight, log, progress), {}, cfg.stages()[-1][0]
+    run = budget.plan(learn, cfg, out.name, t0) if budget else cfg      # the settings it trains with
+    for stage, x_col, n_cycles in run.stages():
         if n_cycles < 1: continue
-        dls = cls_dataloaders(table, classes, valid_fold, cfg.size, cfg.bs, x_col=x_col, oversample=cfg.balance == 'oversample', seed=cfg.seed)
-        if learn is None: learn = member_learner(dls, cfg, out, weight, log, progress)
-        else: learn.dls = dls
-        kept[stage] = learn.snapshot_stage(stage, n_cycles, cfg, out/'snapshots', log)
+        if x_col != first: learn.dls = dls(x_col=x_col)
+        kept[stage] = learn.snapshot_stage(stage, n_cycles, run, out/'snapshots', log)
     for name, _ in [x for s, v in kept.items() if s != last and not keep_stages for x in v]: (out/'snapshots'/name).unlink()
-    kept = {s: v for s, v in kept.items() if keep_stages or s == last}
-    config = member_config(learn, cfg, classes, table, valid_fold, kept, round((time.time() - t0)/60, 2), extra)
+    kept, minutes = {s: v for s, v in kept.items() if keep_stages or s == last}, round((time.time() - t0)/60, 2)
+    config = member_config(learn, cfg, classes, table, valid_fold, kept, minutes, {**(extra or {}), **(budget.done(out.name, minutes) if budget else {})})
     learn.member_config = export_model(learn, config)
     return learn
 
@@ -443,13 +545,20 @@ def from_manifest(cls:Classifier, members, man:dict, paths, tta, info):
     "A classifier from its loaded members and its manifest"
     return cls(members, tta, paths, info)
 
+# %% ../nbs/11_classify.ipynb #9923744a
+@patch
+def member_probs(self:Classifier, table:pd.DataFrame, # `crop` and/or `full` image paths (as `crop_lesions` gives)
+                 tta=None, bs:int=16)->np.ndarray:    # (members, n, classes) probabilities
+    "Each member's class probabilities of every row of `table`, averaged over its snapshots and views"
+    tta = self.tta if tta is None else tta
+    return np.stack([snapshot_probs(learn, snaps, table[cfg['input']], tta, bs) for learn, snaps, cfg in self.members])
+
 # %% ../nbs/11_classify.ipynb #30a08a8a
 @patch
 def predict_proba(self:Classifier, table:pd.DataFrame, # `crop` and/or `full` image paths (as `crop_lesions` gives)
                   tta=None, bs:int=16)->np.ndarray:    # (n, classes) probabilities
     "Class probabilities of every row of `table`, averaged over members, snapshots and views"
-    tta = self.tta if tta is None else tta
-    return sum(snapshot_probs(learn, snaps, table[cfg['input']], tta, bs) for learn, snaps, cfg in self.members)/len(self.members)
+    return self.member_probs(table, tta, bs).mean(0)
 
 # %% ../nbs/11_classify.ipynb #3a3428b6
 @patch
@@ -503,13 +612,17 @@ def score_predictions(labels, probs:np.ndarray, classes)->dict:
 
 # %% ../nbs/11_classify.ipynb #b79baf33
 def _save_scores(s:dict, classes, out:Path, title:str):
-    "Write `scores.json` and `confusion.png` of the scores `s` to `out`"
+    "Write `scores.json` and `confusion.png` of the scores `s` to `out` (and `reliability.png` when `s` has a reliability table)"
     import matplotlib.pyplot as plt
     write_json({'balanced_accuracy': s['balanced_accuracy'], 'n_images': s['n_images'], 'classes': list(classes),
-                'per_class': s['per_class'].to_dict(orient='index'), 'confusion': s['confusion'].tolist()}, out/'scores.json')
+                'per_class': s['per_class'].to_dict(orient='index'), 'confusion': s['confusion'].tolist(),
+                **({'ece': s['ece']} if 'ece' in s else {})}, out/'scores.json')
     ax = plot_confusion(s['confusion'], classes)
     ax.set_title(f"{title}\nbalanced accuracy {s['balanced_accuracy']:.4f} ({s['n_images']} images)")
     ax.figure.savefig(out/'confusion.png', dpi=90, bbox_inches='tight'); plt.close('all')
+    if 'reliability' in s:
+        ax = plot_reliability({title: s['reliability']}); ax.set_title(f"expected calibration error {s['ece']:.3f}")
+        ax.figure.savefig(out/'reliability.png', dpi=90, bbox_inches='tight'); plt.close('all')
 
 # %% ../nbs/11_classify.ipynb #e38f464f
 def train_members(out,               # Classifier folder
@@ -524,6 +637,64 @@ def train_members(out,               # Classifier folder
     if not restart and check_finished(d, settings_of(valid_fold)): log(f"model: finished member in {d}, kept")
     else: train_one(valid_fold, d)
     return [d]
+
+# %% ../nbs/11_classify.ipynb #59d9c68b
+def mask_files(table:pd.DataFrame, # Crops (`lesion_crops`) with `mask` and `mask_from`
+              )->dict:             # Image ID → mask file
+    "The mask file each crop was cut by (given, out-of-fold or predicted); crops without a mask are left out"
+    if 'mask' not in table.columns: return {}
+    return {i: m for i, m, f in zip(table.image_id, table['mask'], table.mask_from) if f != 'none' and isinstance(m, str) and m}
+
+# %% ../nbs/11_classify.ipynb #aa631c06
+def classifier_features(table:pd.DataFrame, # Crops (`lesion_crops`) with `image`, `mask` and `mask_from`
+                        n_workers:int|None=None, log=print,
+                       )->pd.DataFrame|None: # Features by image ID (None when no crop had a mask)
+    "The dermoscopic features of the images in `table`, measured on the masks their crops were cut by"
+    masks = mask_files(table)
+    if not masks: return None
+    t, files = time.time(), dict(zip(table.image_id, table.image))
+    feats = feature_table({i: files[i] for i in masks}, masks, n_workers=n_workers)
+    log(f"dermoscopic features of {len(feats)} images in {time.time() - t:.0f} s")
+    return feats
+
+# %% ../nbs/11_classify.ipynb #e1e2747b
+def feature_minutes(table:pd.DataFrame, # Crops (`lesion_crops`) with `image`, `mask` and `mask_from`
+                    n:int=2,            # Images timed
+                   )->float:            # Estimated minutes (0 without masks)
+    "How long `classifier_features` will take on `table`: `n` images timed on one core, the rest spread over the cores"
+    masks = mask_files(table)
+    if not masks: return 0.
+    ids, files, t = list(masks)[:n], dict(zip(table.image_id, table.image)), time.time()
+    feature_table({i: files[i] for i in ids}, {i: masks[i] for i in ids}, n_workers=0)
+    return (time.time() - t)/len(ids)*len(masks)/max(1, min(len(masks), defaults.cpus))/60
+
+# %% ../nbs/11_classify.ipynb #fa735df0
+def save_oof_reliability(h, out):
+    "`out/reliability.png`: the reliability of each variant's out-of-fold probabilities at the training prevalence"
+    import matplotlib.pyplot as plt
+    y = np.array([h.classes.index(l) for l in h.oof.label])
+    tables = {f"{v} (ECE {h.scores[v]['ece']:.3f})": reliability_table(y, at_prevalence(h.oof[[f'{v}_{c}' for c in h.classes]].to_numpy(), h.prior), bins=5)
+              for v in VARIANTS}
+    ax = plot_reliability(tables); ax.set_title(f"{Path(out).name}: out of fold ({len(y)} images), at prevalence")
+    ax.figure.savefig(Path(out)/'reliability.png', dpi=90, bbox_inches='tight'); plt.close('all')
+
+# %% ../nbs/11_classify.ipynb #581a2eb9
+def fit_classifier_hybrid(out,                 # The classifier folder
+                          table:pd.DataFrame,  # Its training crops with `label`, `fold`, `image`, `mask`
+                          oof:pd.DataFrame,    # The members' out-of-fold probabilities (`Classifier.oof_predictions`)
+                          classes, folds:int|None, # Class order; the classifier's folds (None: a single member)
+                          n_workers:int|None=None, log=print,
+                         )->dict|None:         # The hybrid's summary for classifier.json (None: no hybrid)
+    "Fit and save the hybrid of a trained KFoldCrop classifier, its reliability plot; log the three variants' out-of-fold scores"
+    if not folds: log("one member: too few out-of-fold probabilities to stack; it predicts with its CNN alone"); return None
+    feats = classifier_features(table, n_workers, log)
+    if feats is None: log("no masks: no dermoscopic features; the classifier predicts with its CNN alone"); return None
+    lab = table.set_index('image_id')
+    h = fit_hybrid(feats, oof[list(classes)], lab.label, lab.fold, classes)
+    feats.to_csv(Path(out)/'features.csv'); h.oof.to_csv(Path(out)/'hybrid_oof.csv'); save_oof_reliability(h, out)
+    log('out of fold: ' + '; '.join(f"{v} balanced accuracy {s['balanced_accuracy']:.4f}, ECE {s['ece']:.3f}" for v, s in h.scores.items())
+        + f"; it predicts with {h.default} by default (the best out of fold)")
+    return save_hybrid(h, out)
 
 # %% ../nbs/11_classify.ipynb #807b0369
 def _retrain_member(f, d:Path, table:pd.DataFrame, cfg:ClassifyConfig, classes, log=print, **kwargs)->Learner:
@@ -545,13 +716,13 @@ def _training_labels(labels, files:dict, cfg:ClassifyConfig, k:int, masks=None, 
 
 # %% ../nbs/11_classify.ipynb #834325f9
 def _classifier_info(cfg:ClassifyConfig, folds, k:int, lab:pd.DataFrame, labels, extra:dict, s:dict, what:str, t0:float)->dict:
-    "What `classifier.json` records of a training run: the mode, folds, labels, crop settings, validation score and time"
+    "What `classifier.json` records of a training run: the mode, folds, labels, crop settings, validation score, time and budget"
     by_crop, classes = cfg.input == 'crop', lab.attrs['classes']
     return {'mode': 'kfoldcrop' if folds and by_crop else 'cropbest' if by_crop else 'full', 'folds': folds, 'k': k,
             'seed': cfg.seed, **extra, 'labels': str(Path(labels).resolve()), 'n_images': len(lab),
             'class_counts': lab.label.value_counts()[classes].to_dict(),
             'valid': {'what': what, 'n_images': s['n_images'], 'balanced_accuracy': s['balanced_accuracy'], 'tta': True},
-            'train_minutes': round((time.time() - t0)/60, 2)}
+            'budget_minutes': cfg.minutes, 'train_minutes': round((time.time() - t0)/60, 2)}
 
 # %% ../nbs/11_classify.ipynb #e9f1846a
 def _training_table(images, labels, cfg:ClassifyConfig, folds, k:int, valid_fold:int, masks=None, seg_model=None,
@@ -573,6 +744,14 @@ def _member_trainer(table:pd.DataFrame, cfg:ClassifyConfig, classes, settings:di
     train_one = partial(_retrain_member, table=table, cfg=cfg, classes=classes, extra=extra, **kwargs)
     return train_one, lambda f: {**cfg.as_dict(), 'valid_fold': f}, extra
 
+# %% ../nbs/11_classify.ipynb #aa12a01d
+def _member_budget(cfg:ClassifyConfig, dirs:dict, table:pd.DataFrame, predicted:list, settings_of, restart:bool,
+                   started:float, log=print)->MemberBudget:
+    "The `MemberBudget` of the members in `dirs` (fold → folder) still to train, the folds `predicted` predicted after them, the hybrid's features"
+    todo = [f for f, d in dirs.items() if restart or not check_finished(d, settings_of(f))]
+    reserved = feature_minutes(table) if len(predicted) > 1 else 0.          # a KFoldCrop classifier fits its hybrid
+    return MemberBudget(cfg.minutes, len(todo), int(table.fold.isin(predicted).sum()), started, reserved, log)
+
 # %% ../nbs/11_classify.ipynb #6a82ccd0
 @delegates(ClassifyConfig, but='keep')             # fastcore's `delegates` cannot name a parameter `keep`: it passes through
 def train_classifier(images,                # Folder of images
@@ -588,28 +767,34 @@ def train_classifier(images,                # Folder of images
                      restart:bool=False,    # Retrain members already finished in `out`
                      keep_stages:bool=False,# Keep the whole-image snapshots too (to score SnapEsem alone)
                      log=print, progress:bool=True,
+                     started:float=None,    # `time.time()` a budget (`minutes`) counts from (default: now)
                      **kwargs,              # `ClassifyConfig` settings (`keep` too)
                     )->Classifier:
     "Train a lesion classifier (full image, CropBest or KFoldCrop) and write its folder"
-    t0, out, cfg, settings = time.time(), Path(out), ClassifyConfig(**kwargs), crop_settings(crop)
+    t0, out, cfg, settings = started or time.time(), Path(out), ClassifyConfig(**kwargs), crop_settings(crop)
     lab, table = _training_table(images, labels, cfg, folds, k, valid_fold, masks, seg_model, settings, cache, log, progress,
                                  classes=classes, label_col=label_col, groups=groups)
-    classes = lab.attrs['classes']
+    classes, predicted = lab.attrs['classes'], list(range(folds)) if folds else [valid_fold]
     out.mkdir(parents=True, exist_ok=True)
     train_one, settings_of, extra = _member_trainer(table, cfg, classes, settings, seg_model, keep_stages=keep_stages, log=log, progress=progress)
+    if cfg.minutes:
+        dirs = {f: out/(f'fold{f}' if folds else 'model') for f in predicted}
+        train_one = partial(train_one, budget=_member_budget(cfg, dirs, table, predicted, settings_of, restart, t0, log))
     paths = train_members(out, folds, valid_fold, train_one, settings_of, restart, log)
     clf = Classifier([load_member(p) for p in paths], tta=True, paths=paths)
-    oof = clf.oof_predictions(table, list(range(folds)) if folds else [valid_fold]); oof.to_csv(out/'oof.csv')
+    oof = clf.oof_predictions(table, predicted); oof.to_csv(out/'oof.csv')
     s, what = score_predictions(oof.label, oof[classes].to_numpy(), classes), 'out of fold' if folds else f'validation fold {valid_fold}'
     _save_scores(s, classes, out, f"{out.name}: {what}")
-    clf.info = _classifier_info(cfg, folds, folds or k, lab, labels, extra, s, what, t0)
+    hybrid = fit_classifier_hybrid(out, table, oof, classes, folds, log=log)
+    clf.info = {**_classifier_info(cfg, folds, folds or k, lab, labels, extra, s, what, t0), 'hybrid': hybrid}  # its time counted
     clf.save(out)
     log(f"{what} ({s['n_images']} images, 8-way TTA): balanced accuracy {s['balanced_accuracy']:.4f}; "
         f"{', '.join(f'{c} sensitivity {r.sensitivity:.3f}' for c, r in s['per_class'].iterrows())}; classifier in {out}")
+    if cfg.minutes: log(f"run: {clf.info['train_minutes']:.1f} of the {cfg.minutes:g} budgeted minutes")
     return clf
 
 # %% ../nbs/11_classify.ipynb #1f1e77e7
-@delegates(train_classifier, but='k,valid_fold,restart')
+@delegates(train_classifier, but='k,valid_fold,restart,started')
 def train_classifier_parallel(images, labels, out,
                               folds:int=5,          # KFoldCrop members, spread over the processes
                               masks=None, seg_model=None, classes=None, label_col=None, groups=None, crop:dict=None,
@@ -617,7 +802,7 @@ def train_classifier_parallel(images, labels, out,
                               **kwargs)->Classifier|None: # The classifier in the main process (None in the others)
     "`train_classifier` with its KFoldCrop members spread over the processes of `accelerate launch`; the main process writes the folder"
     if not folds or folds < 2: raise ValueError(f"folds={folds}: members in parallel need at least 2 folds (one member: `train_classifier`)")
-    state, clf = process_state(), None
+    state, clf, t0 = process_state(), None, time.time()                 # every process plans its members from one budget
     data = dict(masks=masks, seg_model=seg_model, classes=classes, label_col=label_col, groups=groups, crop=crop, cache=cache)
     if state.num_processes > 1:
         cfg, settings = ClassifyConfig(**kwargs), crop_settings(crop)
@@ -627,10 +812,13 @@ def train_classifier_parallel(images, labels, out,
                                                     keep_stages=keep_stages, log=log, progress=False)
         Path(out).mkdir(parents=True, exist_ok=True)
         mine = list(range(folds))[state.process_index::state.num_processes]
+        if cfg.minutes: train_one = partial(train_one, budget=_member_budget(cfg, {f: Path(out)/f'fold{f}' for f in mine}, table,
+                                                                             list(range(folds)), settings_of, False, t0, log))
         with alone(): train_folds(out, mine, train_one, settings_of, log=log)
         state.wait_for_everyone()
     if state.is_main_process:
-        with alone(): clf = train_classifier(images, labels, out, folds=folds, keep_stages=keep_stages, log=log, progress=progress, **data, **kwargs)
+        with alone(): clf = train_classifier(images, labels, out, folds=folds, keep_stages=keep_stages, log=log, progress=progress,
+                                             started=t0, **data, **kwargs)
     state.wait_for_everyone()
     return clf
 
@@ -661,20 +849,50 @@ def _folder_crops(clf:Classifier, files:dict, work:Path, masks=None, seg_model=N
                                           progress=progress, log=None))
 
 # %% ../nbs/11_classify.ipynb #21929b61
-def _report(table:pd.DataFrame, probs:np.ndarray, classes)->pd.DataFrame:
-    "Per image: the predicted class and its probability, the crop box and where its mask came from"
-    rep = table[['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']].copy()
-    rep.insert(1, 'pred', [classes[j] for j in probs.argmax(1)]); rep.insert(2, 'prob', probs.max(1))
-    return rep
+def _report(table:pd.DataFrame, cols:pd.DataFrame, variant:str)->pd.DataFrame:
+    "Per image: the variant's decision, probabilities and uncertainty (`cols`), the crop box and where its mask came from"
+    box = table[['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']].reset_index(drop=True)
+    return pd.concat([box[['image_id']], cols.reset_index(drop=True).assign(variant=variant), box.drop(columns='image_id')], axis=1)
+
+# %% ../nbs/11_classify.ipynb #09ef14e5
+def cnn_report(classes, probs:np.ndarray, members:np.ndarray)->pd.DataFrame:
+    "Per image, for a classifier without a hybrid: the CNN's decision, its probabilities and the members' disagreement"
+    sd, split = member_disagreement(members, probs)
+    return pd.DataFrame({'pred': [classes[j] for j in probs.argmax(1)], 'prob': probs.max(1),
+                         **{f'p_{c}': probs[:, j] for j, c in enumerate(classes)}, 'uncertainty': sd, 'members_disagree': split})
+
+# %% ../nbs/11_classify.ipynb #0d428389
+def check_variant(variant:str|None, # Asked for (None: the default)
+                  hybrid,           # The classifier's `HybridModel`, or None
+                 )->str:            # The variant to predict with
+    "The variant a classifier predicts with: by default its hybrid's best out of fold (`best_variant`), else its CNN; an unavailable one is refused"
+    if variant is not None and variant not in VARIANTS: raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    if hybrid is None and variant not in (None, 'cnn'):
+        raise LesionDataError(f"this classifier has no hybrid (trained without --folds or without masks): only the cnn variant is available, not {variant}")
+    return variant or (hybrid.default if hybrid is not None else 'cnn')
+
+# %% ../nbs/11_classify.ipynb #cc017bfe
+def variant_probs(clf:Classifier, hybrid, table:pd.DataFrame, variant:str, # From `check_variant`
+                  tta=None, bs:int=16, n_workers:int|None=None, log=print,
+                 )->tuple: # ((n, classes) class-balanced probabilities, the report's columns)
+    "The probabilities of `table`'s images by `variant`, and their report columns (decision, calibrated probabilities, uncertainty)"
+    members = clf.member_probs(table, tta, bs) if variant != 'features' else None      # the features alone need no CNN
+    if hybrid is None: return members.mean(0), cnn_report(clf.classes, members.mean(0), members)
+    feats = classifier_features(table, n_workers, log) if variant != 'cnn' else None
+    if feats is not None and len(feats) < len(table): raise LesionDataError(f"{len(table) - len(feats)} image(s) have no mask to measure features on; use the cnn variant")
+    probs, per_member = predict_hybrid(hybrid, feats.loc[table.image_id] if feats is not None else None, list(members) if members is not None else None, variant)
+    return probs, hybrid_report(hybrid, probs, per_member, variant)
 
 # %% ../nbs/11_classify.ipynb #83ff3306
 def _score_report(rep:pd.DataFrame, lab:pd.DataFrame, probs:np.ndarray, classes, out:Path, title:str, log=print)->pd.DataFrame:
-    "The report with the true `label`; the scores of the labelled images written to `out`"
+    "The report with the true `label`; the scores of the labelled images, the calibration of the report's probabilities, written to `out`"
     rep = rep.merge(lab[['image_id', 'label']], on='image_id', how='left')
     sub = rep.label.notna().to_numpy()
     s = score_predictions(rep.label[sub], probs[sub], classes)
+    y, cal = np.array([list(classes).index(l) for l in rep.label[sub]]), rep.loc[sub, [f'p_{c}' for c in classes]].to_numpy()
+    s.update(ece=expected_calibration_error(y, cal), reliability=reliability_table(y, cal, bins=5))
     _save_scores(s, classes, out, title)
-    log(f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images")
+    log(f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; expected calibration error {s['ece']:.3f}")
     return rep
 
 # %% ../nbs/11_classify.ipynb #da59aff8
@@ -684,20 +902,23 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
                     masks=None,         # Folder of masks to crop by…
                     seg_model=None,     # …or a segmentation model folder (default: the one the classifier was trained with)
                     truth=None,         # Optional labels CSV: scores and confusion matrix
+                    variant:str=None,   # 'hybrid', 'cnn' or 'features' (default: the classifier's best out of fold)
                     tta=None, bs:int=16, progress:bool=True, log=print,
                    )->pd.DataFrame:     # The report
     "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
     clf = model if isinstance(model, Classifier) else Classifier.load(model, tta=tta)
+    hybrid = load_hybrid(model if not isinstance(model, Classifier) else Path(clf.paths[0]).parent if clf.paths else Path(out)/'none')
+    variant = check_variant(variant, hybrid)
     files, out = list_images(images), Path(out)
     lab = read_labels(truth, images=files, classes=clf.classes) if truth else None
     if out.exists() and (out/'predictions.csv').exists(): raise LesionDataError(f"{out}: already holds predictions; choose a new folder")
     seg_model = _crop_model(clf, masks, seg_model)
     with staged_output(out) as work:
         table = _folder_crops(clf, files, work, masks, seg_model, progress, log)
-        probs = clf.predict_proba(table, tta=tta, bs=bs)
+        probs, cols = variant_probs(clf, hybrid, table, variant, tta, bs, log=log)
         shutil.rmtree(work/'full', ignore_errors=True)                  # whole images: only for the full-image members
         task3_csv(table.image_id, probs, clf.classes, work/'predictions.csv')
-        rep = _report(table, probs, clf.classes)
-        if lab is not None: rep = _score_report(rep, lab, probs, clf.classes, work, Path(images).name, log)
+        rep = _report(table, cols, variant)
+        if lab is not None: rep = _score_report(rep, lab, probs, clf.classes, work, f"{Path(images).name} ({variant})", log)
         rep.set_index('image_id').to_csv(work/'report.csv')
     return rep.set_index('image_id')

@@ -17,7 +17,7 @@ from fastcore.meta import delegates
 from fastcore.script import Param
 
 import lesion_fastai
-from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig, LOSS_NAMES, PRECISIONS
+from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig, LOSS_NAMES, PRECISIONS, VARIANTS
 
 # %% auto #0
 __all__ = ['METRIC_ORDER', 'PIXEL_ORDER', 'PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV',
@@ -418,15 +418,18 @@ def cli_classify_train(images:str, labels:str, out:str, masks:str=None, seg_mode
 @delegates(source_signature('lesion_fastai.classify.classify_folder'), but='progress,log')
 def cli_classify_predict(model:str,      # Classifier folder made by classify-train
                          images:str, out:str,
+                         variant:Literal[VARIANTS]=None, # hybrid (CNN and dermoscopic features stacked), cnn or features (default: the classifier's best out of fold)
                          tta:bool|None=None, # 8-way dihedral test-time augmentation (default: on)
                          precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
                          **kwargs):
-    "Classify a folder of images: crops, the Task 3 CSV, a report"
+    "Classify a folder of images: crops, the Task 3 CSV, a report with calibrated probabilities and uncertainty"
     import matplotlib; matplotlib.use('Agg')
     from lesion_fastai.classify import classify_folder
-    with forced_precision(precision): rep = classify_folder(model, images, out, tta=tta, progress=sys.stdout.isatty(), **kwargs)
+    with forced_precision(precision): rep = classify_folder(model, images, out, variant=variant, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     counts = rep['pred'].value_counts()
-    print(f"{len(rep)} images classified ({', '.join(f'{c} {n}' for c, n in counts.items())}); "
+    flag = next((c for c in rep.columns if c.endswith('_flag')), None)
+    print(f"{len(rep)} images classified by the {rep.variant.iloc[0]} variant ({', '.join(f'{c} {n}' for c, n in counts.items())}); "
+          f"{int(rep.members_disagree.sum())} with members disagreeing{f', {int(rep[flag].sum())} {flag[:-5]} flags at the out-of-fold operating point' if flag else ''}; "
           f"Task 3 CSV: {Path(out)/'predictions.csv'}; report: {Path(out)/'report.csv'}; "
           f"{int((rep.source == 'centre').sum())} centre crops (empty or implausible masks)")
 

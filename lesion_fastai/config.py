@@ -9,8 +9,8 @@ from fastcore.basics import store_attr
 from . import __version__
 
 # %% auto #0
-__all__ = ['LOSS_NAMES', 'PRECISIONS', 'LesionDataError', 'LesionDataWarning', 'TrainConfig', 'ClassifyConfig', 'version_tuple',
-           'check_version']
+__all__ = ['LOSS_NAMES', 'PRECISIONS', 'VARIANTS', 'LesionDataError', 'LesionDataWarning', 'TrainConfig', 'ClassifyConfig',
+           'version_tuple', 'check_version']
 
 # %% ../nbs/00_config.ipynb #496cfcfa
 class LesionDataError(ValueError):
@@ -27,6 +27,10 @@ LOSS_NAMES = ('ce', 'dice', 'jaccard', 'ce+dice')
 # %% ../nbs/00_config.ipynb #baa27f28
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 "Precisions a run can be forced to (`--precision`); without one, `lesion_fastai.train.precision_policy` chooses."
+
+# %% ../nbs/00_config.ipynb #dc4ee359
+VARIANTS = ('hybrid', 'cnn', 'features')
+"What a classifier predicts with (`classify-predict --variant`): its CNN and the dermoscopic features stacked, the CNN alone (recalibrated), the features alone."
 
 # %% ../nbs/00_config.ipynb #06ce51bc
 class TrainConfig:
@@ -79,8 +83,10 @@ class ClassifyConfig:
                  balance:str='weights',  # 'weights', 'oversample' or 'none'
                  pretrained='auto',      # ImageNet weights: 'auto', True (require) or False
                  seed:int=42,
-                 precision:str|None=None): # 'fp32', 'bf16' or 'fp16' (None: automatic, see `precision_policy`)
+                 precision:str|None=None, # 'fp32', 'bf16' or 'fp16' (None: automatic, see `precision_policy`)
+                 minutes:float|None=None): # Wall-clock budget of the whole run (members, out-of-fold prediction); plans `cycle_len`
         store_attr()
+        if minutes is not None and not minutes > 0: raise ValueError(f"minutes must be positive, got {minutes}")
         if input not in ('crop', 'full'): raise ValueError(f"input must be 'crop' or 'full', got {input!r}")
         if balance not in ('weights', 'oversample', 'none'): raise ValueError(f"balance must be 'weights', 'oversample' or 'none', got {balance!r}")
         if keep < 1: raise ValueError(f"keep must be at least 1, got {keep}")

@@ -118,6 +118,11 @@ def _mask_of(iid:str, img:Image.Image, given:dict, oof:dict, predicted:dict, des
         return predicted[iid]['mask'], 'predicted'
     return np.ones((img.height, img.width), np.uint8), 'none'
 
+# %% ../nbs/10_crop.ipynb #66223317
+def _mask_file(iid:str, frm:str, given:dict, oof:dict, dest:Path)->str:
+    "The file of the mask image `iid` was cropped by ('' when it had none)"
+    return str({'given': given.get(iid), 'out-of-fold': oof.get(iid), 'predicted': dest/'masks'/f'{iid}_segmentation.png'}.get(frm) or '')
+
 # %% ../nbs/10_crop.ipynb #9832c7f5
 _BOX_ARGS = [p for p in inspect.signature(lesion_box).parameters if p != 'mask']
 
@@ -151,7 +156,7 @@ def crop_lesions(images,                  # Folder of images (or a dict image ID
                  bs:int=8,                # Images per segmentation batch
                  progress:bool=True,      # Show a progress bar
                  log=print,               # Where the summary line goes (None: nowhere)
-                )->pd.DataFrame:          # The rows of `boxes.csv`, with `crop` the path of each crop
+                )->pd.DataFrame:          # The rows of `boxes.csv`, with `crop` the path of each crop and `mask` its mask's
     "Crop every image in `images` to its lesion, from given or predicted masks, caching crops and boxes in `dest`"
     files, given, oof = _mask_files(images, masks, model)
     settings = dict(margin=margin, square=square, min_size=min_size, min_fraction=min_fraction,
@@ -168,7 +173,9 @@ def crop_lesions(images,                  # Folder of images (or a dict image ID
         for iid, k in batch:
             m, frm = _mask_of(iid, imgs[iid], given, oof, predicted, dest)
             rows[iid] = _crop_row(iid, files[iid], imgs[iid], m, frm, k, settings, dest)
-    return _write_boxes(pd.DataFrame([rows[i] for i in sorted(files)]), dest, settings, log)
+    table = pd.DataFrame([rows[i] for i in sorted(files)])
+    table['mask'] = [_mask_file(i, f, given, oof, dest) for i, f in zip(table.image_id, table.mask_from)]
+    return _write_boxes(table, dest, settings, log)
 
 # %% ../nbs/10_crop.ipynb #75eafc58
 CROP_DEFAULTS = {k: inspect.signature(crop_lesions).parameters[k].default for k in CROP_SETTINGS}

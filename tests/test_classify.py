@@ -55,6 +55,17 @@ def test_train_predict_evaluate(demo):
     assert abs(json.loads(ev.stdout)['balanced_accuracy'] - scores['balanced_accuracy']) < 1e-12
     refuse = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred')
     assert refuse.returncode == 2 and 'already holds predictions' in refuse.stderr
+    # the hybrid: fitted by classify-train, the default of classify-predict, its report readable by a clinician
+    assert (t/'kfc'/'hybrid.pkl').exists() and (t/'kfc'/'reliability.png').exists() and 'hybrid' in man
+    assert f"by the {man['hybrid']['default']} variant" in pred.stdout and 'expected calibration error' in pred.stdout   # the best out of fold
+    rep = pd.read_csv(t/'pred'/'report.csv')
+    assert {'pred', 'prob', 'p_dark', 'p_light', 'uncertainty', 'members_disagree', 'variant'} <= set(rep.columns)
+    assert 'ece' in scores and (t/'pred'/'reliability.png').exists()
+    feats = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred_f',
+                 '--variant', 'features')
+    assert feats.returncode == 0 and 'by the features variant' in feats.stdout, feats.stderr
+    bad = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred_x', '--variant', 'knn')
+    assert bad.returncode == 2 and "invalid choice: 'knn'" in bad.stderr
 
 @pytest.mark.parametrize('rows,message', [
     ("image_id,dx\n{a},NV\nISIC_9999999,MEL\n", "line 3: image ISIC_9999999 is not in"),
@@ -75,3 +86,26 @@ def test_bad_labels(demo, tmp_path, rows, message):
     assert 'Traceback' not in res.stderr and str(tmp_path/'bad.csv') in res.stderr
     assert message.format(a=a, b=b) in res.stderr, res.stderr
     assert not (tmp_path/'out').exists()
+
+def test_budget(demo, tmp_path):
+    "`--minutes`: each member is timed, plans its cycles from its share of the budget left and logs its plan and its time"
+    import re
+    from lesion_fastai.classify import train_classifier
+    src, t = demo
+    assert '--minutes MINUTES' in _run('classify-train', '--help').stdout
+    lines, out = [], tmp_path/'cls'
+    kw = dict(masks=src/'masks', folds=2, cache=tmp_path/'cache', size=32, bs=8, keep=1, pretrained=False, progress=False)
+    train_classifier(src/'images', t/'labels.csv', out, minutes=0.6, log=lines.append, **kw)
+    plans = [l for l in lines if re.fullmatch(r"member fold(\d) \(\d of 2\): \d+ ms per training image → \d+\+\d+ cycles "
+                                              r"of \d+ epochs, planned [\d.]+ of the [\d.]+ minutes left", l)]
+    done = [l for l in lines if re.fullmatch(r"member fold\d: done in [\d.]+ min \(planned [\d.]+\)", l)]
+    assert (len(plans), len(done)) == (2, 2), lines
+    assert plans[0].startswith('member fold0 (1 of 2)') and plans[1].startswith('member fold1 (2 of 2)')
+    man = json.loads((out/'classifier.json').read_text())
+    assert man['budget_minutes'] == 0.6 and man['train_minutes'] > 0
+    member = json.loads((out/'fold1'/'config.json').read_text())
+    assert member['train_config']['minutes'] == 0.6 and member['train_config']['cycle_len'] == 6   # the user's settings…
+    assert member['planned']['cycle_len'] >= 1 and member['planned']['minutes'] > 0 and member['minutes'] > 0  # …and the plan
+    again = []                                                      # another budget: the finished members are kept
+    train_classifier(src/'images', t/'labels.csv', out, minutes=5, log=again.append, **kw)
+    assert sum('finished member' in l for l in again) == 2 and not any(l.startswith('member fold') for l in again), again
