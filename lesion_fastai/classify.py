@@ -907,7 +907,8 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
                    )->pd.DataFrame:     # The report
     "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
     clf = model if isinstance(model, Classifier) else Classifier.load(model, tta=tta)
-    hybrid = load_hybrid(model if not isinstance(model, Classifier) else Path(clf.paths[0]).parent if clf.paths else Path(out)/'none')
+    folder = model if not isinstance(model, Classifier) else Path(clf.paths[0]).parent if clf.paths else None
+    hybrid = load_hybrid(folder) if folder is not None else None      # a `Classifier` without folders has no hybrid
     variant = check_variant(variant, hybrid)
     files, out = list_images(images), Path(out)
     lab = read_labels(truth, images=files, classes=clf.classes) if truth else None
