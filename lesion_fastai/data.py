@@ -16,7 +16,7 @@ from fastai.vision.utils import resize_to
 from fastai.data.block import DataBlock
 from fastai.data.transforms import IndexSplitter, Normalize
 from fastai.vision.data import ImageBlock, MaskBlock, imagenet_stats
-from fastai.vision.augment import Resize, aug_transforms
+from fastai.vision.augment import Resize, aug_transforms, Saturation, Hue
 from .config import LesionDataError, LesionDataWarning
 
 # %% auto #0
@@ -435,23 +435,29 @@ def get_mask(row):
 # %% ../nbs/00_data.ipynb #c0c88450
 def seg_augmentations(max_rotate:float=44.,   # Degrees
                       max_zoom:float=1.05,    # Largest zoom factor
+                      min_zoom:float=1.,      # Smallest zoom factor (below 1: the lesion smaller, more skin around it)
                       max_lighting:float=0.2, # Brightness/contrast change
                       p_affine:float=0.75,    # Probability of the affine part
+                      colour:float=0.,        # Saturation change, and half of it as hue change (0: neither)
                      )->list:
-    "The seed's augmentation: dihedral, rotation, zoom and lighting (no warp)"
-    return aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, max_zoom=max_zoom,
-                          max_lighting=max_lighting, max_warp=0., p_affine=p_affine)
+    "The seed's augmentation: dihedral, rotation, zoom and lighting (no warp); with `colour`, saturation and hue too"
+    # zooming out pads with black, like a dermoscope's dark rim: reflection would mirror the lesion into a second one
+    return aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, min_zoom=min_zoom, max_zoom=max_zoom, max_lighting=max_lighting,
+                          max_warp=0., p_affine=p_affine,
+                          pad_mode='zeros' if min_zoom < 1 else 'reflection') + ([Saturation(max_lighting=colour), Hue(max_hue=colour/2)] if colour else [])
 
 # %% ../nbs/00_data.ipynb #eb69463f
 def seg_datablock(size:int=128,         # Square input size
                   valid_idx=None,       # Row positions of the validation set
                   augment:bool=True,    # Use `seg_augmentations`
+                  colour_aug:float=0.,  # `seg_augmentations`' `colour`
+                  min_zoom:float=1.,    # `seg_augmentations`' `min_zoom`
                  )->DataBlock:
     "DataBlock for lesion segmentation on a pairs table"
     return DataBlock(blocks=(ImageBlock, MaskBlock(codes=CODES)), get_x=get_image, get_y=get_mask,
                      splitter=IndexSplitter(list(valid_idx) if valid_idx is not None else []),
                      item_tfms=Resize(size, method='squish'),
-                     batch_tfms=[*(seg_augmentations() if augment else []), Normalize.from_stats(*imagenet_stats)])
+                     batch_tfms=[*(seg_augmentations(min_zoom=min_zoom, colour=colour_aug) if augment else []), Normalize.from_stats(*imagenet_stats)])
 
 # %% ../nbs/00_data.ipynb #917d05fc
 def seg_dataloaders(pairs:pd.DataFrame,   # Pairs table (cached), with a `fold` column if `valid_fold` is used
@@ -459,12 +465,14 @@ def seg_dataloaders(pairs:pd.DataFrame,   # Pairs table (cached), with a `fold` 
                     size:int=128,         # Square input size
                     bs:int=16,            # Batch size
                     augment:bool=True,    # Augment the training set
+                    colour_aug:float=0.,  # Saturation and hue augmentation (`seg_augmentations`' `colour`)
+                    min_zoom:float=1.,    # Smallest zoom of the augmentation (below 1: lesions seen smaller)
                     num_workers:int=0,    # 0 is fastest on a 2-core machine
                     seed:int=42,          # Shuffling seed
                     **kwargs):
     "fastai `DataLoaders` for segmentation, holding out fold `valid_fold`"
     valid_idx = [] if valid_fold is None else np.flatnonzero(pairs['fold'].to_numpy() == valid_fold)
-    dblock = seg_datablock(size, valid_idx, augment)
+    dblock = seg_datablock(size, valid_idx, augment, colour_aug, min_zoom)
     return dblock.dataloaders(pairs.reset_index(drop=True), bs=bs, num_workers=num_workers, seed=seed, **kwargs)
 
 # %% ../nbs/00_data.ipynb #ce875c99

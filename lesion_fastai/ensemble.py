@@ -25,10 +25,11 @@ from .train import (TrainConfig, CPUMixedPrecision, train_segmenter, probs_to_si
                                  choose_decision, split_test_set)
 
 # %% auto #0
-__all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'dihedral', 'undo_dihedral', 'DihedralTTA', 'read_config', 'read_learner',
-           'load_member', 'prepare_image', 'member_probs', 'disagreement', 'mask_jaccard', 'choose_qc_threshold',
-           'ModelFolder', 'read_manifest', 'mean_maps', 'Ensemble', 'check_finished', 'train_folds', 'out_of_fold',
-           'oof_decision', 'oof_scores', 'oof_summary', 'member_settings', 'train_ensemble']
+__all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'OOF_IMAGE_SECONDS', 'dihedral', 'undo_dihedral', 'DihedralTTA', 'read_config',
+           'read_learner', 'load_member', 'prepare_image', 'member_probs', 'disagreement', 'mask_jaccard',
+           'choose_qc_threshold', 'ModelFolder', 'read_manifest', 'mean_maps', 'Ensemble', 'check_finished',
+           'train_folds', 'out_of_fold', 'oof_decision', 'oof_scores', 'oof_summary', 'member_settings', 'oof_seconds',
+           'member_minutes', 'member_valid_speed', 'train_ensemble']
 
 # %% ../nbs/04_ensemble.ipynb #1d8551d0
 def dihedral(x:torch.Tensor, # (..., H, W)
@@ -431,6 +432,37 @@ def member_settings(folds:int, minutes=None, **kwargs)->list:
     return [TrainConfig(**{**kwargs, 'arch': archs[f % len(archs)], 'valid_fold': f, 'k': folds,
                            'minutes': minutes/folds if minutes else None}) for f in range(folds)]
 
+# %% ../nbs/04_ensemble.ipynb #c37face7
+OOF_IMAGE_SECONDS = 0.05
+"Seconds per image the out-of-fold step spends besides the model (reading it, resizing, scoring at full size); measured on isic-dev."
+
+# %% ../nbs/04_ensemble.ipynb #cb3e78b2
+def oof_seconds(n_images:int,       # Images of the ensemble's data
+                tta:bool,           # 8 views per image, or 1
+                spi:float|None=None,# A member's seconds per validation image (its config's `valid_seconds_per_image`)
+               )->float:
+    "Expected seconds of the out-of-fold prediction and decision after the members"
+    return n_images*((8 if tta else 1)*(spi or 0.02) + OOF_IMAGE_SECONDS)
+
+# %% ../nbs/04_ensemble.ipynb #2cd2fc59
+def member_minutes(total:float,      # The ensemble's budget
+                   t0:float,         # `time.time()` when the ensemble started
+                   members_left:int, # This member and those after it
+                   reserve:float,    # Seconds kept for what follows the members (`oof_seconds`)
+                  )->float:
+    "A member's budget: an equal share of what is left of `total` now, less `reserve`"
+    return max((total*60 - (time.time() - t0) - reserve)/60/members_left, 0.05)
+
+# %% ../nbs/04_ensemble.ipynb #80394da3
+def member_valid_speed(out,  # The ensemble folder
+                       f:int,# The member about to train
+                      )->float|None:
+    "Seconds per validation image recorded by the last member finished before fold `f` (None before the first)"
+    for g in reversed(range(f)):
+        try: return json.loads((Path(out)/f'fold{g}'/'config.json').read_text()).get('valid_seconds_per_image')
+        except (OSError, json.JSONDecodeError): continue
+    return None
+
 # %% ../nbs/04_ensemble.ipynb #27d44496
 @delegates(TrainConfig)
 def train_ensemble(data,                      # Data folder of image/mask pairs (or a pairs table)
@@ -448,7 +480,9 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
     if folds < 2: raise ValueError(f"folds={folds}: an ensemble needs at least 2")
     t0, out, cfgs = time.time(), Path(out), member_settings(folds, minutes, **kwargs)
     pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
-    train_one = lambda f, d: train_segmenter(pairs, d, cfgs[f], log=log, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
+    def train_one(f, d):
+        if minutes: cfgs[f].minutes = member_minutes(minutes, t0, folds - f, oof_seconds(len(pairs), tta, member_valid_speed(out, f)))
+        train_segmenter(pairs, d, cfgs[f], log=log, progress=progress, resume=resume, checkpoint_every=checkpoint_every)
     out.mkdir(parents=True, exist_ok=True)
     paths = train_folds(out, range(folds), train_one, lambda f: cfgs[f].as_dict(), restart=not resume, log=log)
     ens, t1 = Ensemble([load_member(p) for p in paths], tta=tta, paths=paths), time.time()

@@ -19,7 +19,7 @@ def trained(tmp_path_factory):
     "A tiny model trained by `lesion_fastai train` on ISIC-named demo images"
     root = tmp_path_factory.mktemp('tp')
     make_demo_set(root/'data', n=12, prefix='ISIC_000')            # ISIC_0000000 …: the scorer's naming
-    res = _run('train', '--data', root/'data', '--out', root/'model', '--size', 64, '--epochs', 2, '--bs', 4, '--lr', 2e-3)
+    res = _run('train', '--data', root/'data', '--out', root/'model', '--size', 64, '--epochs', 2, '--bs', 4, '--lr', 2e-3, '--valid-fold', 0)
     assert 'random initialisation' in res.stdout and 'validation thresholded Jaccard' in res.stdout
     return root
 

@@ -1,5 +1,7 @@
 """Benchmark of the segmentation recipe: `lesion_fastai train --minutes M` on a data folder, then `lesion_fastai predict`
-on the held-out validation fold at original resolution and `lesion_fastai evaluate` against its truth masks.
+on the held-out validation fold at original resolution and `lesion_fastai evaluate` against its truth masks. It trains
+with `--valid-fold 0` (the default trains on every image); a fold mixes the sources, so for unseen sources use
+tools/benchmark_loso.py.
 Usage: python tools/benchmark_segmentation.py [--data ../shared/data/isic-dev] [--minutes 30] [--out runs/bench] [-- TRAIN ARGS]"""
 import argparse, json, os, subprocess, sys, time
 from pathlib import Path
@@ -24,7 +26,7 @@ if __name__ == '__main__':
     exe = Path(sys.executable).with_name('lesion_fastai')
     out, data = Path(a.out), Path(a.data)
     out.mkdir(parents=True, exist_ok=True)
-    t_train = run([exe, 'train', '--data', data, '--out', out/'model', '--minutes', a.minutes, *a.train_args], out/'train.log')
+    t_train = run([exe, 'train', '--data', data, '--out', out/'model', '--minutes', a.minutes, '--valid-fold', 0, *a.train_args], out/'train.log')
     cfg = json.loads((out/'model'/'config.json').read_text())
     held = out/'heldout'
     for d in ('images', 'masks'): (held/d).mkdir(parents=True, exist_ok=True)
