@@ -13,7 +13,8 @@ from lesion_fastai.demo import make_demo_set
 
 SCRIPT = """import sys
 from lesion_fastai.distributed import train_data_parallel
-train_data_parallel(sys.argv[1], sys.argv[2], sizes=[64], epochs=2, bs=int(sys.argv[3]), lr=2e-3, k=3, pretrained=False, progress=False)
+train_data_parallel(sys.argv[1], sys.argv[2], sizes=[64], epochs=2, bs=int(sys.argv[3]), lr=2e-3, k=3, valid_fold=0,
+                    loss='ce', colour_constancy=False, pretrained=False, progress=False)   # the settings of the measurement above
 """
 
 def _train(cmd, tmp_path):
