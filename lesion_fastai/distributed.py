@@ -78,7 +78,8 @@ class _DistributedDL(DistributedDL):
 # %% ../nbs/06_distributed.ipynb #09536a20
 class DataParallelTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` (DDP through Accelerate), on CPU processes too (fastai 2.8 broadcasts batch order through CUDA)"
-    def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else _DistributedDL(dl, device=self.learn.model.device)
+    def _wrap_dl(self, dl):                            # an empty validation set (every image trains) has nothing to share out
+        return dl if isinstance(dl, DistributedDL) or not dl.n else _DistributedDL(dl, device=self.learn.model.device)
 
 # %% ../nbs/06_distributed.ipynb #29e9d174
 @delegates(TrainConfig)

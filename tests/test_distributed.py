@@ -42,6 +42,17 @@ def test_two_cpu_processes_agree_with_one(tmp_path):
     frac = np.abs(np.array([a['mask'].mean() for a in r1]) - np.array([b['mask'].mean() for b in r2]))
     assert frac.max() < 0.1, frac
 
+ALL_IMAGES = """from lesion_fastai.distributed import train_data_parallel
+train_data_parallel('data', 'm', sizes=[64], epochs=1, bs=2, lr=2e-3, pretrained=False, progress=False)
+"""
+
+def test_every_image_over_two_processes(tmp_path):
+    "The default (no validation fold) over two processes: an empty validation set is not shared out (it divided by zero)"
+    make_demo_set(tmp_path/'data', n=8)
+    (tmp_path/'run.py').write_text(ALL_IMAGES)
+    out = _train([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2', 'run.py'], tmp_path)
+    assert 'every image trained' in out and (tmp_path/'m'/'model.pkl').exists()
+
 ENSEMBLE = """from lesion_fastai.distributed import train_ensemble_parallel, predict_folder_sharded
 train_ensemble_parallel('data', 'ens', folds=2, sizes=[64], epochs=1, bs=4, lr=2e-3, pretrained=False, progress=False)
 predict_folder_sharded('ens', 'data/images', 'pred', overlays=False)
