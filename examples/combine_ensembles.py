@@ -6,9 +6,9 @@ Every member of every ensemble votes (probabilities averaged at each image's ori
 and QC thresholds are the mean of the ensembles' own unless given. `--save` writes the combined manifest, which
 `lesion_fastai predict --model DIR` then uses like any ensemble folder."""
 import argparse, sys
-from lesion_fastai.data import LesionDataError
-from lesion_fastai.ensemble import Ensemble
-from lesion_fastai.predict import predict_folder
+from lesion_fastai.config import LesionDataError
+from lesion_fastai.seg.ensemble import Ensemble
+from lesion_fastai.seg.predict import predict_folder
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 from lesion_fastai.cli import main
-from lesion_fastai.data import LesionDataError, find_pairs, check_pairs, cache_pairs, load_image, read_mask, save_mask
+from lesion_fastai.config import LesionDataError
+from lesion_fastai.io import find_pairs, check_pairs, load_image, read_mask, save_mask
+from lesion_fastai.data import cache_pairs
 
 def _pair(folder, iid, size=(40, 30), lesion=True, ext='.jpg'):
     "Write a valid image/mask pair in images/ + masks/ layout"

@@ -90,7 +90,7 @@ def test_bad_labels(demo, tmp_path, rows, message):
 def test_budget(demo, tmp_path):
     "`--minutes`: each member is timed, plans its cycles from its share of the budget left and logs its plan and its time"
     import re
-    from lesion_fastai.classify import train_classifier
+    from lesion_fastai.cls.train import train_classifier
     src, t = demo
     assert '--minutes MINUTES' in _run('classify-train', '--help').stdout
     lines, out = [], tmp_path/'cls'

@@ -3,7 +3,7 @@ import json, os, re, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from lesion_fastai.data import read_mask, save_mask
+from lesion_fastai.io import read_mask, save_mask
 from lesion_fastai.demo import demo_set
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
@@ -25,7 +25,7 @@ def test_demo(tmp_path):
     assert (tmp_path/'out'/'model'/'model.pkl').exists() and 'thresholded Jaccard: model' in res.stdout
 
 def test_demo_next_to_cpu_burners(tmp_path):
-    "Issue 13: the README's demo, on a machine whose every core is also busy with another CPU-bound process, still beats Otsu"
+    "The README's demo, on a machine whose every core is also busy with another CPU-bound process, still beats Otsu"
     burners = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(os.cpu_count() or 2)]
     try: res = _run('demo', '--out', tmp_path/'out')
     finally:
@@ -58,8 +58,13 @@ def test_command_help():
     res = _run('train', '--help')
     assert res.returncode == 0, res.stderr
     out = ' '.join(res.stdout.split())
-    for s in ('--valid-fold', '--no-tta', '--checkpoint-every', '--frozen-epochs', '{auto,require,none}',
-              'A name from `ARCHS` or an encoder name', 'Split and training seed (default: 42)'): assert s in out, s
+    for s in ('--valid-fold', '--tta, --no-tta', '--checkpoint-every', '--frozen-epochs', '{auto,require,none}',
+              'A name from `ARCHS` or an encoder name', 'Split and training seed (default: 42)',
+              '--colour-constancy, --no-colour-constancy Shades of Gray colour balance before training and prediction '
+              '(chosen leaving sources out) (default: on)'):
+        assert s in out, s
+    out = ' '.join(_run('predict', '--help').stdout.split())
+    assert '--overlays, --no-overlays Write `overlays/<ID>.jpg` (default: on)' in out, out
     res = _run('classify-train', '--help')
     assert res.returncode == 0 and '[--masks MASKS | --seg-model SEG_MODEL]' in ' '.join(res.stdout.split())
 
@@ -96,7 +101,7 @@ def test_train_folds_and_predict_under_a_launcher(tmp_path):
 def test_classify_train_folds_under_a_launcher(tmp_path):
     "Under a 2-process launcher `classify-train --folds 2` trains each member once, one per process, into one classifier folder"
     from lesion_fastai.demo import make_demo_set
-    from lesion_fastai.classify import classify_folder
+    from lesion_fastai.cls.predict import classify_folder
     ids = make_demo_set(tmp_path/'data', n=12)
     pd.DataFrame({'image_id': ids, 'dx': ['dark', 'light']*6}).to_csv(tmp_path/'labels.csv', index=False)
     res = _launch(tmp_path, 'classify-train', '--images', 'data/images', '--labels', 'labels.csv', '--masks', 'data/masks',

@@ -1,19 +1,19 @@
-"The CLI starts fast (no torch, fastai or smp at load) and its light signatures are the library's own."
+"The CLI starts fast (no torch, fastai, pandas or numpy at load) and its light option sets are the library's own."
 import subprocess, sys, time
 from pathlib import Path
 import pytest
-from fastcore.docments import docments
 import lesion_fastai.cli as cli
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
-HEAVY = ('torch', 'fastai', 'segmentation_models_pytorch', 'timm', 'pandas', 'lesion_fastai.data')
+HEAVY = ('torch', 'fastai', 'segmentation_models_pytorch', 'timm', 'pandas', 'numpy', 'scipy', 'PIL', 'lesion_fastai.data')
 
 def test_cli_imports_nothing_heavy():
     code = f"import sys, lesion_fastai.cli; print([m for m in {HEAVY!r} if m in sys.modules])"
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == '[]', res.stdout + res.stderr
 
-@pytest.mark.parametrize('argv', [['--help'], ['train', '--help'], ['predict', '--help'], ['classify-train', '--help'], ['--version']])
+@pytest.mark.parametrize('argv', [['--help'], ['train', '--help'], ['predict', '--help'], ['classify-train', '--help'],
+                                  ['serve', '--help'], ['--version']])
 def test_help_is_fast(argv):
     "Each help prints at once (goal < 1 s; asserted < 3 s, since CI machines are shared)"
     t0 = time.perf_counter()
@@ -21,33 +21,41 @@ def test_help_is_fast(argv):
     assert res.returncode == 0 and res.stdout, res.stderr
     assert time.perf_counter() - t0 < 3, f"{argv}: {time.perf_counter() - t0:.2f} s"
 
-LIGHT = ['lesion_fastai.predict.predict_folder', 'lesion_fastai.predict.load_model', 'lesion_fastai.classify.classify_folder',
-         'lesion_fastai.classify.train_classifier', 'lesion_fastai.train.train_segmenter', 'lesion_fastai.ensemble.train_ensemble',
-         'lesion_fastai.serve.serve_model']
+@pytest.mark.parametrize('opts', cli.OPTION_SETS, ids=lambda o: o.__name__)
+def test_option_set_mirrors_its_function(opts):
+    "Each light option set has the parameters, defaults and help of the library function it passes them on to"
+    assert cli.mirror_differences(opts) == [], opts.mirrors
 
-@pytest.mark.parametrize('qualname', LIGHT)
-def test_light_signature_is_the_library_one(qualname):
-    "The stand-in read from the source has the real function's parameters, defaults and help"
-    import importlib, inspect
-    mod, name = qualname.rsplit('.', 1)
-    real = getattr(importlib.import_module(mod), name)
-    light = cli.source_signature(qualname)
-    real_f = getattr(real, '__wrapped__', real)
-    ps = lambda f: {k: (p.default, p.kind) for k, p in inspect.signature(f).parameters.items() if k != 'kwargs'}
-    own = {k for k in inspect.signature(light).parameters if k != 'kwargs'}   # the real one's @delegates expands **kwargs
-    assert ps(light) == {k: v for k, v in ps(real).items() if k in own}, qualname
-    d_light, d_real = docments(light, returns=False), docments(real, returns=False)
-    assert {k: d_light[k] for k in own} == {k: d_real[k] for k in own}, qualname
+# (command, library function it calls, parameters whose command-line default differs on purpose)
+CALLS = [('cli_demo', 'lesion_fastai.demo.run_demo', ()),
+         ('cli_train', 'lesion_fastai.seg.recipe.train_segmenter', ('bs', 'arch')),   # lists: not given, the config's default
+         ('cli_train', 'lesion_fastai.seg.ensemble.train_ensemble', ('bs', 'arch', 'folds')),   # no --folds: one model
+         ('cli_predict', 'lesion_fastai.seg.predict.load_model', ()),
+         ('cli_predict', 'lesion_fastai.seg.predict.predict_folder', ()),
+         ('cli_evaluate', 'lesion_fastai.evaluation.evaluate', ()),
+         ('cli_classify_train', 'lesion_fastai.cls.train.train_classifier', ('folds',)),   # no --folds: one member
+         ('cli_classify_predict', 'lesion_fastai.cls.predict.classify_folder', ()),
+         ('cli_serve', 'lesion_fastai.serve.serve_model', ())]
 
-def test_cli_defaults_are_the_library_defaults():
-    "Every option a command takes from a library function or config has that function's default"
-    from lesion_fastai.predict import predict_folder
-    from lesion_fastai.classify import classify_folder
+@pytest.mark.parametrize('command,qualname,differ', CALLS, ids=lambda x: x if isinstance(x, str) else '')
+def test_cli_defaults_are_the_library_defaults(command, qualname, differ):
+    "Every option a command shares with a library function it calls has that function's default"
     import inspect
-    for f, lib in [(cli.cli_predict, predict_folder), (cli.cli_classify_predict, classify_folder)]:
-        mine, theirs = inspect.signature(f).parameters, inspect.signature(lib).parameters
-        for k, p in mine.items():
-            if k in theirs and theirs[k].default is not inspect.Parameter.empty: assert p.default == theirs[k].default, (f.__name__, k)
+    mine, theirs = inspect.signature(getattr(cli, command)).parameters, inspect.signature(cli._resolve(qualname)).parameters
+    for k, p in mine.items():
+        if k in theirs and k not in differ and theirs[k].default is not inspect.Parameter.empty:
+            assert p.default == theirs[k].default, (command, k)
+
+def test_booleans_read_both_ways():
+    "Every boolean option is a --x/--no-x pair whose help ends with its default: on, off, or what the library chooses"
+    import argparse, re
+    subs = cli.cli_parser()._subparsers._group_actions[0].choices
+    flags = [a for sp in subs.values() for a in sp._actions if isinstance(a, argparse.BooleanOptionalAction)]
+    assert len(flags) > 10
+    for a in flags:
+        assert a.option_strings == [f'--{a.dest.replace("_", "-")}', f'--no-{a.dest.replace("_", "-")}'], a.option_strings
+        end = r'\(default: (on|off)\)$' if isinstance(a.default, bool) else r'\(default: [^)]+\)$'
+        assert re.search(end, a.help), (a.dest, a.help)
 
 def test_python_m_runs_the_cli():
     "`python -m lesion_fastai.cli` is the entry point a launcher starts (`accelerate launch -m lesion_fastai.cli …`)"

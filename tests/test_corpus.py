@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 14): every case is one command line on damaged copies of real isic-dev pairs (or synthetic
+"""The bad-input corpus: every case is one command line on damaged copies of real isic-dev pairs (or synthetic
 pairs where isic-dev is absent), with the status and the one line it must give. No case may print a traceback.
 
 Most cases run in process through `lesion_fastai.cli.main` (the function the installed script calls), because each
@@ -246,7 +246,7 @@ def test_readme_lists_every_case():
 def test_model_folder_version_checked(tmp_path):
     "A model folder written by another version warns on load, naming both versions; a damaged config is refused"
     import warnings, lesion_fastai
-    from lesion_fastai.ensemble import read_config
+    from lesion_fastai.learner.folder import read_config
     from lesion_fastai.config import LesionDataError, LesionDataWarning
     (f := tmp_path/'config.json').write_text(json.dumps({'lesion_fastai': '0.0.1', 'arch': 'x'}))
     with pytest.warns(LesionDataWarning, match=f"written by an older lesion_fastai, 0.0.1; this is {lesion_fastai.__version__}"):

@@ -1,4 +1,4 @@
-"""Data-parallel training with Accelerate on 2 CPU processes (issue 16): the run finishes, both ranks end with the same
+"""Data-parallel training with Accelerate on 2 CPU processes: the run finishes, both ranks end with the same
 weights, and the exported model predicts what a 1-process run of the same seed predicts, within a stated tolerance.
 
 The processes are started by `torchrun --standalone` (the launcher `accelerate launch --multi_gpu` runs) with
@@ -32,7 +32,7 @@ def test_two_cpu_processes_agree_with_one(tmp_path):
     assert 'validation thresholded Jaccard' in out2 and (tmp_path/'m2'/'model.pkl').exists()
     out1 = _train([py, 'run.py', 'data', 'm1', '4'], tmp_path)          # one process, the same total batch of 4
     assert 'weights agree' not in out1
-    from lesion_fastai.predict import load_model
+    from lesion_fastai.seg.predict import load_model
     from lesion_fastai.data import list_images, load_image
     files = list_images(tmp_path/'data'/'images')
     imgs = [load_image(files[i]) for i in sorted(files)]
@@ -68,7 +68,7 @@ def test_folds_and_prediction_over_two_processes(tmp_path):
     assert (tmp_path/'ens'/'ensemble.json').exists() and not list(tmp_path.glob('.pred-shard*'))
     import pandas as pd
     from PIL import Image
-    from lesion_fastai.predict import predict_folder
+    from lesion_fastai.seg.predict import predict_folder
     one = predict_folder(tmp_path/'ens', tmp_path/'data'/'images', tmp_path/'pred1', overlays=False, progress=False)
     two = pd.read_csv(tmp_path/'pred'/'predictions.csv', index_col='image_id')
     assert list(one.index) == list(two.index) and len(two) == 12

@@ -1,8 +1,8 @@
 "Nothing leaks into the hybrid: with shuffled labels every variant scores chance out of fold; with the true ones it learns."
 import numpy as np, pandas as pd, pytest
 from lesion_fastai.data import find_isic_dev, list_images, list_masks
-from lesion_fastai.features import feature_table
-from lesion_fastai.hybrid import fit_hybrid
+from lesion_fastai.cls.features import feature_table
+from lesion_fastai.cls.hybrid import fit_hybrid
 from lesion_fastai.config import VARIANTS
 
 
@@ -46,7 +46,7 @@ def test_shuffled_labels_isic_dev():
 
 def test_three_classes():
     "Task 3 has seven classes: the stack, the operating point and prediction work for more than two"
-    from lesion_fastai.hybrid import predict_hybrid, hybrid_report
+    from lesion_fastai.cls.hybrid import predict_hybrid, hybrid_report
     rng = np.random.default_rng(2); n = 300; ids = [f'i{i}' for i in range(n)]
     y = rng.integers(0, 3, n); classes = ['MEL', 'NV', 'BKL']
     feats = pd.DataFrame(rng.normal(size=(n, 8)), index=ids); feats[0] += y == 0; feats[1] += y == 2

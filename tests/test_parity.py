@@ -156,7 +156,8 @@ def test_pooled_jaccard_differs(scored, folders):
 
 def test_all_lesion_truth_parity(tmp_path):
     "Specificity freebie (TN+FP == 0): an all-lesion ground truth, predicted fully and partially."
-    from lesion_fastai.data import read_mask, LesionDataError
+    from lesion_fastai.config import LesionDataError
+    from lesion_fastai.io import read_mask
     files = _real_masks(4)
     t0 = np.asarray(Image.open(files[0]).convert('L')) > 128
     full = np.ones_like(t0)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from lesion_fastai.metrics import score_task3, CLASS_METRICS
-from lesion_fastai.classify import ISIC_CLASSES, task3_csv
+from lesion_fastai.cls.labels import ISIC_CLASSES
+from lesion_fastai.cls.predict import task3_csv
 
 scoring = pytest.importorskip('isic_challenge_scoring.classification', reason='isic-challenge-scoring is not installed')
 

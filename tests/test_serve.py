@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 from lesion_fastai.demo import make_demo_set
-from lesion_fastai.train import train_segmenter
-from lesion_fastai.predict import predict_folder, load_model
-from lesion_fastai.ensemble import Ensemble
+from lesion_fastai.seg.recipe import train_segmenter
+from lesion_fastai.seg.predict import predict_folder, load_model
+from lesion_fastai.seg.ensemble import Ensemble
 
 MAX_MB = 1
 

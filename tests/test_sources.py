@@ -1,11 +1,11 @@
-"Leave-one-source-out (lesion_fastai.sources, tools/benchmark_loso.py): bad provenance, the summary's arithmetic, one tiny end-to-end run."
+"Leave-one-source-out (lesion_fastai.seg.sources, tools/benchmark_loso.py): bad provenance, the summary's arithmetic, one tiny end-to-end run."
 import subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 
 from lesion_fastai.config import LesionDataError
 from lesion_fastai.demo import make_demo_set
-from lesion_fastai.sources import read_provenance, source_pairs, leave_one_source_out, loso_summary
+from lesion_fastai.seg.sources import read_provenance, source_pairs, leave_one_source_out, loso_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from lesion_fastai.demo import make_demo_set
-from lesion_fastai.predict import predict_folder, load_model
+from lesion_fastai.seg.predict import predict_folder, load_model
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 

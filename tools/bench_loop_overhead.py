@@ -7,9 +7,11 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import Learner
 from fastai.optimizer import Adam
-from lesion_fastai.data import find_isic_dev, find_pairs, cache_pairs, kfold_splits, seg_dataloaders
+from lesion_fastai.io import find_isic_dev, find_pairs
+from lesion_fastai.data import cache_pairs, kfold_splits, seg_dataloaders
 from lesion_fastai.demo import demo_set
-from lesion_fastai.train import make_learner, CPUMixedPrecision, cpu_has_bf16
+from lesion_fastai.seg.recipe import make_learner
+from lesion_fastai.learner.precision import CPUMixedPrecision, cpu_has_bf16
 
 class _Batches:
     "A fixed list of batches that fastai's loop can iterate"

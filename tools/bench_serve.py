@@ -14,9 +14,9 @@ import argparse, base64, io, os, shutil, socket, statistics, subprocess, sys, te
 from pathlib import Path
 import httpx
 from PIL import Image
-from lesion_fastai.data import list_images, find_isic_dev
+from lesion_fastai.io import list_images, find_isic_dev
 from lesion_fastai.demo import demo_set
-from lesion_fastai.predict import predict_folder
+from lesion_fastai.seg.predict import predict_folder
 
 def free_port()->int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
@@ -79,7 +79,7 @@ def run(a, work:Path):
     t_start = time.perf_counter()
     model, src = a.model, a.images
     if model is None:
-        from lesion_fastai.train import train_segmenter
+        from lesion_fastai.seg.recipe import train_segmenter
         data = demo_set(n=12); model, src = work/'model', src or data/'images'
         train_segmenter(data, model, arch='smp-unet34', sizes=(64,), epochs=1, bs=4, lr=1e-3, pretrained=False, log=lambda *x: None, progress=False)
     src = src or ((find_isic_dev() or demo_set(n=12))/'images')

@@ -6,7 +6,7 @@ from the predicted masks in `--masks` (non-leaky: the out-of-fold masks of a seg
 ENS/oof_masks of `lesion_fastai train --folds 3 --out ENS`), and fits its hybrid on its members' out-of-fold
 probabilities. The held-out images are scored, pooled over the outer folds, by:
   - cnn: the KFoldCrop members together (the classifier's recalibrated `cnn` variant),
-  - features: the dermoscopic features (`lesion_fastai.features`) alone,
+  - features: the dermoscopic features (`lesion_fastai.cls.features`) alone,
   - hybrid: both, stacked,
   - the peer: colour and texture statistics inside the mask, class-balanced logistic regression, on the predicted masks
     and on the true masks.
@@ -21,11 +21,15 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-from lesion_fastai.data import list_images, list_masks
+from lesion_fastai.io import list_images, list_masks
 from lesion_fastai.metrics import balanced_accuracy, class_scores
-from lesion_fastai.classify import ClassifyConfig, Classifier, read_labels, label_folds, train_classifier, lesion_crops
-from lesion_fastai.features import feature_table
-from lesion_fastai.hybrid import VARIANTS, FEATURES_C, balanced_logistic, fit_hybrid, load_hybrid, predict_hybrid
+from lesion_fastai.config import ClassifyConfig
+from lesion_fastai.cls.predict import Classifier
+from lesion_fastai.cls.labels import read_labels, label_folds
+from lesion_fastai.cls.train import train_classifier
+from lesion_fastai.cls.crop import lesion_crops
+from lesion_fastai.cls.features import feature_table
+from lesion_fastai.cls.hybrid import VARIANTS, FEATURES_C, balanced_logistic, fit_hybrid, load_hybrid, predict_hybrid
 
 
 def scores(y, probs, classes)->dict:

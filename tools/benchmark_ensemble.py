@@ -7,10 +7,11 @@ import argparse, json, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 
-from lesion_fastai.data import find_pairs, cache_pairs, kfold_splits, load_image, read_mask, save_mask
+from lesion_fastai.io import find_pairs, load_image, read_mask, save_mask
+from lesion_fastai.data import cache_pairs, kfold_splits
 from lesion_fastai.metrics import score_masks, summarize_scores
-from lesion_fastai.train import postprocess_mask, probs_to_size
-from lesion_fastai.ensemble import Ensemble, train_ensemble, out_of_fold, mask_jaccard, disagreement, mean_maps
+from lesion_fastai.seg.recipe import postprocess_mask, probs_to_size
+from lesion_fastai.seg.ensemble import Ensemble, train_ensemble, out_of_fold, mask_jaccard, disagreement, mean_maps
 
 def scores_of(ids, truths, masks):
     t = pd.DataFrame([{'image_id': i, **score_masks(t, m)} for i, t, m in zip(ids, truths, masks)]).set_index('image_id')

@@ -1,6 +1,6 @@
 """Leave-one-source-out benchmark of the segmentation recipe: hold out each source of the data's provenance.csv in turn.
 
-For every source (or those named with --sources), `lesion_fastai.sources.leave_one_source_out` trains on the other
+For every source (or those named with --sources), `lesion_fastai.seg.sources.leave_one_source_out` trains on the other
 sources' images (one model, or with --folds an ensemble) to the --minutes budget, predicts the held-out source's images
 as a folder with `predict_folder` (as a user would) and scores them with the official scorer's semantics. A source whose
 model folder is finished is not retrained, so an interrupted benchmark resumes where it stopped.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from lesion_fastai.config import LesionDataError, TrainConfig
-from lesion_fastai.data import write_json
-from lesion_fastai.sources import read_provenance, source_pairs, source_slug, link_folder, leave_one_source_out, loso_summary
+from lesion_fastai.io import write_json
+from lesion_fastai.seg.sources import (read_provenance, source_pairs, source_slug, link_folder, leave_one_source_out, loso_summary)
 
 SETTINGS = [k for k in inspect.signature(TrainConfig).parameters if k != 'minutes']   # --minutes is its own option
 

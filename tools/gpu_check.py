@@ -1,4 +1,4 @@
-"""The GPU check of issue 16, one short script: what a user's GPU gives with the library's own code paths.
+"""The GPU check, one short script: what a user's GPU gives with the library's own code paths.
 
     python tools/gpu_check.py                 # on a GPU machine (about 3–5 minutes): prints and writes gpu_check.json
     python tools/gpu_check.py --tiny --cpu    # the same steps, tiny, on a CPU (about a minute): checks the script runs
@@ -16,10 +16,12 @@ from pathlib import Path
 os.environ.setdefault('LESION_FASTAI_OFFLINE', '1')          # no download: the timings do not depend on the weights
 import torch
 from lesion_fastai.demo import make_demo_set
-from lesion_fastai.data import find_pairs, cache_pairs, kfold_splits, seg_dataloaders
-from lesion_fastai.train import make_learner, precision_policy
-from lesion_fastai.ensemble import train_ensemble
-from lesion_fastai.predict import load_model, predict_folder
+from lesion_fastai.io import find_pairs
+from lesion_fastai.data import cache_pairs, kfold_splits, seg_dataloaders
+from lesion_fastai.seg.recipe import make_learner
+from lesion_fastai.learner.precision import precision_policy
+from lesion_fastai.seg.ensemble import train_ensemble
+from lesion_fastai.seg.predict import load_model, predict_folder
 
 
 def train_ms(pairs, size, bs, precision, n_batches):
