@@ -4,172 +4,34 @@
 
 # %% ../nbs/90_cli.ipynb #565afc62
 from __future__ import annotations
-import argparse, importlib, inspect, os, re, sys, traceback, warnings
+import argparse, inspect, os, re, sys, traceback, warnings
 from contextlib import contextmanager
 from json import dumps
 from pathlib import Path
-from types import UnionType
-from typing import Literal, Union, get_args, get_origin
+from typing import Literal
 
-from fastcore.docments import docments
 from fastcore.meta import delegates
 
 import lesion_fastai
 from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig
 from .config import LOSS_NAMES, PRECISIONS, VARIANTS
+from .script import add_command, cli_command, command_name, command_of, option_help, option_set
 
 # %% auto #0
-__all__ = ['OPTION_SETS', 'PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV', 'INTERRUPTED',
-           'COMMANDS', 'shown_default', 'option_help', 'option_kwargs', 'add_option', 'cli_command', 'command_docments',
-           'command_name', 'add_command', 'option_set', 'mirror_differences', 'forced_precision', 'process_count',
-           'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo', 'scorer_notes', 'scorer_warnings',
-           'pairs_summary', 'check_folders', 'cli_check', 'refuse_finished', 'check_folds', 'train_settings',
-           'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options', 'cli_evaluate',
-           'crop_settings', 'cli_classify_train', 'classify_predict_options', 'classify_summary',
-           'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve',
-           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'run_command', 'cli_parser',
-           'command_of', 'main']
-
-# %% ../nbs/90_cli.ipynb #b04566a2
-def shown_default(default, # A parameter's default
-                 )->str:   # How `--help` shows it
-    "A default as `--help` shows it: `on` or `off` for a boolean, a list as its values"
-    if isinstance(default, bool): return 'on' if default else 'off'
-    if isinstance(default, (list, tuple)): return ' '.join(map(str, default))
-    return str(default)
-
-# %% ../nbs/90_cli.ipynb #a1f52e67
-def option_help(docment:str|None, # The parameter's inline comment
-                default,          # Its default (`inspect.Parameter.empty`: none)
-               )->str:
-    "An option's help: its docment, ending with its default unless there is none or the docment states it"
-    doc = (docment or '').replace('%', '%%')           # argparse reads `%` as a format
-    if default is None or default is inspect.Parameter.empty or '(default' in doc: return doc
-    return f"{doc} (default: {shown_default(default)})".strip()
-
-# %% ../nbs/90_cli.ipynb #8430f9f3
-def _value_type(anno):
-    "The type of one value: `float` for `float|None`, `str` for no annotation or a union of several types"
-    if anno in (None, type(None), inspect.Parameter.empty): return str
-    if get_origin(anno) not in (Union, UnionType): return anno
-    typed = [t for t in get_args(anno) if t is not type(None)]
-    return typed[0] if len(typed) == 1 else str
-
-# %% ../nbs/90_cli.ipynb #5190cdd5
-def option_kwargs(anno, # A parameter's annotation
-                 )->dict:
-    "argparse's `action`, `type`, `nargs` and `choices` for a parameter's annotation"
-    t = _value_type(anno)
-    if t is bool: return dict(action=argparse.BooleanOptionalAction)
-    if get_origin(t) is list: return dict(type=get_args(t)[0], nargs='+')
-    if get_origin(t) is Literal: return dict(type=type(get_args(t)[0]), choices=list(get_args(t)))
-    return dict(type=t)
-
-# %% ../nbs/90_cli.ipynb #b5037316
-def add_option(parser,    # A parser, or a group of one
-               name:str,  # The parameter: `valid_fold` is the option `--valid-fold`
-               d:dict,    # Its `docments(full=True)` entry: `anno`, `default`, `docment`
-              ):
-    "Add the option of one parameter: type from its annotation, default from its default, help from its docment"
-    given = dict(required=True) if d.default is inspect.Parameter.empty else dict(default=d.default)
-    flag = '--' + name.replace('_', '-')
-    parser.add_argument(flag, dest=name, help=option_help(d.docment, d.default), **given, **option_kwargs(d.anno))
-
-# %% ../nbs/90_cli.ipynb #96e5e86a
-def cli_command(exclusive=(), # Parameters of which at most one may be given
-               ):
-    "Decorator: mark a `cli_*` function as a command, naming its mutually exclusive options"
-    def _f(f):
-        f.exclusive = tuple(exclusive)
-        return f
-    return _f
-
-# %% ../nbs/90_cli.ipynb #cf7f9b8d
-def command_docments(f, # A `cli_*` function
-                    )->dict:
-    "`docments(f, full=True)`, where a parameter without a comment takes the help of its namesake in `f`'s delegatee"
-    docs = docments(f, full=True, eval_str=True, returns=False)
-    theirs = docments(f.__delwrap__, returns=False) if hasattr(f, '__delwrap__') else {}
-    for k, d in docs.items():
-        d.docment = d.docment or theirs.get(k)
-    return docs
-
-# %% ../nbs/90_cli.ipynb #c99d6a8e
-def command_name(f, # A `cli_*` function
-                )->str:
-    "The command of `f`: `cli_classify_train` is `classify-train`"
-    return f.__name__.removeprefix('cli_').replace('_', '-')
-
-# %% ../nbs/90_cli.ipynb #4251d816
-def add_command(sub,              # The `add_subparsers()` of the parser
-                f,                # A `cli_*` function
-                options:bool=True, # Add its options (False: its name and description only)
-               )->argparse.ArgumentParser:
-    "Add `f` as a subcommand whose options are its parameters"
-    p = sub.add_parser(command_name(f), help=f.__doc__, description=f.__doc__)
-    p.set_defaults(func=f)
-    if not options: return p
-    exclusive = getattr(f, 'exclusive', ())
-    group = p.add_mutually_exclusive_group() if exclusive else None
-    for k, d in command_docments(f).items():
-        add_option(group if k in exclusive else p, k, d)
-    return p
-
-# %% ../nbs/90_cli.ipynb #4030e316
-OPTION_SETS = []
-"Every option set made with `option_set`, in the order of definition."
-
-# %% ../nbs/90_cli.ipynb #b5e20072
-def option_set(*mirrors:str, # The library functions or classes, 'module.name', that take these options
-              ):
-    "Decorator: a signature of the options a command passes on to `mirrors`, kept where import is light"
-    def _f(f):
-        f.mirrors = mirrors
-        OPTION_SETS.append(f)
-        return f
-    return _f
-
-# %% ../nbs/90_cli.ipynb #52030370
-def _resolve(qualname:str):
-    "The object `module.name` names (importing the module)"
-    mod, name = qualname.rsplit('.', 1)
-    return getattr(importlib.import_module(mod), name)
-
-# %% ../nbs/90_cli.ipynb #4c7dee0e
-def _field_differences(k:str, mine:dict, theirs:dict, where:str)->list:
-    "How field `k` of an option set differs from the parameter of that name in the function `where`: default, help"
-    res = []
-    if mine.default != theirs.default:
-        res.append(f"{k}: default {mine.default!r} here, {theirs.default!r} in {where}")
-    if theirs.docment and mine.docment != theirs.docment:
-        res.append(f"{k}: help {mine.docment!r} here, {theirs.docment!r} in {where}")
-    return res
-
-# %% ../nbs/90_cli.ipynb #aa9fd5ea
-def _library_docments(fs:list)->dict:
-    "The parameters of the functions or classes `fs` with their `docments`; the first one's, where several share a name"
-    res = {}
-    for f in fs:
-        for k, d in docments(f, full=True, returns=False).items():
-            res.setdefault(k, d)
-    return res
-
-# %% ../nbs/90_cli.ipynb #68ba93e5
-def mirror_differences(opts,          # An option set made with `option_set`
-                       fs:list=None,  # What it mirrors (default: `opts.mirrors`, imported)
-                      )->list:        # One line per difference; empty when `opts` agrees with `fs`
-    "What in `opts` is not as in the signatures of the library functions it mirrors: a name, a default or a help"
-    fs = fs or [_resolve(q) for q in opts.mirrors]
-    where = ' or '.join(f.__name__ for f in fs)
-    theirs, mine = _library_docments(fs), docments(opts, full=True, returns=False)
-    missing = [f"{k}: not a parameter of {where}" for k in mine if k not in theirs]
-    return missing + [l for k in mine if k in theirs for l in _field_differences(k, mine[k], theirs[k], where)]
+__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV', 'INTERRUPTED', 'COMMANDS',
+           'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
+           'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'refuse_finished',
+           'check_folds', 'train_settings', 'cli_train', 'predict_options', 'predict_summary', 'cli_predict',
+           'evaluate_options', 'cli_evaluate', 'crop_settings', 'cli_classify_train', 'classify_predict_options',
+           'classify_summary', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
+           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'run_command',
+           'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
 "The variable `precision_policy` reads when no precision is passed; `--precision` sets it for its command."
 
-# %% ../nbs/90_cli.ipynb #4fcd23ac
+# %% ../nbs/90_cli.ipynb #ab612466
 def _restore_env(name:str, old:str|None):
     "Set the environment variable `name` back to `old` (None: remove it)"
     if old is None:
@@ -203,7 +65,7 @@ def process_count()->int:
 PARALLEL_COMMANDS = ('train', 'predict', 'classify-train')
 "Commands that share their work among a launcher's processes (`lesion_fastai.distributed`); the others refuse to."
 
-# %% ../nbs/90_cli.ipynb #1b1f0911
+# %% ../nbs/90_cli.ipynb #04ec032f
 def refuse_launcher(command:str, # The command about to run
                    ):
     "Refuse to run `command` in each of a launcher's processes unless it shares its work among them"
@@ -211,13 +73,13 @@ def refuse_launcher(command:str, # The command about to run
         raise LesionDataError(f"runs in one process; start it without a launcher (only {', '.join(PARALLEL_COMMANDS)} "
                               "share work among processes)")
 
-# %% ../nbs/90_cli.ipynb #1dc4bda2
+# %% ../nbs/90_cli.ipynb #4ba151d1
 def plots_to_files():
     "Draw matplotlib's plots into files only (its Agg backend): a command may run where there is no display"
     import matplotlib
     matplotlib.use('Agg')
 
-# %% ../nbs/90_cli.ipynb #8d110754
+# %% ../nbs/90_cli.ipynb #66f3a760
 @option_set('lesion_fastai.demo.run_demo')
 def demo_options(out:str='demo_out', # Folder for the batch plot, the baseline and model predictions, the model
                  n:int=24, # Demo images
@@ -235,7 +97,7 @@ def cli_demo(**kwargs):
     from lesion_fastai.demo import run_demo
     run_demo(**kwargs)
 
-# %% ../nbs/90_cli.ipynb #0ea77a68
+# %% ../nbs/90_cli.ipynb #e09c5983
 def scorer_notes(mask, # A mask file
                 )->list:
     "What the official scorer would say of one mask file: its refusal, or its warnings"
@@ -259,7 +121,7 @@ def scorer_warnings(masks, # Mask files
         n += bool(notes)
     return n
 
-# %% ../nbs/90_cli.ipynb #1b212196
+# %% ../nbs/90_cli.ipynb #697cc98c
 def pairs_summary(pairs,   # `check_pairs`' table
                   where,   # The folder checked
                   n_bad:int=0, # Masks the scorer reads differently
@@ -271,7 +133,7 @@ def pairs_summary(pairs,   # `check_pairs`' table
             f"lesion fraction median {f.median():.2f} (min {f.min():.2f}, max {f.max():.2f}); "
             f"{(f == 0).sum()} empty masks{bad}")
 
-# %% ../nbs/90_cli.ipynb #4a052f5e
+# %% ../nbs/90_cli.ipynb #bb1ebc05
 def check_folders(data=None, images=None, masks=None):
     "Refuse `check` without a data folder, or with an images folder but no masks folder"
     if data is None and images is None: raise LesionDataError("give --data DIR, or --images DIR and --masks DIR")
@@ -307,14 +169,14 @@ def refuse_finished(out,                # The output folder of `train` or `class
         raise LesionDataError(f"{out}: holds {found}; use --restart to train it again from scratch (overwriting it), "
                               "or choose a new --out")
 
-# %% ../nbs/90_cli.ipynb #a5a2c6e7
+# %% ../nbs/90_cli.ipynb #164672ab
 def check_folds(folds:int|None,         # `--folds`
                 what:str='an ensemble', # What K folds make
                ):
     "Refuse `--folds` below 2: K folds make K members"
     if folds is not None and folds < 2: raise LesionDataError(f"--folds {folds}: {what} needs at least 2 folds")
 
-# %% ../nbs/90_cli.ipynb #5ba597ee
+# %% ../nbs/90_cli.ipynb #5bb40904
 def train_settings(arch:list,       # `--arch`: one name, or one per ensemble member
                    size:list=None,  # `--size`
                    epochs:list=None, # `--epochs`: one value is that value for every size
@@ -330,7 +192,7 @@ def train_settings(arch:list,       # `--arch`: one name, or one per ensemble me
         kw['bs'] = bs
     return kw
 
-# %% ../nbs/90_cli.ipynb #14000bed
+# %% ../nbs/90_cli.ipynb #233985fe
 def _one_model_parallel(data, out, kw:dict, progress:bool=False):
     "`train` of one model data-parallel over the launcher's processes: it needs `--epochs` and `--lr`"
     why = {'epochs': 'a --minutes budget would end each process at another epoch',
@@ -354,7 +216,7 @@ def _train_parallel(data, out, kw:dict, folds:int|None=None, tta:bool=True, rest
     from lesion_fastai.distributed import train_ensemble_parallel
     return train_ensemble_parallel(data, out, folds=folds, progress=progress, **kw)
 
-# %% ../nbs/90_cli.ipynb #580eb7b0
+# %% ../nbs/90_cli.ipynb #297a9921
 def _train_here(data, out, kw:dict, folds:int|None=None, tta:bool=True, **run):
     "`train` in this one process: an ensemble with `folds`, else one model"
     from lesion_fastai.seg.recipe import train_segmenter
@@ -400,7 +262,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
             return _train_parallel(data, out, kw, folds=folds, tta=tta, restart=restart, progress=run['progress'])
         return _train_here(data, out, kw, folds=folds, tta=tta, **run)
 
-# %% ../nbs/90_cli.ipynb #ff8d778a
+# %% ../nbs/90_cli.ipynb #d898a438
 @option_set('lesion_fastai.seg.predict.predict_folder', 'lesion_fastai.seg.predict.PredictOptions')
 def predict_options(truth:str|None=None, # Optional folder of truth masks: adds Jaccard to the CSV and red outlines
                     overlays:bool=True, # Write `overlays/<ID>.jpg`
@@ -411,7 +273,7 @@ def predict_options(truth:str|None=None, # Optional folder of truth masks: adds 
                    ):
     "What `lesion_fastai predict` passes on to `predict_folder` (its `PredictOptions`)"
 
-# %% ../nbs/90_cli.ipynb #2ba25d43
+# %% ../nbs/90_cli.ipynb #449d18fb
 def predict_summary(rep,       # `predict_folder`'s report
                     model,     # The `Ensemble` that predicted
                     out,       # The output folder
@@ -445,7 +307,7 @@ def cli_predict(model:str,  # Model or ensemble folder
     if rep is not None:                                            # None: not the main process
         print(predict_summary(rep, m, out=out, truth=kwargs.get('truth')))
 
-# %% ../nbs/90_cli.ipynb #82bd7151
+# %% ../nbs/90_cli.ipynb #d87b668b
 @option_set('lesion_fastai.evaluation.evaluate')
 def evaluate_options(csv:str|None=None, # Write the per-image scores here
                      missing_as_empty:bool=False, # Score a missing prediction as an empty mask instead of failing
@@ -480,7 +342,7 @@ def _classify_train_parallel(images, labels, out, kw:dict, folds:int|None=None, 
     from lesion_fastai.cls.train import train_classifier_parallel
     return train_classifier_parallel(images, labels, out, folds=folds, **kw)
 
-# %% ../nbs/90_cli.ipynb #9559f36a
+# %% ../nbs/90_cli.ipynb #891118ee
 def crop_settings(margin:float=None, # `--margin`
                   max_size:int=None, # `--max-size`
                  )->dict|None:       # The `crop` setting of `train_classifier` (None: `crop_lesions`' defaults)
@@ -530,7 +392,7 @@ def cli_classify_train(images:str,          # Folder of images
         from lesion_fastai.cls.train import train_classifier
         return train_classifier(images, labels, out, folds=folds, k=k, valid_fold=valid_fold, restart=restart, **kw)
 
-# %% ../nbs/90_cli.ipynb #7d08ff4c
+# %% ../nbs/90_cli.ipynb #2e8c6394
 @option_set('lesion_fastai.cls.predict.classify_folder', 'lesion_fastai.cls.predict._run_options')
 def classify_predict_options(masks:str|None=None, # Folder of masks to crop by…
                              # …or a segmentation model folder (default: the classifier's own)
@@ -540,7 +402,7 @@ def classify_predict_options(masks:str|None=None, # Folder of masks to crop by�
                             ):
     "What `lesion_fastai classify-predict` passes on to `classify_folder`"
 
-# %% ../nbs/90_cli.ipynb #da0a7c2d
+# %% ../nbs/90_cli.ipynb #a9c774ad
 def classify_summary(rep, # `classify_folder`'s report
                      out, # The output folder
                     )->str:
@@ -572,7 +434,7 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
         rep = classify_folder(model, images, out, variant=variant, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     print(classify_summary(rep, out))
 
-# %% ../nbs/90_cli.ipynb #b1ac46fa
+# %% ../nbs/90_cli.ipynb #a009b13e
 def task3_report(s:dict,         # From `score_task3`
                  json:bool=False, # One JSON object rather than a table
                 )->str:
@@ -595,7 +457,7 @@ def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class
     from lesion_fastai.metrics import score_task3
     print(task3_report(score_task3(truth, pred), json=json))
 
-# %% ../nbs/90_cli.ipynb #2182462e
+# %% ../nbs/90_cli.ipynb #189b5576
 @option_set('lesion_fastai.serve.serve_model')
 def serve_options(host:str='127.0.0.1', # Interface to listen on (0.0.0.0: every interface)
                   port:int=8000, # TCP port
@@ -626,7 +488,7 @@ TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'
 INTERRUPTED = "interrupted: run the same command again to resume"
 "What a command says when Ctrl-C stops it (training resumes from its last checkpoint; outputs are never half-written)."
 
-# %% ../nbs/90_cli.ipynb #852d6cf8
+# %% ../nbs/90_cli.ipynb #aa030202
 def bad_input_message(e:Exception, # What a command raised
                      )->str|None:  # The message, or None when `e` is not about an input
     "What is wrong with an input, for an exception a bad file causes: missing, unreadable, malformed or too large"
@@ -645,7 +507,7 @@ def error_line(e:Exception, # What a command raised
         return 1, f"{type(e).__name__}: {what} (a bug: set {TRACEBACK_ENV}=1 for the full trace and report it)"
     return 2, ' '.join(msg.split())
 
-# %% ../nbs/90_cli.ipynb #d6d995cc
+# %% ../nbs/90_cli.ipynb #d65e06f6
 def flag_of(name:str,  # A parameter of the library, as in `name=value`
             value:str, # Its value as the message writes it: 'True', 'False', a quoted string, or '' for none
            )->str:
@@ -664,7 +526,7 @@ def flag_names(msg:str, # An error message of the library
     spell = lambda m: flag_of(m.group(1), m.group(2)) if m.group(1) in params else m.group(0)
     return re.sub(r"\b(\w+)=(True|False|'[^']*'|(?=[\s(),.;]|$))", spell, msg)
 
-# %% ../nbs/90_cli.ipynb #2be340c4
+# %% ../nbs/90_cli.ipynb #36865cd3
 def stop_line(e:BaseException, # What stopped the command: Ctrl-C or an error
               f,               # The `cli_*` function that ran
              )->tuple:         # (exit status, the line to print)
@@ -673,7 +535,7 @@ def stop_line(e:BaseException, # What stopped the command: Ctrl-C or an error
     status, line = error_line(e)
     return status, f"error: {flag_names(line, f)}"
 
-# %% ../nbs/90_cli.ipynb #174f0f31
+# %% ../nbs/90_cli.ipynb #068e1b15
 def run_command(command:str,       # The command's name, which starts each line it prints on stderr
                 f,                 # Its `cli_*` function
                 kwargs:dict,       # Its options
@@ -711,12 +573,6 @@ def cli_parser(only:list|None=None, # Read the options of these commands only (N
     for f in COMMANDS:
         add_command(sub, f, options=only is None or command_name(f) in only)
     return p
-
-# %% ../nbs/90_cli.ipynb #153d396f
-def command_of(argv:list, # A command line, without the program
-              )->str|None: # Its command (None: none given)
-    "The command a command line names: its first word that is not an option"
-    return next((a for a in argv if not a.startswith('-')), None)
 
 # %% ../nbs/90_cli.ipynb #fd288062
 def main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)

@@ -3,6 +3,7 @@ import subprocess, sys, time
 from pathlib import Path
 import pytest
 import lesion_fastai.cli as cli
+from lesion_fastai.script import OPTION_SETS, mirror_differences
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 HEAVY = ('torch', 'fastai', 'segmentation_models_pytorch', 'timm', 'pandas', 'numpy', 'scipy', 'PIL', 'lesion_fastai.data')
@@ -21,10 +22,10 @@ def test_help_is_fast(argv):
     assert res.returncode == 0 and res.stdout, res.stderr
     assert time.perf_counter() - t0 < 3, f"{argv}: {time.perf_counter() - t0:.2f} s"
 
-@pytest.mark.parametrize('opts', cli.OPTION_SETS, ids=lambda o: o.__name__)
+@pytest.mark.parametrize('opts', OPTION_SETS, ids=lambda o: o.__name__)
 def test_option_set_mirrors_its_function(opts):
     "Each light option set has the parameters, defaults and help of the library function it passes them on to"
-    assert cli.mirror_differences(opts) == [], opts.mirrors
+    assert mirror_differences(opts) == [], opts.mirrors
 
 # (command, library function it calls, parameters whose command-line default differs on purpose)
 CALLS = [('cli_demo', 'lesion_fastai.demo.run_demo', ()),
@@ -40,8 +41,10 @@ CALLS = [('cli_demo', 'lesion_fastai.demo.run_demo', ()),
 @pytest.mark.parametrize('command,qualname,differ', CALLS, ids=lambda x: x if isinstance(x, str) else '')
 def test_cli_defaults_are_the_library_defaults(command, qualname, differ):
     "Every option a command shares with a library function it calls has that function's default"
-    import inspect
-    mine, theirs = inspect.signature(getattr(cli, command)).parameters, inspect.signature(cli._resolve(qualname)).parameters
+    import importlib, inspect
+    mod, name = qualname.rsplit('.', 1)
+    lib = getattr(importlib.import_module(mod), name)
+    mine, theirs = inspect.signature(getattr(cli, command)).parameters, inspect.signature(lib).parameters
     for k, p in mine.items():
         if k in theirs and k not in differ and theirs[k].default is not inspect.Parameter.empty:
             assert p.default == theirs[k].default, (command, k)

@@ -22,10 +22,11 @@ from fastai.torch_core import set_seed
 
 import lesion_fastai
 from ..config import TrainConfig, LOSS_NAMES
-from ..data import find_pairs, cache_pairs, kfold_splits, seg_dataloaders, read_mask, load_image, shades_of_gray
-from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
-                                   ThresholdJaccard, ISICJaccard, ISICDice)
-from ..models import seg_learner, smp_learner, classic_unet_learner, check_input_size, count_parameters, fetch_weights
+from ..io import find_pairs, read_mask, load_image
+from ..data import cache_pairs, kfold_splits, seg_dataloaders, shades_of_gray
+from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric, ThresholdJaccard, ISICJaccard, ISICDice)
+from .models import seg_learner, smp_learner, classic_unet_learner, check_input_size
+from ..learner.encoders import count_parameters, fetch_weights
 from ..learner.precision import CPUMixedPrecision
 from ..learner.clock import BudgetClock, EPOCH_CAP, FINISH_SECONDS
 from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_curves, save_loss_plot
