@@ -20,12 +20,11 @@ import lesion_fastai
 from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig, LOSS_NAMES, PRECISIONS, VARIANTS
 
 # %% auto #0
-__all__ = ['METRIC_ORDER', 'PIXEL_ORDER', 'DEMO_MIN_EPOCHS', 'PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED',
-           'TRACEBACK_ENV', 'INTERRUPTED', 'COMMANDS', 'source_signature', 'evaluate', 'format_scores', 'otsu_mask',
-           'run_demo', 'cli_param', 'cli_command', 'command_docments', 'add_command', 'forced_precision',
-           'process_count', 'cli_demo', 'scorer_warnings', 'cli_check', 'refuse_finished', 'cli_train', 'cli_predict',
-           'cli_evaluate', 'cli_classify_train', 'cli_classify_predict', 'cli_classify_evaluate', 'cli_serve',
-           'error_line', 'flag_names', 'cli_parser', 'main']
+__all__ = ['DEMO_MIN_EPOCHS', 'PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV', 'INTERRUPTED',
+           'COMMANDS', 'source_signature', 'otsu_mask', 'run_demo', 'cli_param', 'cli_command', 'command_docments',
+           'add_command', 'forced_precision', 'process_count', 'cli_demo', 'scorer_warnings', 'cli_check',
+           'refuse_finished', 'cli_train', 'cli_predict', 'cli_evaluate', 'cli_classify_train', 'cli_classify_predict',
+           'cli_classify_evaluate', 'cli_serve', 'error_line', 'flag_names', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #33b2cd24
 def _light_anno(a, ns:dict):
@@ -64,44 +63,6 @@ def source_signature(qualname:str, # 'module.function', e.g. 'lesion_fastai.pred
     f.__annotations__ = {k: a for k, a in ((k, _light_anno(a, ns)) for k, a in f.__annotations__.items()) if a is not None}
     f.__doc__ = ast.get_docstring(node)
     return f
-
-# %% ../nbs/90_cli.ipynb #f3fb419e
-def evaluate(truth,                        # Folder of truth masks
-             pred,                         # Folder of predicted masks
-             csv=None,                     # Write the per-image scores here
-             missing_as_empty:bool=False,  # Score a missing prediction as an empty mask instead of failing
-             lenient:bool=False,           # Read masks with lesion_fastai's coercions (0/1, RGB, 16-bit), not the official scorer's rule
-             report=None,                  # Folder for seed 000's pixel report: table, normalised confusion matrix PNG, per-image CSV
-            )->dict:                       # Mean of each metric, `n_images` (and `reading: 'lenient'` with `lenient`)
-    "ISIC Task 1 scores of the masks in `pred` against those in `truth`, read as the official scorer reads them"
-    if csv and Path(csv).is_dir(): raise LesionDataError(f"{csv}: is a folder; --csv takes the name of a file to write")
-    if report and Path(report).is_file(): raise LesionDataError(f"{report}: is a file; --report takes a folder to write into")
-    from lesion_fastai.data import atomic_write
-    from lesion_fastai.metrics import score_folders, summarize_scores, pixel_report
-    kw = dict(missing_as_empty=missing_as_empty, lenient=lenient)
-    per_image = score_folders(truth, pred, **kw)
-    if csv:
-        with atomic_write(csv) as tmp: per_image.to_csv(tmp)
-    scores = pixel_report(truth, pred, report, **kw) if report else summarize_scores(per_image)
-    return {**scores, **({'reading': 'lenient'} if lenient else {})}
-
-# %% ../nbs/90_cli.ipynb #81081214
-METRIC_ORDER = ['threshold_jaccard', 'jaccard', 'dice', 'accuracy', 'sensitivity', 'specificity']
-"Order of the Task 1 metrics in `format_scores`' table: the challenge's ranking metric first."
-
-# %% ../nbs/90_cli.ipynb #72baeea7
-PIXEL_ORDER = ['global_accuracy', 'mean_accuracy', 'mean_iou', 'weighted_iou', 'mean_bf_score']
-"Order of seed 000's pixel figures in `format_scores` (`lesion_fastai.metrics.PIXEL_METRICS`, named here so the CLI loads fast)."
-
-# %% ../nbs/90_cli.ipynb #2a7e6133
-def format_scores(scores:dict, # From `evaluate`
-                 )->str:
-    "The aggregate scores as an aligned text table (with the pooled pixel figures of `evaluate(report=…)` when present)"
-    lines = [f"{k:<18} {scores[k]:.4f}" for k in METRIC_ORDER if k in scores]
-    head = f"ISIC Task 1 scores over {scores['n_images']} images (mean of per-image values)"
-    if scores.get('reading') == 'lenient': head += "; --lenient reading: not the official scorer's numbers"
-    pixel = [f"{k:<18} {scores[k]:.4f}" for k in PIXEL_ORDER if k in scores]
-    return '\n'.join([head] + lines + (['', 'Pixel report (pooled pixels; BF score: mean per image)'] + pixel if pixel else []))
 
 # %% ../nbs/90_cli.ipynb #e167821e
 def otsu_mask(img:Image.Image, # A dermoscopy image
@@ -371,13 +332,20 @@ def cli_predict(model:str, images:str, out:str,
 
 # %% ../nbs/90_cli.ipynb #67c88397
 @cli_command()
-@delegates(evaluate)
+@delegates(source_signature('lesion_fastai.evaluation.evaluate'))
 def cli_evaluate(truth:str, pred:str,
-                 json:bool=False, # Print one JSON object instead of a table
+                 ci:bool=False,    # Add a 95 % bootstrap interval to every score (scipy.stats.bootstrap, BCa)
+                 compare:str=None, # Folder of another prediction of the same images: it against --pred, image by image
+                 groups:str=None,  # CSV of image ID → group (source, skin tone…), or 'size' (lesion-size bands): a table per group
+                 seed:int=0,       # Seed of the bootstrap
+                 json:bool=False,  # Print one JSON object instead of a table
                  **kwargs):
     "Score predicted masks against truth masks exactly as the official ISIC scorer does (Task 1)"
+    from lesion_fastai.evaluation import evaluate, format_scores, statistics_report, format_statistics
     scores = evaluate(truth, pred, **kwargs)
-    print(dumps(scores) if json else format_scores(scores))
+    read = {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+    stats = statistics_report(truth, pred, ci=ci, compare=compare, groups=groups, seed=seed, **read)
+    print(dumps({**scores, **stats}) if json else format_scores(scores) + format_statistics(stats))
 
 # %% ../nbs/90_cli.ipynb #a7696212
 def _classify_train_parallel(images, labels, out, folds, n:int, restart:bool, kw:dict):
@@ -443,16 +411,21 @@ def cli_classify_predict(model:str,      # Classifier folder made by classify-tr
 @cli_command()
 def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class columns
                           pred:str,         # Prediction CSV: image and the same class columns
+                          ci:bool=False,    # Add 95 % bootstrap intervals: balanced accuracy and each class's sensitivity
+                          compare:str=None, # Another prediction CSV of the same images: it against --pred (paired bootstrap)
+                          seed:int=0,       # Seed of the bootstrap
                           json:bool=False): # Print one JSON object
     "Score a Task 3 prediction CSV against a truth CSV (ISIC Task 3 rules)"
-    for f in (truth, pred):
+    for f in (truth, pred, *([compare] if compare else [])):
         if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
     from lesion_fastai.metrics import score_task3
+    from lesion_fastai.evaluation import task3_statistics, format_task3_statistics
     s = score_task3(truth, pred)
+    stats = task3_statistics(truth, pred, ci=ci, compare=compare, seed=seed)
     if json: return print(dumps({'balanced_accuracy': s['balanced_accuracy'], 'n_images': s['n_images'],
-                                 'per_class': s['per_class'].to_dict(orient='index')}))
+                                 'per_class': s['per_class'].to_dict(orient='index'), **stats}))
     print(f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n")
-    print(s['per_class'].round(4).to_string())
+    print(s['per_class'].round(4).to_string() + format_task3_statistics(stats))
 
 # %% ../nbs/90_cli.ipynb #11aaee92
 @cli_command()

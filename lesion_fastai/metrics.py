@@ -7,10 +7,11 @@ __all__ = ['ISIC_METRICS', 'PIXEL_METRICS', 'CLASS_METRICS', 'binary_confusion',
            'summarize_scores', 'ISICMetric', 'ThresholdJaccard', 'ISICJaccard', 'ISICDice', 'pixel_confusion',
            'pixel_accuracy', 'mean_pixel_accuracy', 'mean_iou', 'weighted_iou', 'plot_confusion', 'score_folders',
            'mask_boundary', 'bf_score', 'pixel_table', 'table_confusion', 'pixel_summary', 'write_pixel_report',
-           'pixel_report', 'balanced_accuracy', 'class_scores', 'class_confusion', 'read_task3_csv', 'score_task3',
-           'ISICBalancedAccuracy']
+           'pixel_report', 'balanced_accuracy', 'class_scores', 'class_confusion', 'read_task3_csv', 'Task3Inputs',
+           'task3_inputs', 'score_task3', 'ISICBalancedAccuracy']
 
 # %% ../nbs/01_metrics.ipynb #db2a6595
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -531,24 +532,59 @@ def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per cla
     if 'score_weight' in weights.columns: df['score_weight'] = weights['score_weight'].astype(np.float64)
     return df
 
+# %% ../nbs/01_metrics.ipynb #5c09e6e0
+@dataclass
+class Task3Inputs:
+    "A Task 3 truth file and a prediction file, aligned by image, read as the official scorer reads them"
+    ids: pd.Index        # Image IDs, sorted
+    labels: np.ndarray   # True class index per image
+    probs: np.ndarray    # `(n, n_classes)` predicted probabilities
+    weights: np.ndarray  # Score weight per image
+    classes: list        # Class names, in column order
+
+    def score(self)->float:
+        "The balanced accuracy"
+        return balanced_accuracy(self.labels, self.probs, self.weights)
+
+    def correct(self)->np.ndarray:
+        "Per image: is the decided class the true one (a tie for the maximum is wrong, as the scorer has it)"
+        return _decided(self.probs) == self.labels
+
+# %% ../nbs/01_metrics.ipynb #9af43e9c
+def _truth_weights(truth:pd.DataFrame)->pd.Series:
+    "The `score_weight` column of a truth table (1 without it), and 0 for the image the official scorer leaves out"
+    w = truth.pop('score_weight') if 'score_weight' in truth.columns else pd.Series(1.0, index=truth.index)
+    if 'ISIC_0035068' in truth.index: w['ISIC_0035068'] = 0.0
+    return w
+
+# %% ../nbs/01_metrics.ipynb #b5ce9e2a
+def task3_inputs(truth_csv, # Truth: `image` and one-hot class columns (optionally `score_weight`)
+                 pred_csv,  # Prediction: `image` and the same class columns, probabilities
+                )->Task3Inputs:
+    "Read a Task 3 truth file and a prediction file with the official scorer's checks, aligned by image"
+    truth = read_task3_csv(truth_csv)
+    w = _truth_weights(truth)
+    pred = read_task3_csv(pred_csv, list(truth.columns))
+    if (missing := truth.index.difference(pred.index)).size:
+        raise LesionDataError(f"{pred_csv}: missing images {list(missing[:10])}")
+    if (extra := pred.index.difference(truth.index)).size:
+        raise LesionDataError(f"{pred_csv}: extra images {list(extra[:10])}")
+    truth = truth.sort_index()
+    labels = _decided(truth.to_numpy())
+    if (bad := truth.index[labels < 0]).size:
+        raise LesionDataError(f"{truth_csv}: rows without a single true class: {list(bad[:10])}")
+    return Task3Inputs(ids=truth.index, labels=labels, probs=pred.loc[truth.index].to_numpy(),
+                       weights=w.loc[truth.index].to_numpy(), classes=list(truth.columns))
+
 # %% ../nbs/01_metrics.ipynb #6983946d
 def score_task3(truth_csv,  # Truth: `image` and one-hot class columns (optionally `score_weight`)
                 pred_csv,   # Prediction: `image` and the same class columns, probabilities
                )->dict:     # `balanced_accuracy`, `per_class` (a `class_scores` table), `confusion`, `classes`, `n_images`
     "Score an ISIC Task 3 prediction CSV against its truth CSV, with the official scorer's rules"
-    truth = read_task3_csv(truth_csv)
-    w = truth.pop('score_weight') if 'score_weight' in truth.columns else pd.Series(1.0, index=truth.index)
-    if 'ISIC_0035068' in truth.index: w['ISIC_0035068'] = 0.0          # as the scorer does
-    classes = list(truth.columns)
-    pred = read_task3_csv(pred_csv, classes)
-    if (missing := truth.index.difference(pred.index)).size: raise LesionDataError(f"{pred_csv}: missing images {list(missing[:10])}")
-    if (extra := pred.index.difference(truth.index)).size: raise LesionDataError(f"{pred_csv}: extra images {list(extra[:10])}")
-    truth, pred, w = truth.sort_index(), pred.loc[truth.sort_index().index], w.sort_index()
-    labels = _decided(truth.to_numpy())
-    if (bad := truth.index[labels < 0]).size: raise LesionDataError(f"{truth_csv}: rows without a single true class: {list(bad[:10])}")
-    return {'balanced_accuracy': balanced_accuracy(labels, pred.to_numpy(), w.to_numpy()),
-            'per_class': class_scores(labels, pred.to_numpy(), classes, w.to_numpy()),
-            'confusion': class_confusion(labels, pred.to_numpy()), 'classes': classes, 'n_images': len(truth)}
+    inp = task3_inputs(truth_csv, pred_csv)
+    return {'balanced_accuracy': inp.score(),
+            'per_class': class_scores(inp.labels, inp.probs, inp.classes, inp.weights),
+            'confusion': class_confusion(inp.labels, inp.probs), 'classes': inp.classes, 'n_images': len(inp.ids)}
 
 # %% ../nbs/01_metrics.ipynb #0f56cded
 class ISICBalancedAccuracy(Metric):

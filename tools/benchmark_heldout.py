@@ -1,0 +1,92 @@
+"""Recipes side by side on a source-stratified, lesion-grouped held-out split, each on one core, with paired statistics.
+
+    python tools/benchmark_heldout.py --data ../shared/data/isic-dev --out runs/heldout --repeat 0 \\
+        --arm loop='python tools/plain_loop.py --train {train} --images {test}/images --out {pred} --minutes 30' \\
+        --arm one='lesion_fastai train --data {train} --out {model} --minutes 30 && lesion_fastai predict --model {model} --images {test}/images --out {pred}'
+
+The split is `lesion_fastai.sources.heldout_folders` (`--repeat` draws another one; `--lesions CSV` keeps the images of a
+lesion together). Every arm's command runs at once, each with OMP_NUM_THREADS=1, in the folder `OUT/repeatR/ARM/`
+(`{pred}`: its predicted masks, `{model}`: its model folder; `{train}`, `{test}`: the split's folders); an arm whose
+`done` file exists is reused, so an interrupted benchmark resumes. Then every arm's masks are scored by the official
+rules, and every arm is compared with the first, image by image: the paired difference with its 95 % interval
+(`lesion_fastai.stats.paired_table`), wins, ties and losses, for all images and per source."""
+import argparse, os, re, shlex, subprocess, sys, time
+from pathlib import Path
+
+import pandas as pd
+
+from lesion_fastai.metrics import score_folders
+from lesion_fastai.stats import interval_table, paired_table
+from lesion_fastai.sources import heldout_folders
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shell_command(cmd:str)->str:
+    "`cmd` with this Python for a leading `python` and for `lesion_fastai`"
+    py = shlex.quote(sys.executable)
+    cmd = re.sub(r'(^|&& )python ', rf'\g<1>{py} ', cmd)
+    return cmd.replace('lesion_fastai ', f'{py} -m lesion_fastai.cli ')
+
+
+def start_arm(name:str, cmd:str, work:Path)->subprocess.Popen:
+    "Start one arm on one core, its output in `work/name/log`"
+    d = work/name
+    d.mkdir(parents=True, exist_ok=True)
+    c = shell_command(cmd.format(train=work/'train', test=work/'test', pred=d/'pred', model=d/'model'))
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    print(f"started {name}: {c}", flush=True)
+    return subprocess.Popen(f"( time ( {c} ) ) > {d/'log'} 2>&1 && touch {d/'done'}", shell=True, env=env,
+                            cwd=ROOT, executable='/bin/bash')
+
+
+def run_arms(arms:dict, work:Path):
+    "Run every unfinished arm at once and wait for all of them"
+    t0 = time.time()
+    procs = {name: start_arm(name, cmd, work) for name, cmd in arms.items() if not (work/name/'done').exists()}
+    for name, p in procs.items():
+        p.wait()
+        print(f"{name}: exit {p.returncode} after {(time.time() - t0)/60:.1f} min", flush=True)
+
+
+def arm_scores(arms, work:Path)->pd.DataFrame:
+    "Thresholded Jaccard of every finished arm, one column per arm, one row per held-out image"
+    done = [a for a in arms if (work/a/'done').exists()]
+    return pd.DataFrame({a: score_folders(work/'test'/'masks', work/a/'pred').threshold_jaccard for a in done})
+
+
+def report(scores:pd.DataFrame, sources:pd.Series, out:Path):
+    "Print and save the per-arm intervals and each arm's paired comparison with the first arm"
+    base = scores.columns[0]
+    ci = interval_table(scores, groups=sources)
+    below = scores.lt(0.65).groupby(sources.reindex(scores.index)).sum().T.assign(all=scores.lt(0.65).sum())
+    print(ci.round(4).to_string(index=False), '\n\nimages below 0.65:\n', below.to_string(), sep='')
+    comp = pd.concat([paired_table(scores[a], scores[base], groups=sources).assign(arm=f"{a} - {base}")
+                      for a in scores.columns[1:]], ignore_index=True)
+    if len(comp): print('\n', comp.round(4).to_string(index=False), sep='')
+    ci.to_csv(out/'intervals.csv', index=False)
+    comp.to_csv(out/'paired.csv', index=False)
+    scores.assign(source=sources.reindex(scores.index)).to_csv(out/'per_image.csv')
+
+
+def main(a):
+    work = Path(a.out)/f'repeat{a.repeat}'
+    split = heldout_folders(a.data, work, repeat=a.repeat, k=a.k, lesions=a.lesions)
+    held = split[split.held_out]
+    print(f"repeat {a.repeat}: {len(split) - len(held)} training, {len(held)} held out:",
+          held.source.value_counts().to_dict(), flush=True)
+    arms = dict(s.split('=', 1) for s in a.arm)
+    if not a.report_only: run_arms(arms, work)
+    report(arm_scores(arms, work), held.set_index('image_id').source, work)
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--data', required=True, help='data folder: image/mask pairs and provenance.csv')
+    p.add_argument('--out', required=True, help='benchmark folder: OUT/repeatR/{train,test,ARM}')
+    p.add_argument('--repeat', type=int, default=0, help='which draw of the split')
+    p.add_argument('--k', type=int, default=3, help='one image in K is held out')
+    p.add_argument('--lesions', help='CSV of image ID -> lesion ID (images of one lesion stay together)')
+    p.add_argument('--arm', action='append', required=True, help="NAME='COMMAND' with {train} {test} {pred} {model}")
+    p.add_argument('--report-only', action='store_true', help='score the finished arms without starting the others')
+    main(p.parse_args())
