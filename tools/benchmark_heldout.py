@@ -55,14 +55,15 @@ def arm_scores(arms, work:Path)->pd.DataFrame:
     return pd.DataFrame({a: score_folders(work/'test'/'masks', work/a/'pred').threshold_jaccard for a in done})
 
 
-def report(scores:pd.DataFrame, sources:pd.Series, out:Path):
-    "Print and save the per-arm intervals and each arm's paired comparison with the first arm"
+def report(scores:pd.DataFrame, sources:pd.Series, out:Path, pairs=()):
+    "Print and save the per-arm intervals and the paired comparisons: each arm with the first, and `pairs` (B, A)"
     base = scores.columns[0]
     ci = interval_table(scores, groups=sources)
     below = scores.lt(0.65).groupby(sources.reindex(scores.index)).sum().T.assign(all=scores.lt(0.65).sum())
     print(ci.round(4).to_string(index=False), '\n\nimages below 0.65:\n', below.to_string(), sep='')
-    comp = pd.concat([paired_table(scores[a], scores[base], groups=sources).assign(arm=f"{a} - {base}")
-                      for a in scores.columns[1:]], ignore_index=True)
+    pairs = [(a, base) for a in scores.columns[1:]] + [tuple(p) for p in pairs]
+    comp = pd.concat([paired_table(scores[b], scores[a], groups=sources).assign(arm=f"{b} - {a}")
+                      for b, a in pairs], ignore_index=True)
     if len(comp): print('\n', comp.round(4).to_string(index=False), sep='')
     ci.to_csv(out/'intervals.csv', index=False)
     comp.to_csv(out/'paired.csv', index=False)
@@ -77,7 +78,8 @@ def main(a):
           held.source.value_counts().to_dict(), flush=True)
     arms = dict(s.split('=', 1) for s in a.arm)
     if not a.report_only: run_arms(arms, work)
-    report(arm_scores(arms, work), held.set_index('image_id').source, work)
+    pairs = [p.split(':') for p in a.pair or []]
+    report(arm_scores(arms, work), held.set_index('image_id').source, work, pairs=pairs)
 
 
 if __name__ == '__main__':
@@ -88,5 +90,6 @@ if __name__ == '__main__':
     p.add_argument('--k', type=int, default=3, help='one image in K is held out')
     p.add_argument('--lesions', help='CSV of image ID -> lesion ID (images of one lesion stay together)')
     p.add_argument('--arm', action='append', required=True, help="NAME='COMMAND' with {train} {test} {pred} {model}")
+    p.add_argument('--pair', action='append', help='B:A, two arms to compare besides each arm against the first')
     p.add_argument('--report-only', action='store_true', help='score the finished arms without starting the others')
     main(p.parse_args())
