@@ -187,7 +187,7 @@ def heldout_split(pairs:pd.DataFrame,        # From `source_pairs`: `image_id` a
                   lesions:pd.Series|None=None, # Lesion by image ID (images of one lesion stay together); None: one lesion per image
                  )->np.ndarray:              # True for the held-out images, in `pairs`' order
     "A source-stratified, lesion-grouped held-out split: fold 0 of a shuffled `StratifiedGroupKFold`"
-    groups = pairs.image_id if lesions is None else lesions.reindex(pairs.image_id).fillna(pairs.image_id)
+    groups = pairs.image_id if lesions is None else pairs.image_id.map(lesions).fillna(pairs.image_id)
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=repeat)
     _, test = next(folds.split(pairs, y=pairs.source, groups=groups.to_numpy()))
     return np.isin(np.arange(len(pairs)), test)
