@@ -4,6 +4,7 @@
 
 # %% ../nbs/01b_stats.ipynb #9e414caa
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,11 @@ def bootstrap_interval(statistic,         # `statistic(*samples, axis=-1)` (vect
     samples = tuple(np.asarray(s, dtype=np.float64) for s in samples)
     value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
     if all(np.ptp(s) == 0 for s in samples): return Interval(value, value, value, level)
-    res = stats.bootstrap(samples, statistic, paired=paired, vectorized=vectorized, confidence_level=level,
-                          random_state=np.random.default_rng(seed), **BOOTSTRAP)
+    with warnings.catch_warnings():          # a statistic that never moves (identical predictions compared)
+        warnings.simplefilter('ignore', stats.DegenerateDataWarning)
+        res = stats.bootstrap(samples, statistic, paired=paired, vectorized=vectorized, confidence_level=level,
+                              random_state=np.random.default_rng(seed), **BOOTSTRAP)
+    if np.ptp(res.bootstrap_distribution) == 0: return Interval(value, value, value, level)
     return Interval(value, float(res.confidence_interval.low), float(res.confidence_interval.high), level)
 
 # %% ../nbs/01b_stats.ipynb #05db7ce9
