@@ -119,7 +119,7 @@ def format_comparison(table:pd.DataFrame,     # From `compare_folders` or `compa
 # %% ../nbs/01c_evaluation.ipynb #22208aca
 def statistics_report(truth,          # Folder of truth masks
                       pred,           # Folder of predicted masks (A)
-                      ci:bool=False,  # Add the intervals of every metric
+                      ci:bool=False,  # Add the intervals of every metric (implied by `groups` without `compare`)
                       compare=None,   # Folder of B's predicted masks: B against A on `threshold_jaccard`
                       groups=None,    # A groups CSV, 'size', or None
                       seed:int=0,     # Seed of the resampling
@@ -127,9 +127,10 @@ def statistics_report(truth,          # Folder of truth masks
                      )->dict:         # `intervals` (group → metric → [low, high]) and `comparison` (rows), as asked
     "The intervals and the paired comparison that `evaluate` prints beside the scores"
     res = {}
-    if ci:
+    if ci or (groups is not None and not compare):    # groups alone: the intervals per group
         t = score_intervals(truth, pred, groups=groups, seed=seed, **kwargs)
-        res['intervals'] = {g: {r.metric: [r.low, r.high] for r in d.itertuples()} for g, d in t.groupby('group', sort=False)}
+        by_group = t.groupby('group', sort=False)
+        res['intervals'] = {g: {r.metric: [r.low, r.high] for r in d.itertuples()} for g, d in by_group}
     if compare:
         res['comparison'] = compare_folders(truth, compare, pred, groups=groups, seed=seed, **kwargs).to_dict('records')
     return res
