@@ -124,13 +124,14 @@ def statistics_report(truth,          # Folder of truth masks
                       groups=None,    # A groups CSV, 'size', or None
                       seed:int=0,     # Seed of the resampling
                       **kwargs,       # `missing_as_empty`, `lenient` (see `evaluate`)
-                     )->dict:         # `intervals` (group → metric → [low, high]) and `comparison` (rows), as asked
+                     )->dict:         # `intervals` (group → metric → n, mean, low, high), `comparison` (rows)
     "The intervals and the paired comparison that `evaluate` prints beside the scores"
     res = {}
     if ci or (groups is not None and not compare):    # groups alone: the intervals per group
         t = score_intervals(truth, pred, groups=groups, seed=seed, **kwargs)
         by_group = t.groupby('group', sort=False)
-        res['intervals'] = {g: {r.metric: [r.low, r.high] for r in d.itertuples()} for g, d in by_group}
+        cols = ['n', 'mean', 'low', 'high']
+        res['intervals'] = {g: d.set_index('metric')[cols].to_dict(orient='index') for g, d in by_group}
     if compare:
         res['comparison'] = compare_folders(truth, compare, pred, groups=groups, seed=seed, **kwargs).to_dict('records')
     return res
@@ -141,8 +142,9 @@ def format_statistics(res:dict, # From `statistics_report`
     "The intervals and the comparison of `statistics_report` as text (empty when neither was asked for)"
     blocks = []
     for g, metrics in res.get('intervals', {}).items():
-        rows = [f"{m:<18} [{lo:.4f}, {hi:.4f}]" for m, (lo, hi) in metrics.items()]
-        blocks.append('\n'.join([f"95 % bootstrap intervals, {g}:"] + rows))
+        rows = [f"{m:<18} {r['mean']:.4f}  [{r['low']:.4f}, {r['high']:.4f}]" for m, r in metrics.items()]
+        n = next(iter(metrics.values()))['n']
+        blocks.append('\n'.join([f"{g} ({n} images): mean  [95 % bootstrap interval]"] + rows))
     if 'comparison' in res:
         blocks.append(format_comparison(pd.DataFrame(res['comparison']), names=('--compare', '--pred')))
     return ''.join(f'\n\n{b}' for b in blocks)

@@ -57,7 +57,8 @@ def test_evaluate_ci_is_scipys(folders):
     per_image = score_folders(folders/'truth', folders/'a')
     for metric in ('threshold_jaccard', 'jaccard', 'dice'):
         low, high = direct(np.mean, per_image[metric].to_numpy())
-        np.testing.assert_allclose(out['intervals']['all'][metric], [low, high], atol=1e-9)
+        r = out['intervals']['all'][metric]
+        np.testing.assert_allclose([r['low'], r['high']], [low, high], atol=1e-9)
 
 
 def test_evaluate_compare_is_scipys_paired(folders):
