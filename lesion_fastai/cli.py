@@ -321,14 +321,20 @@ def evaluate_options(csv:str|None=None, # Write the per-image scores here
 # %% ../nbs/90_cli.ipynb #67c88397
 @cli_command()
 @delegates(evaluate_options)
-def cli_evaluate(truth:str,       # Folder of truth masks
-                 pred:str,        # Folder of predicted masks
-                 json:bool=False, # Print one JSON object instead of a table
+def cli_evaluate(truth:str,        # Folder of truth masks
+                 pred:str,         # Folder of predicted masks
+                 ci:bool=False,    # Add a 95 % bootstrap interval to every score (scipy.stats.bootstrap, BCa)
+                 compare:str=None, # Folder of another prediction of the same images: it against --pred, image by image
+                 groups:str=None,  # CSV of image ID → group (source, skin tone…), or 'size' (lesion-size bands): a table per group
+                 seed:int=0,       # Seed of the bootstrap
+                 json:bool=False,  # Print one JSON object instead of a table
                  **kwargs):
     "Score predicted masks against truth masks exactly as the official ISIC scorer does (Task 1)"
-    from lesion_fastai.evaluation import evaluate, format_scores
+    from lesion_fastai.evaluation import evaluate, format_scores, statistics_report, format_statistics
     scores = evaluate(truth, pred, **kwargs)
-    print(dumps(scores) if json else format_scores(scores))
+    read = {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+    stats = statistics_report(truth, pred, ci=ci, compare=compare, groups=groups, seed=seed, **read)
+    print(dumps({**scores, **stats}) if json else format_scores(scores) + format_statistics(stats))
 
 # %% ../nbs/90_cli.ipynb #a7696212
 def _classify_train_parallel(images, labels, out, kw:dict, folds:int|None=None, restart:bool=False):
@@ -435,27 +441,35 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
     print(classify_summary(rep, out))
 
 # %% ../nbs/90_cli.ipynb #a009b13e
-def task3_report(s:dict,         # From `score_task3`
+def task3_report(s:dict,          # From `score_task3`
+                 stats:dict=None, # From `task3_statistics` (intervals, a comparison), or None
                  json:bool=False, # One JSON object rather than a table
                 )->str:
-    "What `classify-evaluate` prints: the balanced accuracy, and each class's figures"
+    "What `classify-evaluate` prints: the balanced accuracy, each class's figures, and the intervals if any"
+    from lesion_fastai.evaluation import format_task3_statistics
     per_class = s['per_class']
+    stats = stats or {}
     if json:
         return dumps(dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
-                          per_class=per_class.to_dict(orient='index')))
+                          per_class=per_class.to_dict(orient='index'), **stats))
     head = f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n"
-    return f"{head}\n{per_class.round(4).to_string()}"
+    return f"{head}\n{per_class.round(4).to_string()}{format_task3_statistics(stats)}"
 
 # %% ../nbs/90_cli.ipynb #c6973380
 @cli_command()
 def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class columns
                           pred:str,         # Prediction CSV: image and the same class columns
+                          ci:bool=False,    # Add 95 % bootstrap intervals: balanced accuracy and each class's sensitivity
+                          compare:str=None, # Another prediction CSV of the same images: it against --pred (paired bootstrap)
+                          seed:int=0,       # Seed of the bootstrap
                           json:bool=False): # Print one JSON object
     "Score a Task 3 prediction CSV against a truth CSV (ISIC Task 3 rules)"
-    for f in (truth, pred):
+    for f in (truth, pred, *([compare] if compare else [])):
         if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
     from lesion_fastai.metrics import score_task3
-    print(task3_report(score_task3(truth, pred), json=json))
+    from lesion_fastai.evaluation import task3_statistics
+    stats = task3_statistics(truth, pred, ci=ci, compare=compare, seed=seed)
+    print(task3_report(score_task3(truth, pred), stats=stats, json=json))
 
 # %% ../nbs/90_cli.ipynb #189b5576
 @option_set('lesion_fastai.serve.serve_model')

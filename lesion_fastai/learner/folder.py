@@ -321,7 +321,8 @@ def staged_output(out, # The output folder: created, or existing without the fil
                  ):
     "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds"
     out = Path(out)
-    work = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
+    work = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent))
     try:
         yield work
         if not out.exists(): os.replace(work, out)                  # the whole result appears at once
