@@ -295,7 +295,7 @@ def predict_summary(rep,       # `predict_folder`'s report
 def cli_predict(model:str,  # Model or ensemble folder
                 images:str, # Folder of images
                 out:str,    # Output folder (created; must not already hold predictions)
-                tta:bool|None=None, # 8-way dihedral test-time augmentation (default: on for an ensemble, else off)
+                tta:bool|None=None, # 8-way dihedral test-time augmentation (default: the folder's own, on unless its config says off)
                 precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
                 **kwargs):
     "Segment a folder of images with a trained model; under a launcher the processes share the images"

@@ -91,10 +91,10 @@ class TrainConfig(Settings):
     min_epochs:int=0             # Epochs trained at least, even past the budget (a floor for slow machines)
     shares:list|None=None        # Budget fraction per size (default 0.6/0.4 for two sizes)
     bs:int|list=(16, 8)          # Batch size per size
-    lr:float|None=None           # Peak learning rate (None: lr_find's valley)
+    lr:float|None=None           # Peak learning rate (None: 3e-3 from scratch, lr_find's valley with ImageNet weights)
     loss:str='ce+dice'           # A name from `LOSSES` (cross-entropy plus soft Dice: chosen leaving sources out)
     pretrained:bool|str='auto'   # ImageNet weights: 'auto', True (require) or False
-    freeze_bn:bool=False         # Keep BatchNorm statistics frozen when unfrozen (the seed's option)
+    freeze_bn:bool=False         # Keep BatchNorm statistics frozen when unfrozen (as in Guth & de Campos' report)
     valid_fold:int|None=None     # Fold held out for validation (best epoch, threshold); None: every image trains
     threshold:float=0.5          # Lesion-probability threshold without a validation fold
     postprocess:bool=True        # Largest component and filled holes, without a validation fold
@@ -103,7 +103,7 @@ class TrainConfig(Settings):
     group_col:str|None=None      # Column of the pairs table whose groups stay in one fold
     test_fraction:float=0.       # Share of the images (whole groups, seeded) kept out of training, for a test report
     cache_size:int|None=None     # Longer side of the cached training copies (None: 1.5 × the largest size, ≥ 384)
-    colour_constancy:bool=True   # Shades of Gray colour balance in training and prediction (chosen leaving sources out)
+    colour_constancy:bool=False  # Shades of Gray colour balance in training and prediction (helps most at a new clinic)
     colour_aug:float=0.          # Saturation (and half as much hue) augmentation, for cameras with other colours
     min_zoom:float=1.            # Smallest zoom of the augmentation: below 1 the lesion looks smaller, more skin shows
     wd:float=1e-2                # Weight decay

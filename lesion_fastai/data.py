@@ -138,14 +138,14 @@ def get_mask(row):
     return read_mask(row['mask'])
 
 # %% ../nbs/02_data.ipynb #c0c88450
-def seg_augmentations(max_rotate:float=44.,   # Degrees
-                      max_zoom:float=1.05,    # Largest zoom factor
+def seg_augmentations(max_rotate:float=0.,    # Degrees (Guth & de Campos' report: 44)
+                      max_zoom:float=1.,      # Largest zoom factor (their report: 1.05)
                       min_zoom:float=1.,      # Smallest zoom factor (below 1: the lesion smaller, more skin around it)
-                      max_lighting:float=0.2, # Brightness/contrast change
+                      max_lighting:float=0.,  # Brightness/contrast change (their report: 0.2)
                       p_affine:float=0.75,    # Probability of the affine part
                       colour:float=0.,        # Saturation change, and half of it as hue change (0: neither)
                      )->list:
-    "Guth & de Campos' augmentation: dihedral, rotation, zoom and lighting (no warp); `colour` adds saturation and hue"
+    "Flips and quarter turns; rotation, zoom, lighting, saturation and hue on request (no warp)"
     # zooming out pads with black, like a dermoscope's dark rim: reflection would mirror the lesion into a second one
     tfms = aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, min_zoom=min_zoom, max_zoom=max_zoom,
                           max_lighting=max_lighting, max_warp=0., p_affine=p_affine,
@@ -179,7 +179,3 @@ def seg_dataloaders(pairs:pd.DataFrame,   # Pairs table (cached), with a `fold` 
     valid_idx = [] if valid_fold is None else np.flatnonzero(pairs['fold'].to_numpy() == valid_fold)
     dblock = seg_datablock(size=size, valid_idx=valid_idx, augment=augment, colour_aug=colour_aug, min_zoom=min_zoom)
     return dblock.dataloaders(pairs.reset_index(drop=True), bs=bs, seed=seed, **{'num_workers': 0, **kwargs})
-
-# %% ../nbs/02_data.ipynb #b7f29c34
-from .io import *   # transitional: old `from lesion_fastai.data import find_pairs` imports (see moves.tsv)
-from .config import LesionDataError, LesionDataWarning

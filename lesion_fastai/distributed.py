@@ -17,7 +17,7 @@ from fastcore.meta import delegates
 from fastai.distributed import DistributedTrainer, DistributedDL
 
 from .config import TrainConfig
-from .data import list_images
+from .io import list_images
 from .learner.callbacks import save_loss_plot
 from .learner.folder import train_folds
 from .seg.recipe import RunOptions, start_run, train_segmenter
@@ -30,7 +30,7 @@ __all__ = ['process_state', 'ranks_agree', 'alone', 'from_main', 'DataParallelTr
 
 # %% ../nbs/60_distributed.ipynb #b7a96b80
 def process_state()->PartialState:
-    "Accelerate's `PartialState`: this process's rank and device among those `accelerate launch` started (one without it)"
+    "Accelerate's `PartialState`: this process's rank and device among those of `accelerate launch` (one without it)"
     return PartialState(cpu=not torch.cuda.is_available())
 
 # %% ../nbs/60_distributed.ipynb #078bc5d4
@@ -48,7 +48,7 @@ def ranks_agree(model:torch.nn.Module, # A model trained by every process
 # %% ../nbs/60_distributed.ipynb #7e57b27c
 @contextmanager
 def alone():
-    "Within the block, fastai treats this process as the only one: rank 0 of 1 (it saves and exports; no gather, no barrier)"
+    "Inside the block, fastai sees this process alone: rank 0 of 1 (it saves and exports; no gather, no barrier)"
     old = {k: os.environ.get(k) for k in ('WORLD_SIZE', 'RANK')}
     os.environ.update(WORLD_SIZE='1', RANK='0')
     try: yield
@@ -79,8 +79,9 @@ class _DistributedDL(DistributedDL):
 
 # %% ../nbs/60_distributed.ipynb #09536a20
 class DataParallelTrainer(DistributedTrainer):
-    "fastai's `DistributedTrainer` (DDP through Accelerate), on CPU processes too (fastai 2.8 broadcasts batch order through CUDA)"
-    def _wrap_dl(self, dl):                            # an empty validation set (every image trains) has nothing to share out
+    "fastai's `DistributedTrainer` (DDP via Accelerate), on CPU processes too (fastai 2.8 shares batch order via CUDA)"
+    # an empty validation set (every image trains) has nothing to share out
+    def _wrap_dl(self, dl):
         return dl if isinstance(dl, DistributedDL) or not dl.n else _DistributedDL(dl, device=self.learn.model.device)
 
 # %% ../nbs/60_distributed.ipynb #29e9d174
@@ -92,7 +93,9 @@ def train_data_parallel(data, out,             # As `train_segmenter`
     "`train_segmenter` over every process of `accelerate launch`: one model, each batch split between the processes"
     state, cfg = process_state(), cfg or TrainConfig(**kwargs)
     if state.num_processes == 1: return train_segmenter(data, out, cfg, log=log, cbs=cbs, progress=progress)
-    if cfg.epochs is None: raise ValueError("training over several processes needs `epochs` (a `minutes` budget would differ between them)")
+    if cfg.epochs is None:
+        raise ValueError("training over several processes needs `epochs` "
+                         "(a `minutes` budget would differ between them)")
     main = state.is_main_process
     dp = DataParallelTrainer(sync_bn=torch.cuda.is_available())
     with state.main_process_first():
@@ -100,7 +103,8 @@ def train_data_parallel(data, out,             # As `train_segmenter`
         run = start_run(data, out, cfg, opts)
     for i in range(len(run.plan)): run.run_stage(i)
     size = run.keep_best_size()
-    if not ranks_agree(run.learn.model): raise RuntimeError(f"{out}: the {state.num_processes} processes ended with different weights")
+    if not ranks_agree(run.learn.model):
+        raise RuntimeError(f"{out}: the {state.num_processes} processes ended with different weights")
     log(f"process {state.process_index} of {state.num_processes}: weights agree with the other processes")
     if main:
         with alone():                                  # the main process decides and exports on its own
@@ -112,7 +116,8 @@ def train_data_parallel(data, out,             # As `train_segmenter`
 # %% ../nbs/60_distributed.ipynb #c66dfa5d
 @delegates(train_ensemble)
 def train_ensemble_parallel(data, out, folds:int=3, minutes:float|None=None, log=print, progress:bool=True, **kwargs):
-    "`train_ensemble` with its folds spread over the processes of `accelerate launch`, `minutes` the wall-clock budget; the main process returns the ensemble"
+    ("`train_ensemble` with its folds spread over the processes of `accelerate launch`, "
+     "`minutes` the wall-clock budget; the main process returns the ensemble")
     state, ens = process_state(), None
     if state.num_processes > 1:
         rounds = -(-folds // state.num_processes)        # folds one process trains, one after another
@@ -141,7 +146,9 @@ def _merge_shards(parts:list, out:Path)->pd.DataFrame:
     report = pd.concat([pd.read_csv(p/'predictions.csv', index_col='image_id') for p in parts]).sort_index()
     for p in parts:
         for f in p.rglob('*'):
-            if f.is_file() and f.name != 'predictions.csv': (out/f.relative_to(p)).parent.mkdir(parents=True, exist_ok=True); shutil.move(str(f), str(out/f.relative_to(p)))
+            if f.is_file() and f.name != 'predictions.csv':
+                (out/f.relative_to(p)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(f), str(out/f.relative_to(p)))
     report.to_csv(out/'predictions.csv')
     return report
 
@@ -153,14 +160,16 @@ def _shard_dir(out:Path, rank:int)->Path:
 # %% ../nbs/60_distributed.ipynb #aad6ff05
 @delegates(predict_folder)
 def predict_folder_sharded(model, images, out, **kwargs)->pd.DataFrame|None:
-    "`predict_folder` with the images split across the processes of `accelerate launch`; the main process returns the report"
+    "`predict_folder` with the images split across `accelerate launch`'s processes; the main process returns the report"
     state = process_state()
     if state.num_processes == 1: return predict_folder(model, images, out, **kwargs)
     files, out = list_images(images), Path(out)
-    work = _shard_dir(out, state.process_index); shutil.rmtree(work, ignore_errors=True)
+    work = _shard_dir(out, state.process_index)
+    shutil.rmtree(work, ignore_errors=True)
     with state.split_between_processes(sorted(files)) as ids:
         if ids:
-            with alone(): predict_folder(model, _shard_folder(files, ids, work/'images'), work/'pred', **{**kwargs, 'progress': False})
+            with alone(): predict_folder(model, _shard_folder(files, ids, work/'images'), work/'pred',
+                                         **{**kwargs, 'progress': False})
     state.wait_for_everyone()
     parts = [_shard_dir(out, r)/'pred' for r in range(state.num_processes)]
     report = _merge_shards([p for p in parts if p.exists()], out) if state.is_main_process else None

@@ -137,7 +137,8 @@ def _pred_mask(pred):
     p = _plain(pred)
     if p.ndim == 4:
         if p.shape[1] == 2: return p[:, 1] > p[:, 0]  # == (argmax == 1), ties to background, without a slow CPU argmax
-        if p.shape[1] != 1: raise ValueError(f"expected 1 or 2 channels for a binary segmentation, got pred shape {tuple(p.shape)}")
+        if p.shape[1] != 1:
+            raise ValueError(f"expected 1 or 2 channels for a binary segmentation, got pred shape {tuple(p.shape)}")
         p = p[:, 0]
     if p.ndim != 3: raise ValueError(f"expected pred of shape (B,2,H,W), (B,1,H,W) or (B,H,W), got {tuple(p.shape)}")
     return p > 0
@@ -204,7 +205,8 @@ def _as_labels(x, n_classes, what):
     "`x` as an integer label array with values in `[0, n_classes)`."
     a = _to_numpy(x)
     if a.dtype == bool: a = a.astype(np.uint8)
-    if not np.issubdtype(a.dtype, np.integer): raise ValueError(f"{what} must hold integer class labels, got dtype {a.dtype}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{what} must hold integer class labels, got dtype {a.dtype}")
     if a.size and (a.min() < 0 or a.max() >= n_classes):
         raise ValueError(f"{what} labels must lie in [0, {n_classes}), got values in [{a.min()}, {a.max()}]")
     return a.astype(np.int64)
@@ -271,6 +273,16 @@ def weighted_iou(cm, # confusion matrix (rows = truth, columns = prediction)
     freq,iou = cm.sum(1) / cm.sum(),_class_iou(cm)
     return float(np.sum(freq[freq > 0] * iou[freq > 0]))
 
+# %% ../nbs/03_metrics.ipynb #b41eb9b3
+def _heat_map(ax, cm:np.ndarray, vals:np.ndarray, normalize:bool, cmap:str):
+    "Draw `vals` as a heat map, each cell with its share and count (its count alone without `normalize`)"
+    n, vmax = cm.shape[0], 1.0 if normalize else max(float(vals.max()), 1.0)
+    ax.imshow(vals, cmap=cmap, vmin=0, vmax=vmax)
+    for i in range(n):
+        for j in range(n):
+            txt = f"{vals[i,j]:.1%}\n({cm[i,j]:,})" if normalize else f"{cm[i,j]:,}"
+            ax.text(j, i, txt, ha='center', va='center', color='white' if vals[i,j] > vmax/2 else 'black')
+
 # %% ../nbs/03_metrics.ipynb #6a40308b
 def plot_confusion(cm, # confusion matrix (rows = truth, columns = prediction)
                    classes=('background', 'lesion'), # class names, in label order
@@ -286,12 +298,7 @@ def plot_confusion(cm, # confusion matrix (rows = truth, columns = prediction)
     rows = cm.sum(1, keepdims=True)
     vals = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0) if normalize else cm
     if ax is None: _,ax = plt.subplots(figsize=(1.6*n + 1.6, 1.4*n + 1))
-    vmax = 1.0 if normalize else max(float(vals.max()), 1.0)
-    ax.imshow(vals, cmap=cmap, vmin=0, vmax=vmax)
-    for i in range(n):
-        for j in range(n):
-            txt = f"{vals[i,j]:.1%}\n({cm[i,j]:,})" if normalize else f"{cm[i,j]:,}"
-            ax.text(j, i, txt, ha='center', va='center', color='white' if vals[i,j] > vmax/2 else 'black')
+    _heat_map(ax, cm, vals, normalize, cmap)
     ax.set(xticks=range(n), yticks=range(n), xticklabels=classes, yticklabels=classes,
            xlabel='predicted', ylabel='truth', title='confusion matrix' + (' (row-normalised)' if normalize else ''))
     return ax
@@ -313,19 +320,20 @@ def _folder_items(truths:dict, preds:dict, lenient:bool=False):
             continue
         p = read(preds[image_id])
         if p.shape != t.shape:
-            raise LesionDataError(f"{preds[image_id]}: prediction is {p.shape[1]}x{p.shape[0]} (WxH) but its ground truth "
-                                  f"{truths[image_id]} is {t.shape[1]}x{t.shape[0]}")
+            raise LesionDataError(f"{preds[image_id]}: prediction is {p.shape[1]}x{p.shape[0]} (WxH) "
+                                  f"but its ground truth {truths[image_id]} is {t.shape[1]}x{t.shape[0]}")
         yield image_id, t, p
 
 # %% ../nbs/03_metrics.ipynb #c25d1fa8
 def _checked_masks(truth_dir:Path, pred_dir:Path, missing_as_empty:bool)->tuple:
-    "The mask files of both folders by image ID; refuses a prediction without truth, and a missing one unless `missing_as_empty`"
+    "Both folders' mask files by image ID; refuses a prediction without truth, a missing one unless `missing_as_empty`"
     truths,preds = list_masks(truth_dir),list_masks(pred_dir)
     if extra := set(preds) - set(truths):
-        raise LesionDataError(f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {truth_dir}: {_id_list(extra)}")
+        raise LesionDataError(f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {truth_dir}: "
+                              f"{_id_list(extra)}")
     if (missing := set(truths) - set(preds)) and not missing_as_empty:
-        raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: {_id_list(missing)}; "
-                              "pass missing_as_empty=True to score them as empty masks")
+        raise LesionDataError(f"{pred_dir}: {len(missing)} of {len(truths)} image(s) have no prediction: "
+                              f"{_id_list(missing)}; pass missing_as_empty=True to score them as empty masks")
     return truths,preds
 
 # %% ../nbs/03_metrics.ipynb #49f2b935
@@ -333,7 +341,8 @@ def score_folders(truth_dir, # folder of ground-truth masks (8-bit greyscale, le
                   pred_dir,  # folder of predicted masks (8-bit greyscale, lesion > 128)
                   missing_as_empty:bool=False, # score a missing prediction as an empty mask instead of failing
                   threshold:float=0.65, # Jaccard threshold for `threshold_jaccard`
-                  lenient:bool=False, # read both with `read_mask`'s coercions (0/1, RGB, 16-bit), not the scorer's rule
+                  # read both with `read_mask`'s coercions (0/1, RGB, 16-bit), not the scorer's rule
+                  lenient:bool=False,
                  )->pd.DataFrame: # `score_table` of every truth mask
     "Per-image ISIC scores of a folder of predicted masks against a folder of ground-truth masks, matched by image ID."
     truth_dir,pred_dir = Path(truth_dir),Path(pred_dir)
@@ -425,7 +434,8 @@ def pixel_report(truth_dir, # folder of ground-truth masks
                  out=None,  # folder for the report files (None: write nothing)
                  missing_as_empty:bool=False, # score a missing prediction as an empty mask instead of failing
                  threshold:float=0.65, # Jaccard threshold for `threshold_jaccard`
-                 lenient:bool=False, # read both with `read_mask`'s coercions, not the scorer's rule (see `score_folders`)
+                 # read both with `read_mask`'s coercions, not the scorer's rule (see `score_folders`)
+                 lenient:bool=False,
                 )->dict: # `PIXEL_METRICS` and the ISIC means
     "The pixel report of a folder of predictions: pooled pixel figures, mean BF score, ISIC scores"
     truth_dir,pred_dir = Path(truth_dir),Path(pred_dir)
@@ -450,10 +460,12 @@ def balanced_accuracy(truth,        # True class index per row (ints in `[0, n_c
                      )->float:
     "ISIC balanced multi-class accuracy: arg-max labels, ties wrong, mean accuracy over the classes present in `truth`"
     truth, probs = np.asarray(truth), _to_numpy(probs)
-    if probs.ndim != 2 or len(probs) != len(truth): raise ValueError(f"expected probs of shape ({len(truth)}, n_classes), got {probs.shape}")
+    if probs.ndim != 2 or len(probs) != len(truth):
+        raise ValueError(f"expected probs of shape ({len(truth)}, n_classes), got {probs.shape}")
     w = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=np.float64)
     pred = _decided(probs)
-    per_class = [w[(truth == c) & (pred == c)].sum()/w[truth == c].sum() for c in range(probs.shape[1]) if w[truth == c].sum() > 0]
+    per_class = [w[(truth == c) & (pred == c)].sum()/w[truth == c].sum()
+                 for c in range(probs.shape[1]) if w[truth == c].sum() > 0]
     if not per_class: raise ValueError("no row of any class to score")
     return float(np.mean(per_class))
 
@@ -466,6 +478,16 @@ def _binary_scores(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
     return dict(accuracy=(tp + tn)/(tp + tn + fp + fn), sensitivity=free(tp, tp + fn), specificity=free(tn, tn + fp),
                 dice=free(2*tp, 2*tp + fp + fn), ppv=free(tp, tp + fp), npv=free(tn, tn + fn))
 
+# %% ../nbs/03_metrics.ipynb #3e13ff2c
+def _class_row(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
+    "`CLASS_METRICS` and `n` of one class: its rows `t`, its probability `p` (binarised at > 0.5), the row weights `w`"
+    auc, ap = sklearn.metrics.roc_auc_score, sklearn.metrics.average_precision_score
+    r = _binary_scores(t, p > 0.5, w)
+    both = len(np.unique(t[w > 0])) == 2                          # AUC and AP need both kinds of rows
+    r['auc'] = float(auc(t.astype(float), p, sample_weight=w)) if both else float('nan')
+    r['ap'] = float(ap(t.astype(float), p, sample_weight=w)) if both else float('nan')
+    return {**{k: float(v) for k, v in r.items()}, 'n': int(t.sum())}
+
 # %% ../nbs/03_metrics.ipynb #8f7f8cd9
 def class_scores(truth,        # True class index per row
                  probs,        # `(n, n_classes)` predicted probabilities
@@ -475,14 +497,7 @@ def class_scores(truth,        # True class index per row
     "Per-class ISIC Task 3 scores (the column against > 0.5, ROC AUC, average precision)"
     truth, probs = np.asarray(truth), _to_numpy(probs).astype(np.float64)
     w = np.ones(len(truth)) if weights is None else np.asarray(weights, dtype=np.float64)
-    rows = []
-    for c, name in enumerate(classes):
-        t, p = truth == c, probs[:, c]
-        r = _binary_scores(t, p > 0.5, w)
-        both = len(np.unique(t[w > 0])) == 2                          # AUC and AP need both kinds of rows
-        r['auc'] = float(sklearn.metrics.roc_auc_score(t.astype(float), p, sample_weight=w)) if both else float('nan')
-        r['ap'] = float(sklearn.metrics.average_precision_score(t.astype(float), p, sample_weight=w)) if both else float('nan')
-        rows.append({**{k: float(v) for k, v in r.items()}, 'n': int(t.sum())})
+    rows = [_class_row(truth == c, probs[:, c], w) for c, _ in enumerate(classes)]
     return pd.DataFrame(rows, index=pd.Index(list(classes), name='class'))
 
 # %% ../nbs/03_metrics.ipynb #585842a7
@@ -500,33 +515,40 @@ _WEIGHT_COLS = ('score_weight', 'validation_weight')
 
 # %% ../nbs/03_metrics.ipynb #e9d6d8c2
 def _task3_table(path:Path)->pd.DataFrame:
-    "A Task 3 CSV indexed by image ID (`.jpg` dropped), refusing an unreadable file, no `image` column or duplicate images"
+    "A Task 3 CSV by image ID (`.jpg` dropped), refusing an unreadable file, no `image` column or duplicate images"
     df = read_csv(path, header=0, index_col=False)
-    if 'image' not in df.columns: raise LesionDataError(f"{path}: no 'image' column (columns: {', '.join(map(str, df.columns))})")
+    if 'image' not in df.columns:
+        raise LesionDataError(f"{path}: no 'image' column (columns: {', '.join(map(str, df.columns))})")
     df['image'] = df['image'].astype(str).str.replace(r'\.jpg$', '', case=False, regex=True)
     if (dup := df['image'][df['image'].duplicated()]).any():
         rows = [int(i) + 2 for i in df.index[df['image'].isin(dup)]]
-        raise LesionDataError(f"{path}: duplicate images {', '.join(sorted(set(dup))[:5])} (lines {', '.join(map(str, rows[:10]))})")
+        raise LesionDataError(f"{path}: duplicate images {', '.join(sorted(set(dup))[:5])} "
+                              f"(lines {', '.join(map(str, rows[:10]))})")
     return df.set_index('image')
 
 # %% ../nbs/03_metrics.ipynb #9109c7a5
 def _class_values(df:pd.DataFrame, path:Path, classes=None)->pd.DataFrame:
     "The class columns of `df` as float64, refusing missing or extra classes, missing values and values outside [0, 1]"
     if classes is not None:
-        if (missing := [c for c in classes if c not in df.columns]): raise LesionDataError(f"{path}: missing class columns {missing}")
-        if (extra := [c for c in df.columns if c not in classes]): raise LesionDataError(f"{path}: extra columns {extra} (classes are {list(classes)})")
+        if (missing := [c for c in classes if c not in df.columns]):
+            raise LesionDataError(f"{path}: missing class columns {missing}")
+        if (extra := [c for c in df.columns if c not in classes]):
+            raise LesionDataError(f"{path}: extra columns {extra} (classes are {list(classes)})")
         df = df[list(classes)]
-    if (bad := df.index[df.isnull().any(axis=1)]).size: raise LesionDataError(f"{path}: missing values for images {list(bad[:10])}")
+    if (bad := df.index[df.isnull().any(axis=1)]).size:
+        raise LesionDataError(f"{path}: missing values for images {list(bad[:10])}")
     if (non_float := [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]):
         raise LesionDataError(f"{path}: non-numeric values in columns {non_float}")
     df = df.astype(np.float64)
-    if (bad := df.index[((df < 0) | (df > 1)).any(axis=1)]).size: raise LesionDataError(f"{path}: values outside [0, 1] for images {list(bad[:10])}")
+    if (bad := df.index[((df < 0) | (df > 1)).any(axis=1)]).size:
+        raise LesionDataError(f"{path}: values outside [0, 1] for images {list(bad[:10])}")
     return df
 
 # %% ../nbs/03_metrics.ipynb #6131f424
 def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per class
                    classes=None,  # Expected class columns (a prediction file must have exactly these)
-                  )->pd.DataFrame: # Indexed by image ID, one float column per class (plus `score_weight` in a truth file)
+                  # Indexed by image ID, one float column per class (plus `score_weight` in a truth file)
+                  )->pd.DataFrame:
     "Read an ISIC Task 3 truth or prediction CSV with the official scorer's checks"
     path = Path(path)
     df = _task3_table(path)
@@ -582,7 +604,8 @@ def task3_inputs(truth_csv, # Truth: `image` and one-hot class columns (optional
 # %% ../nbs/03_metrics.ipynb #6983946d
 def score_task3(truth_csv,  # Truth: `image` and one-hot class columns (optionally `score_weight`)
                 pred_csv,   # Prediction: `image` and the same class columns, probabilities
-               )->dict:     # `balanced_accuracy`, `per_class` (a `class_scores` table), `confusion`, `classes`, `n_images`
+               # `balanced_accuracy`, `per_class` (a `class_scores` table), `confusion`, `classes`, `n_images`
+               )->dict:
     "Score an ISIC Task 3 prediction CSV against its truth CSV, with the official scorer's rules"
     inp = task3_inputs(truth_csv, pred_csv)
     return {'balanced_accuracy': inp.score(),

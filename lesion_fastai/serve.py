@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
 from . import __version__
-from .data import LesionDataError, load_image, image_id_of
+from .io import load_image, image_id_of
+from .config import LesionDataError
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
 
@@ -49,8 +50,11 @@ async def form_upload(request:Request, # The incoming request (for its headers)
     async def receive(): return {'type': 'http.request', 'body': body, 'more_body': False}
     async with Request(request.scope, receive).form(max_files=1, max_fields=10) as form:
         up = form.get(field)
-        if up is None: raise HTTPException(422, f"no multipart field '{field}' (got: {', '.join(form) or 'none'}); send -F {field}=@IMAGE")
-        if not isinstance(up, UploadFile): raise HTTPException(422, f"multipart field '{field}' is text, not a file (send -F {field}=@IMAGE)")
+        if up is None:
+            raise HTTPException(422, f"no multipart field '{field}' (got: {', '.join(form) or 'none'}); "
+                                     f"send -F {field}=@IMAGE")
+        if not isinstance(up, UploadFile):
+            raise HTTPException(422, f"multipart field '{field}' is text, not a file (send -F {field}=@IMAGE)")
         return up.filename or 'upload', await up.read()
 
 # %% ../nbs/70_serve.ipynb #4182b041
@@ -78,10 +82,13 @@ async def read_upload(request:Request, # A `POST /predict` request
                      )->tuple:          # (safe file name, image bytes)
     "The image of a multipart or JSON request, or a 4xx `HTTPException` with a one-line reason"
     body, ctype = await read_body(request, max_bytes), request.headers.get('content-type', '').lower()
-    if not body: raise HTTPException(400, "empty request body: send the image as multipart field 'file' or JSON {\"image\": base64}")
+    if not body:
+        raise HTTPException(400, "empty request body: "
+                                 "send the image as multipart field 'file' or JSON {\"image\": base64}")
     if ctype.startswith('multipart/form-data'): name, data = await form_upload(request, body)
     elif ctype.startswith('application/json'): name, data = json_upload(body)
-    else: raise HTTPException(415, f"content type {ctype or 'none'!r}: send multipart/form-data (field 'file') or application/json")
+    else: raise HTTPException(415, f"content type {ctype or 'none'!r}: "
+                                   "send multipart/form-data (field 'file') or application/json")
     if not data: raise HTTPException(400, f"{safe_name(name)}: the uploaded image is empty (0 bytes)")
     return safe_name(name), data
 
@@ -99,9 +106,11 @@ def check_pixels(data:bytes,                # The uploaded file
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im: w, h = im.size
-    except Image.DecompressionBombError as e: raise HTTPException(413, f"{name}: refused as a decompression bomb ({e})") from None
+    except Image.DecompressionBombError as e:
+        raise HTTPException(413, f"{name}: refused as a decompression bomb ({e})") from None
     except Exception: return                                      # not an image: `decode_upload` says why
-    if w*h > max_pixels: raise HTTPException(413, f"{name}: {w}×{h} pixels is over the {max_pixels/1e6:g} megapixel limit")
+    if w*h > max_pixels:
+        raise HTTPException(413, f"{name}: {w}×{h} pixels is over the {max_pixels/1e6:g} megapixel limit")
 
 # %% ../nbs/70_serve.ipynb #800aa0b1
 def decode_upload(data:bytes,                # The uploaded file
@@ -111,7 +120,8 @@ def decode_upload(data:bytes,                # The uploaded file
     "The upload as `load_image` reads a file (upright 8-bit RGB), or 413/422 with a one-line reason naming `name`"
     check_pixels(data, name, max_pixels)
     with tempfile.TemporaryDirectory() as d:
-        f = Path(d)/name; f.write_bytes(data)
+        f = Path(d)/name
+        f.write_bytes(data)
         try: return load_image(f)
         except LesionDataError as e: raise HTTPException(422, str(e).replace(f'{d}/', '')) from None
         except Exception as e: raise HTTPException(422, f"{name}: cannot be decoded ({type(e).__name__})") from None
@@ -127,9 +137,15 @@ def mask_png(mask:np.ndarray, # (H,W) mask, nonzero = lesion
 # %% ../nbs/70_serve.ipynb #60aa03ac
 class Prediction(BaseModel):
     "The JSON answer of `POST /predict`: the mask and the row `predictions.csv` would hold for the image"
-    image_id: str; file: str; width: int; height: int
+    image_id: str
+    file: str
+    width: int
+    height: int
     mask_png: str                      # base64 PNG, 0/255, width × height: what `predict` writes
-    lesion_fraction: float; prob_mean: float; prob_lesion_mean: float|None; uncertain_fraction: float
+    lesion_fraction: float
+    prob_mean: float
+    prob_lesion_mean: float|None
+    uncertain_fraction: float
     disagreement: float                # 1 − soft Jaccard of the averaged probabilities and the mask
     qc_flag: bool                      # disagreement above the model's QC threshold: have a person look
     member_jaccard: float|None = None  # ensembles: mean Jaccard between the members' own masks
@@ -164,20 +180,23 @@ def __call__(self:Segmenter, data:bytes, # The uploaded file
     img = decode_upload(data, name, self.max_pixels)
     with self.lock: res = self.model.predict([img], tta=self.tta, bs=1)[0]
     row = image_row(image_id_of(name), name, img, res)
-    return no_nan({**row, 'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1), 'model': self.name})
+    return no_nan({**row, 'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1),
+                   'model': self.name})
 
 # %% ../nbs/70_serve.ipynb #b24f29e2
 @patch
 def health(self:Segmenter)->dict:
     "What `GET /health` answers: ready, the model, the package version"
     m = self.model
-    return {'ready': True, 'model': self.name, 'version': __version__, 'members': [f"{c['arch']}@{c['size']}" for _, c in m.members],
-            'tta': m.tta if self.tta is None else bool(self.tta), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold}
+    return {'ready': True, 'model': self.name, 'version': __version__,
+            'members': [f"{c['arch']}@{c['size']}" for _, c in m.members],
+            'tta': m.tta if self.tta is None else bool(self.tta), 'threshold': m.threshold,
+            'qc_threshold': m.qc_threshold}
 
 # %% ../nbs/70_serve.ipynb #e5e97c76
 PREDICT_BODY = {'requestBody': {'required': True, 'content': {
-    'multipart/form-data': {'schema': {'type': 'object', 'required': ['file'],
-                                       'properties': {'file': {'type': 'string', 'format': 'binary', 'description': 'The image (any format PIL reads)'}}}},
+    'multipart/form-data': {'schema': {'type': 'object', 'required': ['file'], 'properties': {
+        'file': {'type': 'string', 'format': 'binary', 'description': 'The image (any format PIL reads)'}}}},
     'application/json': {'schema': {'type': 'object', 'required': ['image'], 'properties': {
         'image': {'type': 'string', 'description': 'The image file, base64-encoded (a data: URL prefix is allowed)'},
         'name': {'type': 'string', 'description': 'Optional file name; its stem becomes image_id'}}}}}}}

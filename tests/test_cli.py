@@ -61,7 +61,7 @@ def test_command_help():
     for s in ('--valid-fold', '--tta, --no-tta', '--checkpoint-every', '--frozen-epochs', '{auto,require,none}',
               'A name from `ARCHS` or an encoder name', 'Split and training seed (default: 42)'):
         assert s in out, s
-    assert re.search(r'--colour-constancy, --no-colour-constancy Shades of Gray [^-]*\(default: on\)', out), out
+    assert re.search(r'--colour-constancy, --no-colour-constancy Shades of Gray [^-]*\(default: off\)', out), out
     out = ' '.join(_run('predict', '--help').stdout.split())
     assert '--overlays, --no-overlays Write `overlays/<ID>.jpg` (default: on)' in out, out
     res = _run('classify-train', '--help')

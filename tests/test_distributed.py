@@ -33,7 +33,7 @@ def test_two_cpu_processes_agree_with_one(tmp_path):
     out1 = _train([py, 'run.py', 'data', 'm1', '4'], tmp_path)          # one process, the same total batch of 4
     assert 'weights agree' not in out1
     from lesion_fastai.seg.predict import load_model
-    from lesion_fastai.data import list_images, load_image
+    from lesion_fastai.io import list_images, load_image
     files = list_images(tmp_path/'data'/'images')
     imgs = [load_image(files[i]) for i in sorted(files)]
     r1, r2 = [load_model(tmp_path/m, tta=False).predict(imgs, tta=False) for m in ('m1', 'm2')]

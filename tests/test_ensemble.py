@@ -45,6 +45,19 @@ def test_predict_ensemble_fresh_process(ensembles, tmp_path):
     res = _run('predict', '--model', ensembles/'a', '--images', ensembles/'data'/'images', '--out', tmp_path/'q', '--no-tta')
     assert 'tta False' in res.stdout
 
+def test_single_model_tta_from_its_config(ensembles, tmp_path):
+    "A model folder predicts with TTA as its config.json says: on for new models, off for folders written without the key"
+    import shutil
+    from lesion_fastai.seg.ensemble import Ensemble
+    member = ensembles/'a'/'fold0'
+    assert json.loads((member/'config.json').read_text())['tta'] is True
+    assert Ensemble.load(member).tta is True and Ensemble.load(member, tta=False).tta is False
+    old = shutil.copytree(member, tmp_path/'old')
+    cfg = json.loads((old/'config.json').read_text())
+    del cfg['tta']
+    (old/'config.json').write_text(json.dumps(cfg))
+    assert Ensemble.load(old).tta is False
+
 def test_example_script_combines_two_ensembles(ensembles, tmp_path):
     "examples/combine_ensembles.py imports the library, loads two ensemble folders and predicts with all 4 members"
     res = subprocess.run([sys.executable, str(ROOT/'examples'/'combine_ensembles.py'), ensembles/'a', ensembles/'b',

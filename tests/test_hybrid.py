@@ -1,6 +1,6 @@
 "Nothing leaks into the hybrid: with shuffled labels every variant scores chance out of fold; with the true ones it learns."
 import numpy as np, pandas as pd, pytest
-from lesion_fastai.data import find_isic_dev, list_images, list_masks
+from lesion_fastai.io import find_isic_dev, list_images, list_masks
 from lesion_fastai.cls.features import feature_table
 from lesion_fastai.cls.hybrid import fit_hybrid
 from lesion_fastai.config import VARIANTS

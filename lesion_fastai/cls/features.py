@@ -18,9 +18,41 @@ from ..io import load_image, read_mask
 from ..data import shades_of_gray
 
 # %% auto #0
-__all__ = ['ABCD_COLOURS', 'FEATURE_GROUPS', 'feature_inputs', 'skin_ring', 'principal_coords', 'axis_asymmetry',
-           'shape_features', 'lab_image', 'colour_features', 'edge_features', 'texture_features', 'lesion_features',
-           'feature_group', 'peer_features', 'feature_table']
+__all__ = ['ABCD_COLOURS', 'FEATURE_GROUPS', 'shrink_pair', 'one_piece', 'centre_half', 'feature_inputs', 'skin_ring',
+           'principal_coords', 'axis_asymmetry', 'frame_share', 'shape_features', 'lab_image', 'channel_stats',
+           'abcd_shares', 'colour_asymmetry', 'colour_features', 'edge_features', 'mask_box', 'lbp_histograms',
+           'glcm_stats', 'texture_features', 'lesion_features', 'feature_group', 'peer_colour_stats', 'peer_texture',
+           'peer_features', 'feature_table']
+
+# %% ../../nbs/32_cls.features.ipynb #bd50a297
+def shrink_pair(img:Image.Image, # RGB image
+                m:np.ndarray,    # Boolean mask of the same size
+                max_side:int,    # Longer side both are shrunk to (no change when already smaller)
+               )->tuple:         # (image, boolean mask)
+    "The image and its mask shrunk together, the image bilinearly and the mask to its nearest pixels"
+    if (s := max_side/max(img.size)) < 1:
+        size = (max(1, round(img.width*s)), max(1, round(img.height*s)))
+        img = img.resize(size, Image.BILINEAR, reducing_gap=3.0)
+        m = np.asarray(Image.fromarray(m.astype(np.uint8)*255).resize(size, Image.NEAREST)) > 0
+    return img, m
+
+# %% ../../nbs/32_cls.features.ipynb #e132b849
+def one_piece(m:np.ndarray, # Boolean mask
+             )->np.ndarray: # Boolean mask without holes, in one connected piece
+    "The mask with its holes filled and only its largest connected piece kept"
+    m = ndi.binary_fill_holes(m)
+    lab, n = ndi.label(m)
+    if n > 1: m = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+    return m
+
+# %% ../../nbs/32_cls.features.ipynb #989455cd
+def centre_half(m:np.ndarray, # Boolean mask, for its shape and type
+               )->np.ndarray: # Mask of the centred half of each side
+    "A mask like `m` that covers the centre of the image, a quarter of each side left out all round"
+    H, W = m.shape
+    c = np.zeros_like(m)
+    c[H//4:3*H//4, W//4:3*W//4] = True
+    return c
 
 # %% ../../nbs/32_cls.features.ipynb #36106d9b
 def feature_inputs(img:Image.Image,     # RGB image at any resolution
@@ -30,17 +62,12 @@ def feature_inputs(img:Image.Image,     # RGB image at any resolution
                   )->tuple:             # (uint8 RGB array, boolean lesion mask, whether the mask was usable)
     "The image and a clean one-piece lesion mask at a common, modest resolution"
     m = np.asarray(mask) > 0
-    if m.shape != (img.height, img.width): raise ValueError(f"mask {m.shape[::-1]} and image {img.size} differ in size")
-    if (s := max_side/max(img.size)) < 1:
-        size = (max(1, round(img.width*s)), max(1, round(img.height*s)))
-        img = img.resize(size, Image.BILINEAR, reducing_gap=3.0)
-        m = np.asarray(Image.fromarray(m.astype(np.uint8)*255).resize(size, Image.NEAREST)) > 0
-    m = ndi.binary_fill_holes(m)
-    lab, n = ndi.label(m)
-    if n > 1: m = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+    if m.shape != (img.height, img.width):
+        raise ValueError(f"mask {m.shape[::-1]} and image {img.size} differ in size")
+    img, m = shrink_pair(img, m, max_side)
+    m = one_piece(m)
     if (ok := m.sum() >= min_pixels): return np.asarray(img.convert('RGB')), m, ok
-    H, W = m.shape; m = np.zeros_like(m); m[H//4:3*H//4, W//4:3*W//4] = True
-    return np.asarray(img.convert('RGB')), m, ok
+    return np.asarray(img.convert('RGB')), centre_half(m), ok
 
 # %% ../../nbs/32_cls.features.ipynb #1f7f0bb6
 def skin_ring(m:np.ndarray, # Boolean lesion mask
@@ -68,6 +95,14 @@ def axis_asymmetry(u:np.ndarray, v:np.ndarray, # From `principal_coords`
     own = key(pts)
     return tuple(len(own ^ key(pts*f))/(2*len(own)) for f in (np.array([1, -1]), np.array([-1, 1])))
 
+# %% ../../nbs/32_cls.features.ipynb #7c97e807
+def frame_share(m:np.ndarray, # Boolean lesion mask
+               )->float:
+    "Share of the lesion's outline that lies on the image's outermost pixels: how much the image cuts the lesion off"
+    H, W = m.shape
+    edge, frame = m & ~ndi.binary_erosion(m), np.pad(np.zeros((H - 2, W - 2), bool), 1, constant_values=True)
+    return (edge & frame).sum()/max(edge.sum(), 1)
+
 # %% ../../nbs/32_cls.features.ipynb #d7c4afe1
 def shape_features(m:np.ndarray, # Boolean lesion mask (`feature_inputs`)
                   )->dict:
@@ -76,16 +111,16 @@ def shape_features(m:np.ndarray, # Boolean lesion mask (`feature_inputs`)
     r, P = regionprops(m.astype(np.uint8))[0], perimeter(m)
     a_major, a_minor = axis_asymmetry(*principal_coords(m))
     smooth = ndi.binary_opening(m, disk(max(1, round(0.03*np.sqrt(r.area)))))
-    edge, frame = m & ~ndi.binary_erosion(m), np.pad(np.zeros((H - 2, W - 2), bool), 1, constant_values=True)
     return dict(area_fraction=r.area/(H*W), diameter_fraction=np.sqrt(4*r.area/np.pi)/np.hypot(H, W),
                 asymmetry_min=min(a_major, a_minor), asymmetry_max=max(a_major, a_minor),
                 compactness=P**2/(4*np.pi*r.area), solidity=r.solidity, eccentricity=r.eccentricity,
-                border_roughness=P/max(perimeter(smooth), 1.), touches_border=(edge & frame).sum()/max(edge.sum(), 1))
+                border_roughness=P/max(perimeter(smooth), 1.), touches_border=frame_share(m))
 
 # %% ../../nbs/32_cls.features.ipynb #87dac3de
 ABCD_COLOURS = {'white': (235, 230, 225), 'red': (180, 60, 60), 'light_brown': (170, 110, 70),
                 'dark_brown': (95, 55, 35), 'blue_grey': (95, 115, 140), 'black': (30, 25, 25)}
-"The six colours of the ABCD rule as reference sRGB values; `colour_features` gives each lesion pixel the nearest in CIELAB."
+("The six colours of the ABCD rule as reference sRGB values; "
+ "`colour_features` gives each lesion pixel the nearest in CIELAB.")
 
 # %% ../../nbs/32_cls.features.ipynb #da76d786
 def lab_image(a:np.ndarray, # uint8 RGB array
@@ -93,25 +128,49 @@ def lab_image(a:np.ndarray, # uint8 RGB array
     "CIELAB of the image after a Shades of Gray colour balance"
     return rgb2lab(np.asarray(shades_of_gray(a), np.float64)/255.)
 
+# %% ../../nbs/32_cls.features.ipynb #0e73aa2c
+def channel_stats(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels
+                  skin:np.ndarray,   # (3,) mean CIELAB of the skin
+                 )->dict:
+    "Mean, spread and 10th/90th percentiles of each CIELAB channel inside the lesion, against the skin's mean"
+    f = {}
+    for i, ch in enumerate('Lab'):
+        p10, p90 = np.percentile(inside[:, i], [10, 90])
+        f.update({f'{ch}_in_mean': inside[:, i].mean(), f'{ch}_skin_mean': skin[i],
+                  f'{ch}_contrast': inside[:, i].mean() - skin[i], f'{ch}_in_std': inside[:, i].std(),
+                  f'{ch}_in_p10': p10 - skin[i], f'{ch}_in_p90': p90 - skin[i]})
+    return f
+
+# %% ../../nbs/32_cls.features.ipynb #5a765ecd
+def abcd_shares(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels
+               )->np.ndarray:      # Share of the pixels nearest each of `ABCD_COLOURS`, in its order
+    "The share of the lesion's pixels whose nearest colour in CIELAB is each of the ABCD colours"
+    ref = rgb2lab(np.array([list(ABCD_COLOURS.values())], np.float64)/255.)[0]
+    return np.bincount(((inside[:, None] - ref[None])**2).sum(-1).argmin(1), minlength=len(ref))/len(inside)
+
+# %% ../../nbs/32_cls.features.ipynb #a822fd52
+def colour_asymmetry(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels, in `np.nonzero(m)` order
+                     m:np.ndarray,      # Boolean lesion mask
+                    )->float:
+    "The largest CIELAB distance between the mean colours of the lesion's halves about either principal axis"
+    u, v = principal_coords(m)
+    halves = [(inside[w > 0], inside[w <= 0]) for w in (u, v)]
+    return max([float(np.linalg.norm(a.mean(0) - b.mean(0))) for a, b in halves if len(a) and len(b)] or [0.])
+
 # %% ../../nbs/32_cls.features.ipynb #3c168157
 def colour_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
                     m:np.ndarray,    # Boolean lesion mask
                     ring:np.ndarray, # Boolean skin mask (`skin_ring`)
                    )->dict:
     "Colour statistics of the lesion, against its skin, and the shares of the ABCD colours"
-    inside, skin, f = lab[m], lab[ring].mean(0), {}
-    for i, ch in enumerate('Lab'):
-        p10, p90 = np.percentile(inside[:, i], [10, 90])
-        f.update({f'{ch}_in_mean': inside[:, i].mean(), f'{ch}_skin_mean': skin[i], f'{ch}_contrast': inside[:, i].mean() - skin[i],
-                  f'{ch}_in_std': inside[:, i].std(), f'{ch}_in_p10': p10 - skin[i], f'{ch}_in_p90': p90 - skin[i]})
+    inside, skin = lab[m], lab[ring].mean(0)
+    f = channel_stats(inside, skin)
     f['deltaE_contrast'] = float(np.linalg.norm(inside.mean(0) - skin))
-    ref = rgb2lab(np.array([list(ABCD_COLOURS.values())], np.float64)/255.)[0]
-    share = np.bincount(((inside[:, None] - ref[None])**2).sum(-1).argmin(1), minlength=len(ref))/len(inside)
+    share = abcd_shares(inside)
     f.update({f'colour_{k}': s for k, s in zip(ABCD_COLOURS, share)})
-    f['colour_count'], f['colour_variegation'] = int((share >= 0.05).sum()), float(np.sqrt(np.trace(np.cov(inside.T))))
-    u, v = principal_coords(m)
-    halves = [(inside[w > 0], inside[w <= 0]) for w in (u, v)]
-    f['colour_asymmetry'] = max([float(np.linalg.norm(a.mean(0) - b.mean(0))) for a, b in halves if len(a) and len(b)] or [0.])
+    f['colour_count'] = int((share >= 0.05).sum())
+    f['colour_variegation'] = float(np.sqrt(np.trace(np.cov(inside.T))))
+    f['colour_asymmetry'] = colour_asymmetry(inside, m)
     return f
 
 # %% ../../nbs/32_cls.features.ipynb #c3380e88
@@ -123,22 +182,46 @@ def edge_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
     g = np.hypot(*np.gradient(ndi.gaussian_filter(lab[..., 0], 1)))[m & ~ndi.binary_erosion(m, iterations=2)]
     return dict(border_gradient=g.mean()/(abs(contrast) + 1), border_gradient_cv=g.std()/(g.mean() + 1e-6))
 
+# %% ../../nbs/32_cls.features.ipynb #6d4cad71
+def mask_box(m:np.ndarray, # Boolean lesion mask, not empty
+            )->tuple:      # Slices of the rows and columns
+    "The lesion's bounding box, as an index into the image"
+    ys, xs = np.nonzero(m)
+    return np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+# %% ../../nbs/32_cls.features.ipynb #2a1c3e6c
+def lbp_histograms(L:np.ndarray, # uint8 lightness image
+                   m:np.ndarray, # Boolean lesion mask
+                  )->dict:
+    "Histograms of the uniform local binary patterns of the lesion's pixels, at radius 1 (8 points) and 3 (16 points)"
+    f = {}
+    for R, P in ((1, 8), (3, 16)):
+        h = np.bincount(local_binary_pattern(L, P, R, 'uniform')[m].astype(int), minlength=P + 2)/m.sum()
+        f.update({f'lbp{R}_{i}': x for i, x in enumerate(h)})
+    return f
+
+# %% ../../nbs/32_cls.features.ipynb #92f11ae3
+def glcm_stats(L:np.ndarray, # uint8 lightness image
+               m:np.ndarray, # Boolean lesion mask
+              )->dict:
+    "Grey-level co-occurrence statistics of the lesion's lightness at distances 1 and 3, averaged over 4 directions"
+    box = mask_box(m)
+    q = np.where(m[box], L[box]//8 + 1, 0).astype(np.uint8)     # level 0: outside the lesion, dropped below
+    angles = [0, np.pi/4, np.pi/2, 3*np.pi/4]
+    glcm = graycomatrix(q, [1, 3], angles, levels=33, symmetric=True).astype(np.float64)[1:, 1:]
+    glcm /= np.maximum(glcm.sum((0, 1), keepdims=True), 1)
+    f = {}
+    for p in ('contrast', 'homogeneity', 'energy', 'correlation'):
+        f[f'glcm_{p}_1'], f[f'glcm_{p}_3'] = graycoprops(glcm, p).mean(1)
+    return f
+
 # %% ../../nbs/32_cls.features.ipynb #64ce21da
 def texture_features(lab:np.ndarray, # CIELAB image (`lab_image`)
                      m:np.ndarray,   # Boolean lesion mask
                     )->dict:
     "Local binary pattern histograms and grey-level co-occurrence statistics of the lesion's lightness"
-    L, f = np.clip(lab[..., 0]*2.55, 0, 255).astype(np.uint8), {}
-    for R, P in ((1, 8), (3, 16)):
-        h = np.bincount(local_binary_pattern(L, P, R, 'uniform')[m].astype(int), minlength=P + 2)/m.sum()
-        f.update({f'lbp{R}_{i}': x for i, x in enumerate(h)})
-    ys, xs = np.nonzero(m); box = np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    q = np.where(m[box], L[box]//8 + 1, 0).astype(np.uint8)     # level 0: outside the lesion, dropped below
-    glcm = graycomatrix(q, [1, 3], [0, np.pi/4, np.pi/2, 3*np.pi/4], levels=33, symmetric=True).astype(np.float64)[1:, 1:]
-    glcm /= np.maximum(glcm.sum((0, 1), keepdims=True), 1)
-    for p in ('contrast', 'homogeneity', 'energy', 'correlation'):
-        f[f'glcm_{p}_1'], f[f'glcm_{p}_3'] = graycoprops(glcm, p).mean(1)
-    return f
+    L = np.clip(lab[..., 0]*2.55, 0, 255).astype(np.uint8)
+    return {**lbp_histograms(L, m), **glcm_stats(L, m)}
 
 # %% ../../nbs/32_cls.features.ipynb #db757210
 def lesion_features(img:Image.Image,   # RGB image at any resolution
@@ -155,7 +238,8 @@ def lesion_features(img:Image.Image,   # RGB image at any resolution
 # %% ../../nbs/32_cls.features.ipynb #b050db75
 FEATURE_GROUPS = {'size': ('area_fraction', 'diameter_fraction', 'touches_border'),
                   'asymmetry': ('asymmetry_min', 'asymmetry_max', 'colour_asymmetry'),
-                  'border': ('compactness', 'solidity', 'eccentricity', 'border_roughness', 'border_gradient', 'border_gradient_cv'),
+                  'border': ('compactness', 'solidity', 'eccentricity', 'border_roughness',
+                             'border_gradient', 'border_gradient_cv'),
                   'texture': ('lbp', 'glcm_'),
                   'colour': ('_mean', '_contrast', '_std', '_p10', '_p90', 'colour_')}
 "Which features measure what: a feature belongs to the first group with a string that is, or is part of, its name."
@@ -165,22 +249,39 @@ def feature_group(name:str)->str:
     "The group of `FEATURE_GROUPS` a feature belongs to ('other' for none)"
     return next((g for g, keys in FEATURE_GROUPS.items() if any(name == k or k in name for k in keys)), 'other')
 
+# %% ../../nbs/32_cls.features.ipynb #7d3f2ab3
+def peer_colour_stats(a:np.ndarray, # uint8 RGB array
+                      m:np.ndarray, # Boolean lesion mask, not empty
+                     )->list:       # 45 numbers
+    "Mean, spread and 10th/50th/90th percentiles of RGB, HSV and CIELAB inside the mask: the peer's colour features"
+    f = []
+    for space in (a/255., rgb2hsv(a), rgb2lab(a)):
+        v = space[m]
+        f += list(v.mean(0)) + list(v.std(0)) + list(np.percentile(v, [10, 50, 90], axis=0).ravel())
+    return f
+
+# %% ../../nbs/32_cls.features.ipynb #cc21f35a
+def peer_texture(g:np.ndarray, # uint8 grey image
+                 m:np.ndarray, # Boolean lesion mask, not empty
+                )->list:       # 18 numbers
+    "GLCM statistics of the grey image in the lesion's box and its uniform LBP histogram: the peer's texture features"
+    angles = [0, np.pi/4, np.pi/2, 3*np.pi/4]
+    glcm = graycomatrix(g[mask_box(m)]//8, [1, 3], angles, levels=32, symmetric=True, normed=True)
+    f = []
+    for p in ('contrast', 'homogeneity', 'energy', 'correlation'):
+        f += list(graycoprops(glcm, p).mean(1))
+    lbp = local_binary_pattern(g, 8, 1, 'uniform')
+    return f + list(np.bincount(lbp[m].astype(int), minlength=10)/m.sum())
+
 # %% ../../nbs/32_cls.features.ipynb #be0eaecd
 def peer_features(img:Image.Image, # RGB image
                   mask,            # Its (H,W) lesion mask, nonzero = lesion
                  )->list:          # 64 numbers
-    "The peer's features: colour statistics (RGB, HSV, Lab) and texture (GLCM, LBP) inside the lesion mask, and its area"
+    "The peer's features: colour statistics (RGB, HSV, Lab) and texture (GLCM, LBP) in the lesion mask, and its area"
     a, m = np.asarray(img.convert('RGB')), np.asarray(mask) > 0
     if not m.any(): m = np.ones_like(m)
-    f = []
-    for space in (a/255., rgb2hsv(a), rgb2lab(a)):
-        v = space[m]; f += list(v.mean(0)) + list(v.std(0)) + list(np.percentile(v, [10, 50, 90], axis=0).ravel())
     g = (a @ [0.299, 0.587, 0.114]).astype(np.uint8)
-    ys, xs = np.nonzero(m); sub = g[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-    glcm = graycomatrix(sub//8, [1, 3], [0, np.pi/4, np.pi/2, 3*np.pi/4], levels=32, symmetric=True, normed=True)
-    for p in ('contrast', 'homogeneity', 'energy', 'correlation'): f += list(graycoprops(glcm, p).mean(1))
-    lbp = local_binary_pattern(g, 8, 1, 'uniform')
-    return f + list(np.bincount(lbp[m].astype(int), minlength=10)/m.sum()) + [m.mean()]
+    return peer_colour_stats(a, m) + peer_texture(g, m) + [m.mean()]
 
 # %% ../../nbs/32_cls.features.ipynb #7af62c7f
 def _row(item, kind:str='lesion')->dict:
@@ -200,8 +301,9 @@ def feature_table(files:dict,           # Image ID → image file
                  )->pd.DataFrame:       # One row per image, indexed by image ID
     "The features of every image in `files` from its mask in `masks`"
     if kind not in ('lesion', 'peer'): raise ValueError(f"kind must be 'lesion' or 'peer', got {kind!r}")
-    if (missing := sorted(set(files) - set(masks))): raise LesionDataError(f"no mask for {len(missing)} image(s): {', '.join(missing[:10])}")
+    if (missing := sorted(set(files) - set(masks))):
+        raise LesionDataError(f"no mask for {len(missing)} image(s): {', '.join(missing[:10])}")
     items = [(i, files[i], masks[i]) for i in sorted(files)]
-    rows = parallel(_row, items, kind=kind, n_workers=n_workers if n_workers is not None else 0 if len(items) < 8 else None,
-                    progress=progress, threadpool=False)
+    workers = n_workers if n_workers is not None else 0 if len(items) < 8 else None
+    rows = parallel(_row, items, kind=kind, n_workers=workers, progress=progress, threadpool=False)
     return pd.DataFrame(list(rows)).set_index('image_id')

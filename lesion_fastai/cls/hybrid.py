@@ -27,7 +27,8 @@ __all__ = ['FEATURES_C', 'balanced_logistic', 'class_logits', 'fold_predictions'
 
 # %% ../../nbs/33_cls.hybrid.ipynb #ae9326c8
 FEATURES_C = 0.05
-"Inverse regularisation strength of the features model (chosen by cross-validation and leave-one-source-out, see above)."
+("Inverse regularisation strength of the features model "
+ "(chosen by cross-validation and leave-one-source-out, see above).")
 
 # %% ../../nbs/33_cls.hybrid.ipynb #de30fa88
 def balanced_logistic(C:float=1.)->object:
@@ -52,7 +53,8 @@ def fold_predictions(make,        # `make()` returns an unfitted scikit-learn cl
     out, models = np.zeros((len(y), len(np.unique(y)))), {}
     for f in np.unique(folds):
         tr = folds != f
-        if len(np.unique(y[tr])) < out.shape[1]: raise LesionDataError(f"fold {f}: the other folds lack a class; use fewer folds")
+        if len(np.unique(y[tr])) < out.shape[1]:
+            raise LesionDataError(f"fold {f}: the other folds lack a class; use fewer folds")
         models[f] = make().fit(X[tr], y[tr])
         out[~tr] = np.log(np.clip(models[f].predict_proba(X[~tr]), 1e-12, None))      # no log(0) warning
     return out, models
@@ -71,7 +73,8 @@ def reliability_table(y:np.ndarray,  # True class index per row
                       bins:int=10,
                      )->pd.DataFrame: # Per confidence bin: images, mean confidence, accuracy
     "Top-label reliability: how often the predicted class is right, against how sure the model was"
-    p = np.asarray(probs, np.float64); conf, right = p.max(1), p.argmax(1) == np.asarray(y)
+    p = np.asarray(probs, np.float64)
+    conf, right = p.max(1), p.argmax(1) == np.asarray(y)
     b = np.minimum((conf*bins).astype(int), bins - 1)
     df = pd.DataFrame({'bin': b, 'confidence': conf, 'accuracy': right.astype(float)}).groupby('bin').agg(
         images=('confidence', 'size'), confidence=('confidence', 'mean'), accuracy=('accuracy', 'mean'))
@@ -91,7 +94,8 @@ def plot_reliability(tables:dict, # Name → `reliability_table`
     if ax is None: _, ax = plt.subplots(figsize=(5, 4))
     ax.plot([0, 1], [0, 1], ':', color='grey', label='perfectly calibrated')
     for name, t in tables.items():
-        t = t.dropna(); ax.plot(t.confidence, t.accuracy, 'o-', label=name)
+        t = t.dropna()
+        ax.plot(t.confidence, t.accuracy, 'o-', label=name)
     ax.set(xlabel='confidence (probability of the predicted class)', ylabel='accuracy', xlim=(0.45, 1), ylim=(0, 1.02))
     ax.legend(fontsize=8)
     return ax
@@ -118,10 +122,11 @@ def member_disagreement(members:np.ndarray, # (members, n, classes) probabilitie
 
 # %% ../../nbs/33_cls.hybrid.ipynb #d56d22c6
 class HybridModel:
-    "The features model, the CNN's calibration and the stack, fitted on out-of-fold inputs; saved in a classifier folder"
+    "The features model, the CNN's calibration and the stack, fit on out-of-fold inputs; saved in a classifier folder"
     file, default = 'hybrid.pkl', 'hybrid'            # `default`: set by `fit_hybrid` to the best variant out of fold
     def __init__(self, classes, columns:list, prior, C:float=FEATURES_C, sensitivity:float=0.8):
-        self.classes, self.columns, self.prior, self.C, self.sensitivity = list(classes), list(columns), list(prior), C, sensitivity
+        self.classes, self.columns, self.prior = list(classes), list(columns), list(prior)
+        self.C, self.sensitivity = C, sensitivity
     def __repr__(self): return f"HybridModel({len(self.columns)} features, classes {self.classes}, C={self.C})"
 
 # %% ../../nbs/33_cls.hybrid.ipynb #d07d762f
@@ -129,20 +134,28 @@ def two_folds(y:np.ndarray, seed:int=0)->np.ndarray:
     "A stratified split of the rows in two folds (where a classifier's other members leave only one fold to nest in)"
     from sklearn.model_selection import StratifiedKFold
     folds = np.zeros(len(y), int)
-    for f, (_, te) in enumerate(StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)): folds[te] = f
+    splits = StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    for f, (_, te) in enumerate(splits): folds[te] = f
     return folds
+
+# %% ../../nbs/33_cls.hybrid.ipynb #6cb6bdae
+def _nested_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray,
+                  tr:np.ndarray, # Boolean: the rows the stack is fitted on; it predicts the others
+                  C:float)->np.ndarray:
+    "The stack fitted on the rows `tr`, the features' log-odds predicted out of fold inside them; its probabilities"
+    inner_folds = folds[tr] if len(np.unique(folds[tr])) > 1 else two_folds(y[tr])  # two members: split the other fold
+    inner, _ = fold_predictions(lambda: balanced_logistic(C), feats[tr], y[tr], inner_folds)
+    stack = balanced_logistic().fit(np.c_[class_logits(np.exp(inner)), cnn[tr]], y[tr])
+    outer = balanced_logistic(C).fit(feats[tr], y[tr]).predict_proba(feats[~tr])
+    return stack.predict_proba(np.c_[class_logits(outer), cnn[~tr]])
 
 # %% ../../nbs/33_cls.hybrid.ipynb #011e9e99
 def _stack_oof(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, C:float)->np.ndarray:
-    "Nested out-of-fold hybrid log-probabilities: the stack of fold f never sees fold f, even through the features' log-odds"
+    "Nested out-of-fold hybrid log-probabilities: fold f's stack never sees fold f, even through the features' log-odds"
     out = np.zeros((len(y), len(np.unique(y))))
     for f in np.unique(folds):
         tr = folds != f
-        inner_folds = folds[tr] if len(np.unique(folds[tr])) > 1 else two_folds(y[tr])     # two members: split the other fold
-        inner, _ = fold_predictions(lambda: balanced_logistic(C), feats[tr], y[tr], inner_folds)
-        stack = balanced_logistic().fit(np.c_[class_logits(np.exp(inner)), cnn[tr]], y[tr])
-        outer = balanced_logistic(C).fit(feats[tr], y[tr]).predict_proba(feats[~tr])
-        out[~tr] = np.log(np.clip(stack.predict_proba(np.c_[class_logits(outer), cnn[~tr]]), 1e-12, None))
+        out[~tr] = np.log(np.clip(_nested_stack(feats, cnn, y, folds, tr, C), 1e-12, None))
     return out
 
 # %% ../../nbs/33_cls.hybrid.ipynb #837bbf35
@@ -151,25 +164,55 @@ def _variant_scores(y, probs:np.ndarray, prior, classes, c_op:int|None, sensitiv
     cs, cal = class_scores(y, probs, classes), at_prevalence(probs, prior)
     s = {'balanced_accuracy': balanced_accuracy(y, probs), 'ece': expected_calibration_error(y, cal),
          'ece_balanced': expected_calibration_error(y, probs),
-         **{f'{k}_sensitivity': float(cs.loc[k, 'sensitivity']) for k in classes}, **{f'{k}_auc': float(cs.loc[k, 'auc']) for k in classes}}
+         **{f'{k}_sensitivity': float(cs.loc[k, 'sensitivity']) for k in classes},
+         **{f'{k}_auc': float(cs.loc[k, 'auc']) for k in classes}}
     if c_op is not None:
-        t = operating_threshold(y, probs[:, c_op], c_op, sensitivity); hit = probs[:, c_op] >= t
-        s.update(operating_threshold=t, operating_sensitivity=float(hit[y == c_op].mean()), operating_specificity=float(1 - hit[y != c_op].mean()))
+        t = operating_threshold(y, probs[:, c_op], c_op, sensitivity)
+        hit = probs[:, c_op] >= t
+        s.update(operating_threshold=t, operating_sensitivity=float(hit[y == c_op].mean()),
+                 operating_specificity=float(1 - hit[y != c_op].mean()))
     return s
 
 # %% ../../nbs/33_cls.hybrid.ipynb #e9a27cb8
 def _fit_inputs(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series, folds:pd.Series, classes)->tuple:
     "(features, CNN log-odds, class indices, folds) of the images that have all four, aligned by image ID"
     ids = [i for i in features.index if i in cnn_oof.index and i in labels.index]
-    if len(ids) < 10: raise LesionDataError(f"only {len(ids)} images have features, an out-of-fold CNN probability and a label; the hybrid needs more")
+    if len(ids) < 10:
+        raise LesionDataError(f"only {len(ids)} images have features, an out-of-fold CNN probability and a label; "
+                              "the hybrid needs more")
     y = np.array([list(classes).index(l) for l in labels.loc[ids]])
-    return features.loc[ids].to_numpy(np.float64), class_logits(cnn_oof.loc[ids, list(classes)].to_numpy()), y, folds.loc[ids].to_numpy(), ids
+    X, cnn = features.loc[ids].to_numpy(np.float64), class_logits(cnn_oof.loc[ids, list(classes)].to_numpy())
+    return X, cnn, y, folds.loc[ids].to_numpy(), ids
 
 # %% ../../nbs/33_cls.hybrid.ipynb #06724c68
 def best_variant(scores:dict, # Variant → out-of-fold scores (`HybridModel.scores`)
                 )->str:
     "The variant with the best out-of-fold balanced accuracy (to 4 decimals); the hybrid, then the CNN, on a tie"
     return max(VARIANTS, key=lambda v: (round(scores[v]['balanced_accuracy'], 4), -VARIANTS.index(v)))
+
+# %% ../../nbs/33_cls.hybrid.ipynb #c6723698
+def _fit_variants(h:HybridModel, X:np.ndarray, cnn:np.ndarray, y:np.ndarray, fo:np.ndarray, C:float)->np.ndarray:
+    "Fit each fold's features model and the three variants of `h`; returns the features' out-of-fold log-probabilities"
+    feats_oof, h.fold_models = fold_predictions(lambda: balanced_logistic(C), X, y, fo)
+    h.features_model = balanced_logistic(C).fit(X, y)
+    h.cnn_model = balanced_logistic().fit(cnn, y)
+    h.stack = balanced_logistic().fit(np.c_[class_logits(np.exp(feats_oof)), cnn], y)
+    return feats_oof
+
+# %% ../../nbs/33_cls.hybrid.ipynb #efd1ac88
+def _variants_oof(feats_oof:np.ndarray, X:np.ndarray, cnn:np.ndarray, y:np.ndarray, fo:np.ndarray, C:float)->dict:
+    "Each variant's out-of-fold balanced probabilities (nested for the hybrid)"
+    return {'features': np.exp(feats_oof), 'cnn': np.exp(fold_predictions(balanced_logistic, cnn, y, fo)[0]),
+            'hybrid': np.exp(_stack_oof(X, cnn, y, fo, C))}
+
+# %% ../../nbs/33_cls.hybrid.ipynb #a63aec30
+def _oof_table(oof:dict, y:np.ndarray, fo:np.ndarray, ids:list, classes)->pd.DataFrame:
+    "The label, the fold and each variant's out-of-fold probabilities (`{variant}_{class}`) by image ID"
+    df = pd.DataFrame({f'{v}_{c}': p[:, j] for v, p in oof.items() for j, c in enumerate(classes)},
+                      index=pd.Index(ids, name='image_id'))
+    df.insert(0, 'label', [classes[j] for j in y])
+    df.insert(1, 'fold', fo)
+    return df
 
 # %% ../../nbs/33_cls.hybrid.ipynb #684d848a
 def fit_hybrid(features:pd.DataFrame, # Features by image ID (`feature_table`)
@@ -184,16 +227,12 @@ def fit_hybrid(features:pd.DataFrame, # Features by image ID (`feature_table`)
     X, cnn, y, fo, ids = _fit_inputs(features, cnn_oof, labels, folds, classes)
     prior = np.bincount(y, minlength=len(classes))/len(y)
     h = HybridModel(classes, features.columns, prior, C, sensitivity)
-    feats_oof, h.fold_models = fold_predictions(lambda: balanced_logistic(C), X, y, fo)
-    h.features_model = balanced_logistic(C).fit(X, y)
-    h.cnn_model = balanced_logistic().fit(cnn, y)
-    h.stack = balanced_logistic().fit(np.c_[class_logits(np.exp(feats_oof)), cnn], y)
-    oof = {'features': np.exp(feats_oof), 'cnn': np.exp(fold_predictions(balanced_logistic, cnn, y, fo)[0]),
-           'hybrid': np.exp(_stack_oof(X, cnn, y, fo, C))}
+    feats_oof = _fit_variants(h, X, cnn, y, fo, C)
+    oof = _variants_oof(feats_oof, X, cnn, y, fo, C)
     c_op = h.classes.index(op_class) if op_class in h.classes else None
-    h.op_class, h.scores = op_class if c_op is not None else None, {v: _variant_scores(y, p, prior, classes, c_op, sensitivity) for v, p in oof.items()}
-    h.oof = pd.DataFrame({f'{v}_{c}': p[:, j] for v, p in oof.items() for j, c in enumerate(classes)}, index=pd.Index(ids, name='image_id'))
-    h.oof.insert(0, 'label', [classes[j] for j in y]); h.oof.insert(1, 'fold', fo)
+    h.op_class = op_class if c_op is not None else None
+    h.scores = {v: _variant_scores(y, p, prior, classes, c_op, sensitivity) for v, p in oof.items()}
+    h.oof = _oof_table(oof, y, fo, ids, classes)
     h.default = best_variant(h.scores)
     return h
 
@@ -203,8 +242,10 @@ def _features_lp(h:HybridModel, X:np.ndarray, model=None)->np.ndarray:
     return class_logits((model or h.features_model).predict_proba(X))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #93679609
-def _variant_probs(h:HybridModel, variant:str, X:np.ndarray, cnn_probs:np.ndarray, fold_model=None)->np.ndarray:
-    "One variant's balanced probabilities from the features `X` and CNN probabilities (`fold_model`: a member's features model)"
+def _variant_probs(h:HybridModel, variant:str, X:np.ndarray, cnn_probs:np.ndarray,
+                   fold_model=None, # A member's features model (None: the one fitted on all the images)
+                  )->np.ndarray:
+    "One variant's balanced probabilities from the features `X` and the CNN's probabilities"
     if variant == 'features': return (fold_model or h.features_model).predict_proba(X)
     if variant == 'cnn': return h.cnn_model.predict_proba(class_logits(cnn_probs))
     return h.stack.predict_proba(np.c_[_features_lp(h, X, fold_model), class_logits(cnn_probs)])
@@ -212,20 +253,24 @@ def _variant_probs(h:HybridModel, variant:str, X:np.ndarray, cnn_probs:np.ndarra
 # %% ../../nbs/33_cls.hybrid.ipynb #f87b13ab
 def _aligned(h:HybridModel, features:pd.DataFrame)->np.ndarray:
     "The feature columns the model was fitted on, in its order"
-    if (missing := [c for c in h.columns if c not in features.columns]): raise LesionDataError(f"features lack {missing[:5]}: computed by another lesion_fastai version?")
+    if (missing := [c for c in h.columns if c not in features.columns]):
+        raise LesionDataError(f"features lack {missing[:5]}: computed by another lesion_fastai version?")
     return features[h.columns].to_numpy(np.float64)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #4224509f
 def predict_hybrid(h:HybridModel,
-                   features:pd.DataFrame|None, # Features of the images (`feature_table`), one row per image (None: the cnn variant)
-                   member_probs:list=None,    # Each CNN member's (n, classes) probabilities, rows in the same order
-                   variant:str=None,          # One of `VARIANTS` (None: the model's `default`, `best_variant`)
-                  )->tuple:                   # ((n, classes) balanced probabilities, (members, n, classes) of each member)
+                   # Features of the images (`feature_table`), one row per image (None: the cnn variant)
+                   features:pd.DataFrame|None,
+                   member_probs:list=None, # Each CNN member's (n, classes) probabilities, rows in the same order
+                   variant:str=None,       # One of `VARIANTS` (None: the model's `default`, `best_variant`)
+                  )->tuple:                # ((n, classes) balanced probabilities, (members, n, classes) each member's)
     "The chosen variant's class-balanced probabilities, and each member's"
     variant = variant or h.default
     if variant not in VARIANTS: raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     X = _aligned(h, features) if variant != 'cnn' else None            # the CNN alone needs no features
-    if variant == 'features': return _variant_probs(h, variant, X, None), np.stack([_variant_probs(h, variant, X, None, m) for m in h.fold_models.values()])
+    if variant == 'features':
+        probs = _variant_probs(h, variant, X, None)
+        return probs, np.stack([_variant_probs(h, variant, X, None, m) for m in h.fold_models.values()])
     if not member_probs: raise ValueError(f"variant {variant!r} needs the CNN members' probabilities")
     folds = list(h.fold_models.values())
     members = np.stack([_variant_probs(h, variant, X, p, folds[j % len(folds)]) for j, p in enumerate(member_probs)])
@@ -236,7 +281,8 @@ def hybrid_report(h:HybridModel, probs:np.ndarray, members:np.ndarray, variant:s
     "Per image: decision, calibrated probabilities, the operating-point flag and the members' disagreement"
     cal, (sd, split) = at_prevalence(probs, h.prior), member_disagreement(members, probs)
     rep = pd.DataFrame({'pred': [h.classes[j] for j in probs.argmax(1)], 'prob': cal.max(1),
-                        **{f'p_{c}': cal[:, j] for j, c in enumerate(h.classes)}, 'uncertainty': sd, 'members_disagree': split})
+                        **{f'p_{c}': cal[:, j] for j, c in enumerate(h.classes)},
+                        'uncertainty': sd, 'members_disagree': split})
     if h.op_class:
         t, c = h.scores[variant or h.default]['operating_threshold'], h.classes.index(h.op_class)
         rep.insert(len(rep.columns) - 2, f'{h.op_class}_flag', probs[:, c] >= t)
@@ -246,8 +292,9 @@ def hybrid_report(h:HybridModel, probs:np.ndarray, members:np.ndarray, variant:s
 def save_hybrid(h:HybridModel, folder)->dict:
     "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary for the classifier's manifest"
     with atomic_write(Path(folder)/HybridModel.file) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
-    return {'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof), 'features': len(h.columns), 'C': h.C,
-            'op_class': h.op_class, 'sensitivity': h.sensitivity, 'prior': dict(zip(h.classes, map(float, h.prior))),
+    return {'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof), 'features': len(h.columns),
+            'C': h.C, 'op_class': h.op_class, 'sensitivity': h.sensitivity,
+            'prior': dict(zip(h.classes, map(float, h.prior))),
             'out_of_fold': {v: {k: round(float(x), 6) for k, x in s.items()} for v, s in h.scores.items()}}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #0a5d0b0a
@@ -272,7 +319,8 @@ def mask_files(table:pd.DataFrame, # Crops (`lesion_crops`) with `mask` and `mas
               )->dict:             # Image ID → mask file
     "The mask file each crop was cut by (given, out-of-fold or predicted); crops without a mask are left out"
     if 'mask' not in table.columns: return {}
-    return {i: m for i, m, f in zip(table.image_id, table['mask'], table.mask_from) if f != 'none' and isinstance(m, str) and m}
+    rows = zip(table.image_id, table['mask'], table.mask_from)
+    return {i: m for i, m, f in rows if f != 'none' and isinstance(m, str) and m}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #aa631c06
 def classifier_features(table:pd.DataFrame, # Crops (`lesion_crops`) with `image`, `mask` and `mask_from`
@@ -302,7 +350,9 @@ def save_oof_reliability(h, out):
     "`out/reliability.png`: the reliability of each variant's out-of-fold probabilities at the training prevalence"
     import matplotlib.pyplot as plt
     y = np.array([h.classes.index(l) for l in h.oof.label])
-    def table(v): return reliability_table(y, at_prevalence(h.oof[[f'{v}_{c}' for c in h.classes]].to_numpy(), h.prior), bins=5)
+    def table(v):
+        probs = h.oof[[f'{v}_{c}' for c in h.classes]].to_numpy()
+        return reliability_table(y, at_prevalence(probs, h.prior), bins=5)
     ax = plot_reliability({f"{v} (ECE {h.scores[v]['ece']:.3f})": table(v) for v in VARIANTS})
     ax.set_title(f"{Path(out).name}: out of fold ({len(y)} images), at prevalence")
     ax.figure.savefig(Path(out)/'reliability.png', dpi=90, bbox_inches='tight')
@@ -311,7 +361,8 @@ def save_oof_reliability(h, out):
 # %% ../../nbs/33_cls.hybrid.ipynb #4411db2a
 def _oof_line(h)->str:
     "The three variants' out-of-fold scores and the default, in one line"
-    scores = '; '.join(f"{v} balanced accuracy {s['balanced_accuracy']:.4f}, ECE {s['ece']:.3f}" for v, s in h.scores.items())
+    scores = '; '.join(f"{v} balanced accuracy {s['balanced_accuracy']:.4f}, ECE {s['ece']:.3f}"
+                       for v, s in h.scores.items())
     return f"out of fold: {scores}; it predicts with {h.default} by default (the best out of fold)"
 
 # %% ../../nbs/33_cls.hybrid.ipynb #581a2eb9
@@ -322,7 +373,7 @@ def fit_classifier_hybrid(out,                 # The classifier folder
                           folds:int|None,      # The classifier's folds (None: a single member)
                           n_workers:int|None=None, log=print,
                          )->dict|None:         # The hybrid's summary for classifier.json (None: no hybrid)
-    "Fit and save the hybrid of a trained KFoldCrop classifier and its reliability plot; log the variants' out-of-fold scores"
+    "Fit and save the hybrid of a KFoldCrop classifier and its reliability plot; log the variants' out-of-fold scores"
     if not folds:
         log("one member: too few out-of-fold probabilities to stack; it predicts with its CNN alone")
         return None

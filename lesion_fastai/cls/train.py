@@ -131,7 +131,7 @@ def plan_cycles(epochs:int,          # Epochs a member can train, frozen ones in
                 cfg:ClassifyConfig,  # The user's settings: cycles per stage, `keep`
                 frozen:int=0,        # Frozen cycles the member adds (one per stage with ImageNet weights)
                )->tuple:             # (full_cycles, crop_cycles, cycle_len)
-    "Cycles that fit `epochs`: the user's cycle counts with longer or shorter cycles; fewer 1-epoch ones only when too few"
+    "Cycles that fit `epochs`: the user's cycle counts with longer or shorter cycles; fewer 1-epoch ones if too few"
     n = [c for _, _, c in cfg.stages()]
     if epochs >= sum(n) + frozen: return cfg.full_cycles, cfg.crop_cycles, epochs//(sum(n) + frozen)
     last = max(i for i, c in enumerate(n) if c > 0)

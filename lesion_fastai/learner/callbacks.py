@@ -18,7 +18,7 @@ from fastai.callback.progress import ProgressCallback
 from fastai.learner import Learner, Recorder
 from fastai.torch_core import distrib_barrier
 
-from ..data import write_json
+from ..io import write_json
 
 # %% auto #0
 __all__ = ['FreezeBN', 'HistoryLog', 'BestCheckpoint', 'save_curves', 'save_loss_plot']

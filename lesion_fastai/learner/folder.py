@@ -17,7 +17,7 @@ from fastai.learner import Learner, load_learner
 
 from .. import __version__
 from ..config import LesionDataError, TrainConfig, check_version
-from ..data import write_json
+from ..io import write_json
 from .precision import precision_policy
 from .callbacks import FreezeBN, HistoryLog
 
@@ -38,7 +38,7 @@ def read_config(path,                 # A JSON file: a member's config.json or a
                 required:tuple=(),    # Keys it must have
                 what:str='damaged',   # How to call a file that does not parse
                )->dict:
-    "The JSON object in `path`, or a `LesionDataError` naming the file and what is missing; warns if another version wrote it"
+    "The JSON object in `path`, or a `LesionDataError` saying what the file lacks; warns if another version wrote it"
     path = Path(path)
     obj = _json_object(path, what)
     if not isinstance(obj, dict) or (missing := [k for k in required if k not in obj]):
@@ -120,7 +120,8 @@ def find_moved(module:str, # The module a pickle names (`lesion_fastai.train`)
 class OldPathsUnpickler(pickle.Unpickler):
     "A `pickle.Unpickler` that finds the library's classes and functions where they live now (`find_moved`)"
     def find_class(self, module:str, name:str):
-        if module == 'lesion_fastai' or not module.startswith('lesion_fastai.'): return super().find_class(module, name)
+        if module == 'lesion_fastai' or not module.startswith('lesion_fastai.'):
+            return super().find_class(module, name)
         found = find_moved(module, name)
         if found is None: raise AttributeError(f"{module}.{name}: not in this version of lesion_fastai")
         return found
@@ -136,7 +137,7 @@ def _old_paths_pickle()->types.ModuleType:
 
 # %% ../../nbs/15_learner.folder.ipynb #0c841267
 def _load_quietly(path:Path)->Learner:
-    "`load_learner(path)` on the CPU unless CUDA is there, old class paths mapped; failures become one line naming the file"
+    "`load_learner(path)` on the CPU unless CUDA is there, old class paths mapped; a failure becomes one line naming it"
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         try: return load_learner(path, cpu=not torch.cuda.is_available(), pickle_module=_old_paths_pickle())
@@ -191,7 +192,8 @@ def read_state(out, key:dict)->dict|None:
     except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e}); delete it to start over") from None
     if state.get('key') != key:
         what = _key_difference(state, key)
-        raise LesionDataError(f"{out}: holds an interrupted run whose {what}; resume with the same ones or use a new folder")
+        raise LesionDataError(f"{out}: holds an interrupted run whose {what}; "
+                              "resume with the same ones or use a new folder")
     return state
 
 # %% ../../nbs/15_learner.folder.ipynb #f4fee9c9
@@ -232,7 +234,8 @@ def save(self:ModelFolder, path, **extra)->Path:
     "Write the manifest in `path`, naming the members' folders relative to it where possible"
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if not self.paths: raise LesionDataError(f"this {self.kind}'s members have no folders to name; load them from folders")
+    if not self.paths:
+        raise LesionDataError(f"this {self.kind}'s members have no folders to name; load them from folders")
     write_json(self.manifest_record(path, **extra), path/self.manifest)
     return path/self.manifest
 
@@ -255,6 +258,17 @@ def _member_folders(path:Path, man:dict, f:Path)->list:
         if not p.is_dir(): raise LesionDataError(f"{f}: member folder {p} is missing")
     return paths
 
+# %% ../../nbs/15_learner.folder.ipynb #55a879c4
+def _check_member_classes(f:Path,        # The manifest
+                          paths:list,    # The members' folders
+                          members:list,  # The loaded members, each a tuple ending with its config
+                          classes:list,  # The manifest's classes
+                          kind:str):     # What the folder is, for the message
+    "Refuse a member whose config names other classes than the manifest"
+    for p, m in zip(paths, members):
+        if list(m[-1]['classes']) != list(classes):
+            raise LesionDataError(f"{f}: member {p} has classes {m[-1]['classes']}, the {kind} {classes}")
+
 # %% ../../nbs/15_learner.folder.ipynb #507ca4a0
 @patch(cls_method=True)
 def load(cls:ModelFolder, path, tta=None, **kwargs):
@@ -266,9 +280,7 @@ def load(cls:ModelFolder, path, tta=None, **kwargs):
     man = read_manifest(f, cls.required, cls.format)
     paths = _member_folders(path, man, f)
     members = [cls.load_member(p, **kwargs) for p in paths]
-    for p, m in zip(paths, members):
-        if list(m[-1]['classes']) != list(man['classes']):
-            raise LesionDataError(f"{f}: member {p} has classes {m[-1]['classes']}, the {cls.kind} {man['classes']}")
+    _check_member_classes(f, paths, members, man['classes'], cls.kind)
     info = {k: v for k, v in man.items() if k not in cls.required + ('lesion_fastai', 'created')}
     return cls.from_manifest(members, man, paths, man['tta'] if tta is None else tta, info)
 

@@ -14,7 +14,8 @@ import torch
 from fastcore.basics import patch
 
 from ..config import LesionDataError, TrainConfig
-from ..data import find_pairs, load_image, read_mask, save_mask, shades_of_gray
+from ..io import find_pairs, load_image, read_mask, save_mask
+from ..data import shades_of_gray
 from ..metrics import score_masks, summarize_scores, pixel_table, write_pixel_report
 from ..learner.tta import DihedralTTA
 from ..learner.folder import read_config, read_learner, ModelFolder, train_folds
@@ -131,9 +132,10 @@ def from_manifest(cls:Ensemble, members, man:dict, paths, tta, info):
 
 # %% ../../nbs/22_seg.ensemble.ipynb #855066a5
 @patch(cls_method=True)
-def from_model(cls:Ensemble, path, tta:bool=False):
-    "A one-member ensemble from a model folder, with that model's own decision"
+def from_model(cls:Ensemble, path, tta:bool|None=None):
+    "A one-member ensemble from a model folder, with that model's own decision and TTA setting (None: its config's)"
     learn, cfg = load_member(path)
+    tta = cfg.get('tta', False) if tta is None else tta                  # folders from before TTA was measured: off
     return cls([(learn, cfg)], cfg['threshold'], cfg['postprocess'], tta=tta, paths=[Path(path)])
 
 # %% ../../nbs/22_seg.ensemble.ipynb #708e6bab
@@ -143,18 +145,9 @@ def load(cls:Ensemble, path, tta=None):
     path = Path(path)
     if not path.is_dir(): raise LesionDataError(f"{path}: no such model or ensemble folder")
     if not (path/cls.manifest).exists():
-        if (path/'model.pkl').exists(): return cls.from_model(path, tta=bool(tta))
+        if (path/'model.pkl').exists(): return cls.from_model(path, tta=tta)
         raise LesionDataError(f"{path}: neither an ensemble folder ({cls.manifest}) nor a model folder (model.pkl)")
     return ModelFolder.load.__func__(cls, path, tta=tta)
-
-# %% ../../nbs/22_seg.ensemble.ipynb #2bf6e82a
-@patch(cls_method=True)
-def combine(cls:Ensemble, *ensembles, threshold=None, qc_threshold=None, tta=None):
-    "One ensemble of all members of `ensembles` (thresholds: the mean of theirs unless given)"
-    first, mean = ensembles[0], lambda k: float(np.mean([getattr(e, k) for e in ensembles]))
-    return cls([m for e in ensembles for m in e.members], mean('threshold') if threshold is None else threshold,
-               first.postprocess, first.tta if tta is None else tta, mean('qc_threshold') if qc_threshold is None else qc_threshold,
-               [p for e in ensembles for p in (e.paths or [])] if all(e.paths for e in ensembles) else None)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #d0e7ab94
 @patch(cls_method=True)
@@ -171,7 +164,8 @@ def combine(cls:Ensemble, *ensembles, threshold=None, qc_threshold=None, tta=Non
 def member_maps(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     "Each member's (n, size, size) probabilities of `images` (PIL, as `load_image` returns them)"
     tta = self.tta if tta is None else tta
-    return [member_probs(learn, [prepare_image(im, cfg) for im in images], tta=tta, bs=bs) for learn, cfg in self.members]
+    return [member_probs(learn, [prepare_image(im, cfg) for im in images], tta=tta, bs=bs)
+            for learn, cfg in self.members]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #a583dac9
 @patch
@@ -210,7 +204,8 @@ def test_report(self:Ensemble, pairs:pd.DataFrame, # Test pairs: `image_id`, `im
     def masks():
         for i in range(0, len(pairs), bs):
             rows = pairs.iloc[i:i+bs]
-            for iid, msk, r in zip(rows.image_id, rows['mask'], self.predict([load_image(f) for f in rows['image']], bs=bs)):
+            preds = self.predict([load_image(f) for f in rows['image']], bs=bs)
+            for iid, msk, r in zip(rows.image_id, rows['mask'], preds):
                 yield iid, read_mask(msk), r['mask']
     return {**write_pixel_report(pixel_table(masks()), out), 'ids': list(pairs.image_id)}
 
@@ -262,7 +257,8 @@ def oof_scores(ens:Ensemble, maps:list, fold_of:dict, pairs, masks_dir)->pd.Data
         prob = probs_to_size(m, t.shape)
         mask = ens.decide(prob)
         save_mask(mask, Path(masks_dir)/f'{i}_segmentation.png')  # non-leaky masks of the training images (for crops)
-        rows.append({'image_id': i, 'fold': fold_of[i], **score_masks(t, mask), 'disagreement': disagreement(prob, mask)})
+        rows.append({'image_id': i, 'fold': fold_of[i], **score_masks(t, mask),
+                     'disagreement': disagreement(prob, mask)})
     return pd.DataFrame(rows).set_index('image_id')
 
 # %% ../../nbs/22_seg.ensemble.ipynb #c070c135
@@ -271,7 +267,8 @@ def oof_summary(oof:pd.DataFrame, tta:bool)->dict:
     fails = oof.threshold_jaccard == 0
     s = summarize_scores(oof.drop(columns=['fold', 'disagreement', 'qc_flag']))
     return {'n_images': len(oof), 'tta': tta, 'threshold_jaccard': s['threshold_jaccard'], 'jaccard': s['jaccard'],
-            'dice': s['dice'], 'per_fold_threshold_jaccard': oof.groupby('fold').threshold_jaccard.mean().round(6).tolist(),
+            'dice': s['dice'],
+            'per_fold_threshold_jaccard': oof.groupby('fold').threshold_jaccard.mean().round(6).tolist(),
             'qc_recall_of_failures': float(oof.qc_flag[fails].mean()) if fails.any() else None,
             'qc_flagged_fraction': float(oof.qc_flag.mean())}
 
@@ -290,7 +287,7 @@ def fit_decision(self:Ensemble, maps:list, fold_of:dict, pairs, out, max_flagged
 
 # %% ../../nbs/22_seg.ensemble.ipynb #318776aa
 def member_settings(folds:int, minutes=None, **kwargs)->list:
-    "The `TrainConfig` of each fold's member: its validation fold, its share of `minutes`, arch i % len of an `arch` list"
+    "Each fold's member's `TrainConfig`: its validation fold, its share of `minutes`, arch i % len of an `arch` list"
     archs = kwargs.pop('arch', TrainConfig().arch)
     archs = [archs] if isinstance(archs, str) else list(archs)
     return [TrainConfig(**{**kwargs, 'arch': archs[f % len(archs)], 'valid_fold': f, 'k': folds,
@@ -298,7 +295,8 @@ def member_settings(folds:int, minutes=None, **kwargs)->list:
 
 # %% ../../nbs/22_seg.ensemble.ipynb #ec5b5e38
 OOF_IMAGE_SECONDS = 0.05
-"Seconds per image the out-of-fold step spends besides the model (reading it, resizing, scoring at full size); measured on isic-dev."
+("Seconds per image the out-of-fold step spends besides the model (reading it, resizing, scoring at full size); "
+ "measured on isic-dev.")
 
 # %% ../../nbs/22_seg.ensemble.ipynb #a301cd11
 def oof_seconds(n_images:int,       # Images of the ensemble's data
@@ -342,7 +340,8 @@ def _member_trainer(pairs:pd.DataFrame, out:Path, cfgs:list, minutes, tta:bool, 
 # %% ../../nbs/22_seg.ensemble.ipynb #f65b912b
 def _test_of(pairs:pd.DataFrame, cfg:TrainConfig)->np.ndarray:
     "The test images of the members' split (bool per pair)"
-    return split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, pairs[cfg.group_col].tolist() if cfg.group_col else None)
+    groups = pairs[cfg.group_col].tolist() if cfg.group_col else None
+    return split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, groups)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #4d41b9db
 def _ensemble_line(ens:Ensemble, n_oof:int, tta:bool, out:Path)->str:
@@ -361,6 +360,23 @@ def fit_ensemble(paths:list, pairs:pd.DataFrame, out:Path, tta:bool, max_flagged
     maps, fold_of = out_of_fold(ens.members, pairs, tta=tta)
     return ens, ens.fit_decision(maps, fold_of, pairs, out, max_flagged)
 
+# %% ../../nbs/22_seg.ensemble.ipynb #294ff4b9
+def _train_members(pairs:pd.DataFrame, out:Path, folds:int, cfgs:list, minutes, tta:bool, opts:RunOptions)->list:
+    "Train each fold's member with its config in `cfgs` into `out/fold{f}` (finishing them when `opts.resume`)"
+    train_one = _member_trainer(pairs, out, cfgs, minutes, tta, opts)
+    return train_folds(out, range(folds), train_one, lambda f: cfgs[f].as_dict(), restart=not opts.resume,
+                       log=opts.log)
+
+# %% ../../nbs/22_seg.ensemble.ipynb #0b39f901
+def _ensemble_info(folds:int, cfgs:list, oof:pd.DataFrame, tta:bool, max_flagged:float,
+                   t0:float, # `time.time()` when the ensemble started
+                   t1:float, # `time.time()` when its members were trained
+                  )->dict:
+    "What the manifest records of an ensemble's training: folds, seed, architectures, out-of-fold scores, minutes"
+    return {'folds': folds, 'seed': cfgs[0].seed, 'archs': [c.arch for c in cfgs], 'oof': oof_summary(oof, tta),
+            'max_flagged': max_flagged, 'train_minutes': round((t1 - t0)/60, 2),
+            'oof_minutes': round((time.time() - t1)/60, 2)}
+
 # %% ../../nbs/22_seg.ensemble.ipynb #58b75e05
 def train_ensemble(data,                      # Data folder of image/mask pairs (or a pairs table)
                    out,                       # Ensemble folder to create (members in fold0/, fold1/, …)
@@ -368,7 +384,8 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
                    minutes:float|None=None,   # Total training budget, shared equally by the members
                    tta:bool=True,             # TTA for the out-of-fold predictions and by default at prediction
                    max_flagged:float=0.15,    # Share of out-of-fold images the QC threshold flags
-                   **kwargs,                  # `RunOptions`; `TrainConfig` settings for every member (`arch` may be a list)
+                   # `RunOptions`; `TrainConfig` settings for every member (`arch` may be a list)
+                   **kwargs,
                   )->Ensemble:
     "Train one recipe model per fold, choose the decision and QC thresholds out of fold, write the ensemble folder"
     if folds < 2: raise ValueError(f"folds={folds}: an ensemble needs at least 2")
@@ -376,13 +393,12 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
     cfgs = member_settings(folds, minutes, **settings)
     pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
     out.mkdir(parents=True, exist_ok=True)
-    train_one = _member_trainer(pairs, out, cfgs, minutes, tta, opts)
-    paths = train_folds(out, range(folds), train_one, lambda f: cfgs[f].as_dict(), restart=not opts.resume, log=opts.log)
+    paths = _train_members(pairs, out, folds, cfgs, minutes, tta, opts)
     t1 = time.time()
     ens, oof = fit_ensemble(paths, pairs, out, tta, max_flagged)
-    ens.info = {'folds': folds, 'seed': cfgs[0].seed, 'archs': [c.arch for c in cfgs], 'oof': oof_summary(oof, tta),
-                'max_flagged': max_flagged, 'train_minutes': round((t1 - t0)/60, 2), 'oof_minutes': round((time.time() - t1)/60, 2)}
-    if (test := _test_of(pairs, cfgs[0])).any(): ens.info['test'] = ens.test_report(pairs[test].reset_index(drop=True), out/'test')
+    ens.info = _ensemble_info(folds, cfgs, oof, tta, max_flagged, t0, t1)
+    if (test := _test_of(pairs, cfgs[0])).any():
+        ens.info['test'] = ens.test_report(pairs[test].reset_index(drop=True), out/'test')
     ens.save(out)
     opts.log(_ensemble_line(ens, len(oof), tta, out))
     return ens

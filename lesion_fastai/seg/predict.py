@@ -15,7 +15,7 @@ from skimage.segmentation import find_boundaries
 from fastprogress.fastprogress import progress_bar
 
 from ..config import LesionDataError
-from ..data import list_images, list_masks, load_image, read_mask, save_mask, save_image
+from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image
 from ..metrics import score_masks
 from ..learner.folder import staged_output
 from .ensemble import Ensemble
@@ -100,7 +100,8 @@ def panel(img:Image.Image,  # The image
 
 # %% ../../nbs/23_seg.predict.ipynb #876f39d3
 OVERLAYS = {'outline': overlay, 'panel': panel}
-"Overlay styles of `predict_folder`: prediction (green) and truth (red) outlines, or three panels (image, mask, overlay)."
+("Overlay styles of `predict_folder`: prediction (green) and truth (red) outlines, "
+ "or three panels (image, mask, overlay).")
 
 # %% ../../nbs/23_seg.predict.ipynb #935e81c1
 def prob_image(prob:np.ndarray, # (H,W) lesion probability in [0, 1]
@@ -118,7 +119,8 @@ def image_row(iid:str, img_path, img, res:dict, truth=None)->dict:
          'uncertain_fraction': float(((prob > 0.25) & (prob < 0.75)).mean()),
          'disagreement': res['disagreement'], 'qc_flag': res['qc_flag']}
     if 'member_jaccard' in res: r['member_jaccard'] = res['member_jaccard']
-    if truth is not None: r.update({k: v for k, v in score_masks(truth, mask).items() if k in ('jaccard', 'threshold_jaccard', 'dice')})
+    if truth is not None:
+        r.update({k: v for k, v in score_masks(truth, mask).items() if k in ('jaccard', 'threshold_jaccard', 'dice')})
     return r
 
 # %% ../../nbs/23_seg.predict.ipynb #fdb1c2ab
@@ -150,7 +152,8 @@ class PredictOptions:
     bs: int = 8                      # Images per forward pass
     progress: bool = True            # Show a progress bar
     def __post_init__(self):
-        if self.overlay not in OVERLAYS: raise ValueError(f"unknown overlay {self.overlay!r}; one of {', '.join(OVERLAYS)}")
+        if self.overlay not in OVERLAYS:
+            raise ValueError(f"unknown overlay {self.overlay!r}; one of {', '.join(OVERLAYS)}")
 
 # %% ../../nbs/23_seg.predict.ipynb #99d0d8d2
 def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:PredictOptions, tta=None)->list:

@@ -24,7 +24,8 @@ import lesion_fastai
 from ..config import TrainConfig, LOSS_NAMES
 from ..io import find_pairs, read_mask, load_image
 from ..data import cache_pairs, kfold_splits, seg_dataloaders, shades_of_gray
-from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric, ThresholdJaccard, ISICJaccard, ISICDice)
+from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
+                                   ThresholdJaccard, ISICJaccard, ISICDice)
 from .models import seg_learner, smp_learner, classic_unet_learner, check_input_size
 from ..learner.encoders import count_parameters, fetch_weights
 from ..learner.precision import CPUMixedPrecision
@@ -33,10 +34,10 @@ from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_curve
 from ..learner.folder import run_key, read_state, export_model, TRAINING_ONLY
 
 # %% auto #0
-__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss', 'arch_parts',
-           'make_learner', 'recipe_metrics', 'postprocess_mask', 'probs_to_size', 'decision_table', 'choose_decision',
-           'split_test_set', 'cache_side', 'split_pairs', 'RunOptions', 'run_options', 'RecipeRun', 'recipe_plan',
-           'start_run', 'valid_probs', 'save_threshold_plot', 'train_segmenter']
+__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss',
+           'arch_parts', 'make_learner', 'recipe_metrics', 'postprocess_mask', 'probs_to_size', 'decision_table',
+           'choose_decision', 'split_test_set', 'cache_side', 'split_pairs', 'RunOptions', 'run_options', 'RecipeRun',
+           'recipe_plan', 'start_run', 'valid_probs', 'save_threshold_plot', 'train_segmenter']
 
 # %% ../../nbs/21_seg.recipe.ipynb #a8cc3845
 class SegLoss:
@@ -79,11 +80,13 @@ class ComboLoss(SegLoss):
     def __call__(self, logits, targ): return self.ce(logits, targ) + self.dice_weight*self.dice(logits, targ)
 
 # %% ../../nbs/21_seg.recipe.ipynb #cee5e766
-LOSSES = {'ce': lambda: CrossEntropyLossFlat(axis=1), 'dice': DiceLoss, 'jaccard': SoftJaccardLoss, 'ce+dice': ComboLoss}
+LOSSES = {'ce': lambda: CrossEntropyLossFlat(axis=1), 'dice': DiceLoss, 'jaccard': SoftJaccardLoss,
+          'ce+dice': ComboLoss}
 "Loss names accepted by `train_segmenter`."
 
 # %% ../../nbs/21_seg.recipe.ipynb #c7b55b98
-ARCHS = {                       # name: (smp architecture, 'ClassicUNet' or None for fastai's DynamicUnet, encoder, options)
+# name: (smp architecture, 'ClassicUNet' or None for fastai's DynamicUnet, encoder, options)
+ARCHS = {
     'unet34':             (None, 'resnet34', {}),
     'unet34-light':       (None, 'resnet34', {'last_cross': False}),
     'smp-unet34':         ('Unet', 'resnet34', {}),
@@ -92,13 +95,15 @@ ARCHS = {                       # name: (smp architecture, 'ClassicUNet' or None
     'deeplabv3plus50':    ('DeepLabV3Plus', 'resnet50', {}),
     'unet-classic':       ('ClassicUNet', None, {'width': 64}),
     'unet-classic-light': ('ClassicUNet', None, {'width': 16})}
-"Architectures by name; `unet-classic<W>` is the classic U-Net of width W; any other name: a fastai U-Net on that encoder."
+("Architectures by name; `unet-classic<W>` is the classic U-Net of width W; "
+ "any other name: a fastai U-Net on that encoder.")
 
 # %% ../../nbs/21_seg.recipe.ipynb #131bbda6
 def arch_parts(arch:str, # A name from `ARCHS`, `unet-classic<width>` or an encoder name
               )->tuple:  # (smp architecture, 'ClassicUNet' or None, encoder or None, options)
     "What `arch` is built from"
-    if not isinstance(arch, str): raise ValueError(f"arch must be one name, got {arch!r} (a list is for train_ensemble)")
+    if not isinstance(arch, str):
+        raise ValueError(f"arch must be one name, got {arch!r} (a list is for train_ensemble)")
     if m := re.fullmatch(r'unet-classic(\d+)', arch): return ('ClassicUNet', None, {'width': int(m[1])})
     return ARCHS.get(arch, (None, arch, {}))
 
@@ -107,7 +112,8 @@ def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
                  arch:str='smp-unet34',# A name from `ARCHS` or an encoder name
                  pretrained='auto',    # ImageNet weights: 'auto', True (require) or False
                  loss:str='ce',        # A name from `LOSSES`
-                 **kwargs,             # `seg_learner`/`smp_learner`/`classic_unet_learner` options (wd, cbs, metrics, …)
+                 # `seg_learner`/`smp_learner`/`classic_unet_learner` options (wd, cbs, metrics, …)
+                 **kwargs,
                 )->Learner:
     "A segmentation `Learner` for `arch` with the ISIC per-image metrics and `loss`"
     if loss not in LOSSES: raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
@@ -196,7 +202,7 @@ def split_test_set(ids,                 # Item IDs
 def cache_side(cfg:TrainConfig, # The run's settings
                plan:list,       # Its `schedule`: (size, batch size, share) per stage
               )->int:           # Longer side of the cached training copies
-    "`cfg.cache_size`, else 1.5 × the largest training size and at least 384 (a 4:3 image's shorter side stays ≥ the size)"
+    "`cfg.cache_size`, else 1.5 × the largest training size, at least 384 (a 4:3 image's shorter side stays ≥ the size)"
     return int(cfg.cache_size or max(384, 3*max(s for s, _, _ in plan)//2))
 
 # %% ../../nbs/21_seg.recipe.ipynb #149a3ebf
@@ -226,7 +232,8 @@ class RunOptions:
 def run_options(kwargs:dict)->tuple:
     "(`RunOptions`, the other keyword arguments) of `kwargs`"
     names = {f.name for f in fields(RunOptions)}
-    return RunOptions(**{k: v for k, v in kwargs.items() if k in names}), {k: v for k, v in kwargs.items() if k not in names}
+    opts = RunOptions(**{k: v for k, v in kwargs.items() if k in names})
+    return opts, {k: v for k, v in kwargs.items() if k not in names}
 
 # %% ../../nbs/21_seg.recipe.ipynb #3adabf25
 class RecipeRun:
@@ -252,7 +259,8 @@ class RecipeRun:
 def summary(self:RecipeRun)->str:
     "One line: how many pairs train, validate and test"
     cfg, n_train = self.cfg, len(self.pairs) - len(self.valid)
-    held = f"{len(self.valid)} valid (fold {cfg.valid_fold} of {cfg.k})" if cfg.valid_fold is not None else "no validation fold"
+    held = (f"{len(self.valid)} valid (fold {cfg.valid_fold} of {cfg.k})" if cfg.valid_fold is not None
+            else "no validation fold")
     test = f", {len(self.test)} test" if len(self.test) else ''
     return f"{len(self.pairs) + len(self.test)} pairs: {n_train} train, {held}{test}"
 
@@ -260,7 +268,8 @@ def summary(self:RecipeRun)->str:
 def recipe_plan(cfg:TrainConfig)->list:
     "`cfg`'s schedule for its architecture (128 → 256 with ImageNet weights, 128 without), each size checked"
     smp_arch, encoder, _ = arch_parts(cfg.arch)
-    weights = encoder is not None and (cfg.pretrained is True or (cfg.pretrained == 'auto' and fetch_weights(encoder) is not None))
+    weights = encoder is not None and (cfg.pretrained is True
+                                       or (cfg.pretrained == 'auto' and fetch_weights(encoder) is not None))
     plan = cfg.schedule(weights)
     for size, _, _ in plan: check_input_size(size, smp_arch or encoder, encoder)
     return plan
@@ -271,7 +280,7 @@ def start_run(data,                 # Data folder of image/mask pairs (or a pair
               cfg:TrainConfig,      # Settings
               opts:RunOptions=None, # How it reports and resumes
              )->RecipeRun:
-    "A run on `data` into `out`: its schedule, the random seed set, the pairs cached and split, the interrupted state read"
+    "A run on `data` into `out`: its schedule, the seed set, the pairs cached and split, the interrupted state read"
     t_start, opts = time.time(), opts or RunOptions()
     plan = recipe_plan(cfg)
     set_seed(cfg.seed, reproducible=False)
@@ -362,7 +371,8 @@ def checkpointer(self:RecipeRun, i:int, n_ep:int, best:float=None)->BestCheckpoi
     "The `BestCheckpoint` of stage `i`, recording what a resumed run needs"
     state = {'key': self.key, 'stage': i, 'size': self.plan[i][0], 'n_epochs': n_ep, 'first_lr': self.first_lr,
              'epochs_done': self.epochs_done, 'stages': [[s[0], s[1]] for s in self.stages]}
-    return BestCheckpoint(f'best_{self.plan[i][0]}', state, self.out/'checkpoints'/'state.json', self.opts.checkpoint_every, best)
+    return BestCheckpoint(f'best_{self.plan[i][0]}', state, self.out/'checkpoints'/'state.json',
+                          self.opts.checkpoint_every, best)
 
 # %% ../../nbs/21_seg.recipe.ipynb #3f24abf7
 @patch
@@ -396,16 +406,27 @@ def resume_stage(self:RecipeRun, i:int)->BestCheckpoint:
     self.fitted = todo
     return ckpt
 
+# %% ../../nbs/21_seg.recipe.ipynb #cb263c44
+SCRATCH_LR = 3e-3
+"Peak learning rate of a run from scratch when none is given (measured against `lr_find`'s valley)"
+
+# %% ../../nbs/21_seg.recipe.ipynb #2cfe6ca7
+@patch
+def stage_lr(self:RecipeRun, i:int):
+    "Stage `i`'s rate: the setting's, or `SCRATCH_LR` from scratch, or `lr_find` (None; later stages: bounded by the first's)"
+    if self.cfg.lr: return self.cfg.lr
+    if not self.learn.pretrained: return SCRATCH_LR
+    return (self.first_lr/10, self.first_lr) if i else None
+
 # %% ../../nbs/21_seg.recipe.ipynb #ade26691
 @patch
 def new_stage(self:RecipeRun, i:int)->BestCheckpoint:
-    "Train stage `i` from its start: its epochs or clock, frozen phase, lr_find, the unfrozen fit"
-    size, n_ep, n_frozen, cfg = self.plan[i][0], self.stage_epochs(i), self.n_frozen(), self.cfg
+    "Train stage `i` from its start: its epochs or clock, frozen phase, learning rate (`stage_lr`), the unfrozen fit"
+    size, n_ep, n_frozen = self.plan[i][0], self.stage_epochs(i), self.n_frozen()
     self.clock = self.stage_clock(i)
     if n_frozen: self.epochs_done.append((size, 'frozen', n_frozen))
     ckpt = self.checkpointer(i, n_ep)
-    lr_range = (self.first_lr/10, self.first_lr) if i and not cfg.lr else None
-    lr = self.learn.fit_stage(n_ep, cfg.lr or lr_range, n_frozen, str(size), self.log,
+    lr = self.learn.fit_stage(n_ep, self.stage_lr(i), n_frozen, str(size), self.log,
                               cbs=self.stage_cbs(ckpt, self.clock), frozen_cbs=self.cbs)
     if not i: self.first_lr = lr
     self.fitted = True
@@ -480,7 +501,8 @@ def save_threshold_plot(probs:list,  # Validation lesion probability maps
 @patch
 def decide(self:RecipeRun)->dict:
     "Choose the threshold and post-processing on the validation fold (writes `decision.csv`, `threshold.png`)"
-    if not len(self.valid): return {'threshold': self.cfg.threshold, 'postprocess': self.cfg.postprocess, 'threshold_jaccard': None}
+    if not len(self.valid):
+        return {'threshold': self.cfg.threshold, 'postprocess': self.cfg.postprocess, 'threshold_jaccard': None}
     truths = [read_mask(m) for m in self.valid['mask']]
     probs = valid_probs(self.learn, truths)
     dec = choose_decision(probs, truths, list(self.valid.image_id))
@@ -512,6 +534,7 @@ def config(self:RecipeRun, size:int, dec:dict)->dict:
     return {'lesion_fastai': lesion_fastai.__version__, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
             'arch': cfg.arch, 'size': size, 'classes': ['background', 'lesion'],
             'threshold': dec['threshold'], 'postprocess': dec['postprocess'], 'colour_constancy': cfg.colour_constancy,
+            'tta': True,
             'pretrained_weights': str(learn.pretrained_weights) if learn.pretrained else None,
             'valid': self.valid_record(dec), 'n_train': len(self.pairs) - len(self.valid),
             'valid_seconds_per_image': self.valid_speed(), 'epochs': self.epochs_done,
@@ -544,7 +567,8 @@ def test_report(self:RecipeRun, dec:dict)->dict|None:
     if not len(self.test): return None
     s = write_pixel_report(pixel_table(self.test_masks(dec)), self.out/'test')
     self.log(f"test set ({s['n_images']} images): thresholded Jaccard {s['threshold_jaccard']:.4f}, "
-             f"mean IoU {s['mean_iou']:.4f}, global accuracy {s['global_accuracy']:.4f}, mean BF {s['mean_bf_score']:.4f}")
+             f"mean IoU {s['mean_iou']:.4f}, global accuracy {s['global_accuracy']:.4f}, "
+             f"mean BF {s['mean_bf_score']:.4f}")
     return {**s, 'ids': list(self.test.image_id)}
 
 # %% ../../nbs/21_seg.recipe.ipynb #63e1a242
@@ -558,7 +582,8 @@ def drop_checkpoints(self:RecipeRun):
 @patch
 def final_line(self:RecipeRun, dec:dict, config:dict)->str:
     "What the run says at its end: its score and decision, where the model is, how long it took"
-    score = f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f}" if len(self.valid) else "every image trained"
+    score = (f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f}" if len(self.valid)
+             else "every image trained")
     return (f"{score} (threshold {dec['threshold']}, post-processing {'on' if dec['postprocess'] else 'off'}); "
             f"model in {self.out} after {config['minutes']:.1f} min")
 
@@ -578,7 +603,8 @@ def finish(self:RecipeRun, size:int)->dict:
 def train_segmenter(data,                  # Data folder of image/mask pairs (or a pairs table)
                     out,                   # Model folder to create
                     cfg:TrainConfig=None,  # Settings (default `TrainConfig(**kwargs)`)
-                    **kwargs,              # `RunOptions` (log, cbs, progress, resume, checkpoint_every), `TrainConfig` settings
+                    # `RunOptions` (log, cbs, progress, resume, checkpoint_every), `TrainConfig` settings
+                    **kwargs,
                    )->Learner:
     "Train a lesion segmenter with the recipe and export it to `out`"
     opts, settings = run_options(kwargs)

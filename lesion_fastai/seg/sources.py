@@ -35,9 +35,11 @@ def read_provenance(data,             # Data folder holding provenance.csv, or t
     try: t = pd.read_csv(f, dtype=str)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LesionDataError(f"{f}: not a readable CSV ({str(e).strip()})") from None
-    if (no := [c for c in ('image_id', 'dataset') if c not in t.columns]): raise LesionDataError(f"{f}: no column {' or '.join(no)}")
+    if (no := [c for c in ('image_id', 'dataset') if c not in t.columns]):
+        raise LesionDataError(f"{f}: no column {' or '.join(no)}")
     if (bad := t.image_id[t.dataset.isna() | t.image_id.duplicated()].tolist()):
-        raise LesionDataError(f"{f}: {len(bad)} rows without a dataset or with a repeated image_id: {', '.join(map(str, bad[:5]))}")
+        raise LesionDataError(f"{f}: {len(bad)} rows without a dataset or with a repeated image_id: "
+                              f"{', '.join(map(str, bad[:5]))}")
     src = t.set_index('image_id').dataset.str.strip()
     return (src.str.split(r' \(|,').str[0].str.strip() if short else src).rename('source')
 
@@ -79,15 +81,42 @@ def train_or_reuse(pairs:pd.DataFrame,        # The training images
                    folds:int|None=None,       # Train an ensemble of this many folds (None: one model)
                    log=print,
                    **train_kwargs,            # `TrainConfig` settings
-                  )->float|None:              # Wall-clock minutes of the training; None when a finished model was reused
+                  # Wall-clock minutes of the training; None when a finished model was reused
+                  )->float|None:
     "Train one model, or an ensemble, on `pairs` into `model_dir`, unless a finished one is there"
     model_dir = Path(model_dir)
     if (model_dir/'config.json').exists() or (model_dir/'ensemble.json').exists():
-        log(f"{model_dir}: finished model found, reused (not retrained)"); return None
+        log(f"{model_dir}: finished model found, reused (not retrained)")
+        return None
     t0 = time.time()
     if folds: train_ensemble(pairs, model_dir, folds=folds, minutes=minutes, log=log, progress=False, **train_kwargs)
     else: train_segmenter(pairs, model_dir, log=log, progress=False, minutes=minutes, **train_kwargs)
     return round((time.time() - t0)/60, 2)
+
+# %% ../../nbs/24_seg.sources.ipynb #cbdb4dd1
+def _loso_record(d:Path,              # The held-out source's folder
+                 source:str, train:pd.DataFrame, test:pd.DataFrame,
+                 minutes:float|None,  # Training budget
+                 mins:float|None,     # `train_or_reuse`'s minutes (None: a finished model was reused)
+                )->dict:
+    "The record of one held-out source's run; a reused model keeps the budget and minutes of the training that made it"
+    run = dict(source=source, n_train=len(train), n_test=len(test), budget_minutes=minutes, train_minutes=mins)
+    if mins is None and (d/'run.json').exists():      # reused: keep the record of the training that made the model
+        prev = json.loads((d/'run.json').read_text())
+        run.update(budget_minutes=prev.get('budget_minutes'), train_minutes=prev.get('train_minutes'))
+    return run
+
+# %% ../../nbs/24_seg.sources.ipynb #c7f6187e
+def _held_out_scores(d:Path,             # The held-out source's folder, its model in `d/model`
+                     test:pd.DataFrame,  # The source's pairs
+                     tta=None,           # Override the model's TTA setting at prediction
+                    )->pd.DataFrame:     # `image_id`, `threshold_jaccard`, `jaccard`
+    "Link the pairs into `d/heldout`, predict its images as a folder into a fresh `d/pred`, and score each image"
+    held = link_folder(test, d/'heldout')
+    if (d/'pred').exists(): shutil.rmtree(d/'pred')
+    rep = predict_folder(d/'model', held/'images', d/'pred', truth=held/'masks', progress=False, tta=tta,
+                         overlays=False, probs=True)
+    return rep.reset_index()[['image_id', 'threshold_jaccard', 'jaccard']]
 
 # %% ../../nbs/24_seg.sources.ipynb #e2ae68bb
 def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
@@ -104,17 +133,23 @@ def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
     k = train.source.nunique()
     log(f"[{source}] held out: {len(test)} images; training on {len(train)} images of {k} other source{'s'*(k > 1)}")
     mins = train_or_reuse(train, d/'model', minutes, folds, log=log, **train_kwargs)
-    run = dict(source=source, n_train=len(train), n_test=len(test), budget_minutes=minutes, train_minutes=mins)
-    if mins is None and (d/'run.json').exists():      # reused: keep the record of the training that made the model
-        prev = json.loads((d/'run.json').read_text())
-        run.update(budget_minutes=prev.get('budget_minutes'), train_minutes=prev.get('train_minutes'))
+    run = _loso_record(d, source, train, test, minutes, mins)
     write_json(run, d/'run.json')
-    held = link_folder(test, d/'heldout')
-    if (d/'pred').exists(): shutil.rmtree(d/'pred')
-    rep = predict_folder(d/'model', held/'images', d/'pred', truth=held/'masks', progress=False, tta=tta, overlays=False, probs=True)
-    scores = rep.reset_index()[['image_id', 'threshold_jaccard', 'jaccard']]
+    scores = _held_out_scores(d, test, tta)
     log(f"[{source}] thresholded Jaccard {scores.threshold_jaccard.mean():.4f} on {len(test)} images")
     return scores.assign(source=source)[['source', 'image_id', 'threshold_jaccard', 'jaccard']], run
+
+# %% ../../nbs/24_seg.sources.ipynb #449e3936
+def _sources_to_hold_out(names:list, # Every source of the data, sorted
+                         sources,    # Source name(s) to hold out (None: every source)
+                         data,       # The data folder, for the message
+                        )->list:
+    "The sources `leave_one_source_out` holds out in turn, each checked against the data's"
+    if len(names) < 2:
+        raise LesionDataError(f"{Path(data)/'provenance.csv'}: one source only ({names[0]}); nothing to hold out")
+    todo = [sources] if isinstance(sources, str) else list(sources or names)
+    if (bad := [s for s in todo if s not in names]): raise ValueError(f"unknown sources {bad}; the sources are {names}")
+    return todo
 
 # %% ../../nbs/24_seg.sources.ipynb #f969e90c
 def leave_one_source_out(data,                    # Data folder: image/mask pairs and provenance.csv
@@ -125,13 +160,11 @@ def leave_one_source_out(data,                    # Data folder: image/mask pair
                          tta=None,                # Override the models' TTA setting at prediction
                          log=print,               # Where progress lines go
                          **train_kwargs,          # `TrainConfig` settings
-                        )->pd.DataFrame:          # One row per held-out image: source, image_id, threshold_jaccard, jaccard
+                        )->pd.DataFrame:  # One row per held-out image: source, image_id, threshold_jaccard, jaccard
     "Hold out each source in turn: train on the others, predict it as a folder, score every image"
     pairs, out = source_pairs(data), Path(out)
     names = sorted(pairs.source.unique())
-    if len(names) < 2: raise LesionDataError(f"{Path(data)/'provenance.csv'}: one source only ({names[0]}); nothing to hold out")
-    todo = [sources] if isinstance(sources, str) else list(sources or names)
-    if (bad := [s for s in todo if s not in names]): raise ValueError(f"unknown sources {bad}; the sources are {names}")
+    todo = _sources_to_hold_out(names, sources, data)
     out.mkdir(parents=True, exist_ok=True)
     res = [loso_source(pairs, s, out, minutes, folds, tta, log, **train_kwargs) for s in todo]
     table = pd.concat([t for t, _ in res], ignore_index=True)
@@ -144,8 +177,8 @@ def loso_summary(table:pd.DataFrame,           # From `leave_one_source_out` (or
                  runs:pd.DataFrame|None=None,  # From runs.csv: adds each source's training minutes
                 )->pd.DataFrame:               # One row per source, then `pooled` and `mean of sources`; 4 decimals
     "Per held-out source: images, mean thresholded Jaccard, mean Jaccard, share below 0.65; pooled; mean of sources"
-    stats = lambda t: pd.Series({'n': len(t), 'threshold_jaccard': t.threshold_jaccard.mean(), 'jaccard': t.jaccard.mean(),
-                                 'below_0.65': (t.threshold_jaccard == 0).mean()})
+    stats = lambda t: pd.Series({'n': len(t), 'threshold_jaccard': t.threshold_jaccard.mean(),
+                                 'jaccard': t.jaccard.mean(), 'below_0.65': (t.threshold_jaccard == 0).mean()})
     s = table.groupby('source').apply(stats, include_groups=False)
     if runs is not None: s['train_minutes'] = runs.set_index('source').train_minutes.reindex(s.index)
     pooled = stats(table)
@@ -161,15 +194,20 @@ def held_out_maps(d,             # One source's folder of a `leave_one_source_ou
     probs, truths, ids = [], [], []
     for m in sorted((Path(d)/'heldout'/'masks').iterdir()):
         iid = m.name.replace('_segmentation.png', '')
-        t = read_mask(m); h, w = t.shape; s = min(1., size/max(h, w))
+        t = read_mask(m)
+        h, w = t.shape
+        s = min(1., size/max(h, w))
         hw = (max(1, round(h*s)), max(1, round(w*s)))
         prob = torch.from_numpy(np.asarray(Image.open(Path(d)/'pred'/f'{iid}_prob.png'), np.float32)/255)
-        probs.append(probs_to_size(prob, hw)); truths.append(t if s == 1 else read_mask(m, size=(hw[1], hw[0]))); ids.append(iid)
+        probs.append(probs_to_size(prob, hw))
+        truths.append(t if s == 1 else read_mask(m, size=(hw[1], hw[0])))
+        ids.append(iid)
     return probs, truths, ids
 
 # %% ../../nbs/24_seg.sources.ipynb #38782c83
 def decision_sweep(out, # A `leave_one_source_out` folder: every source predicted in it, with its probability maps
-                  )->pd.DataFrame: # Mean thresholded Jaccard per (threshold, postprocess): one column per source, their mean
+                  # Mean thresholded Jaccard per (threshold, postprocess): one column per source, their mean
+                  )->pd.DataFrame:
     "Every threshold and post-processing of `decision_table`, scored on each held-out source"
     cols = {}
     for run in sorted(Path(out).glob('*/run.json')):
@@ -184,7 +222,8 @@ def decision_sweep(out, # A `leave_one_source_out` folder: every source predicte
 def heldout_split(pairs:pd.DataFrame,        # From `source_pairs`: `image_id` and `source`
                   repeat:int=0,              # Which draw of the split (the shuffle's seed)
                   k:int=3,                   # One image in `k` is held out
-                  lesions:pd.Series|None=None, # Lesion by image ID (images of one lesion stay together); None: one lesion per image
+                  # Lesion by image ID (images of one lesion stay together); None: one lesion per image
+                  lesions:pd.Series|None=None,
                  )->np.ndarray:              # True for the held-out images, in `pairs`' order
     "A source-stratified, lesion-grouped held-out split: fold 0 of a shuffled `StratifiedGroupKFold`"
     groups = pairs.image_id if lesions is None else pairs.image_id.map(lesions).fillna(pairs.image_id)
