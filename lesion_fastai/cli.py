@@ -450,8 +450,9 @@ def task3_report(s:dict,          # From `score_task3`
     per_class = s['per_class']
     stats = stats or {}
     if json:
-        return dumps(dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
-                          per_class=per_class.to_dict(orient='index'), **stats))
+        head = dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
+                    per_class=per_class.to_dict(orient='index'))
+        return dumps({**head, **stats})                             # with --ci, the per-class intervals replace the figures
     head = f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n"
     return f"{head}\n{per_class.round(4).to_string()}{format_task3_statistics(stats)}"
 

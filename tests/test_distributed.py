@@ -4,8 +4,9 @@ weights, and the exported model predicts what a 1-process run of the same seed p
 The processes are started by `torchrun --standalone` (the launcher `accelerate launch --multi_gpu` runs) with
 `ACCELERATE_USE_CPU=1`, as on a machine without GPUs. Tolerance: the two runs are different SGD trajectories (each
 process sees its share of every batch and augments it with its own random state, BatchNorm is per process on the CPU),
-so they agree only approximately: measured mean |Δ probability| 0.06 after these 2 epochs (0.09 after 8); the test
-allows 0.15 and checks the masks' lesion fractions to 0.1."""
+so they agree only approximately. With flips as the only augmentation (the default) they drift apart more in the first
+epochs than with rotation and lighting: after 2 epochs mean |Δ probability| 0.18 and lesion fractions up to 0.38 apart
+(0.06 with rotation, zoom and lighting added); after these 6 epochs 0.157 and 0.098. The test allows 0.2 and 0.15."""
 import os, subprocess, sys
 from pathlib import Path
 import numpy as np
@@ -13,7 +14,7 @@ from lesion_fastai.demo import make_demo_set
 
 SCRIPT = """import sys
 from lesion_fastai.distributed import train_data_parallel
-train_data_parallel(sys.argv[1], sys.argv[2], sizes=[64], epochs=2, bs=int(sys.argv[3]), lr=2e-3, k=3, valid_fold=0,
+train_data_parallel(sys.argv[1], sys.argv[2], sizes=[64], epochs=6, bs=int(sys.argv[3]), lr=2e-3, k=3, valid_fold=0,
                     loss='ce', colour_constancy=False, pretrained=False, progress=False)   # the settings of the measurement above
 """
 
@@ -38,9 +39,9 @@ def test_two_cpu_processes_agree_with_one(tmp_path):
     imgs = [load_image(files[i]) for i in sorted(files)]
     r1, r2 = [load_model(tmp_path/m, tta=False).predict(imgs, tta=False) for m in ('m1', 'm2')]
     diff = np.mean([np.abs(a['prob'] - b['prob']).mean() for a, b in zip(r1, r2)])
-    assert diff < 0.15, diff
+    assert diff < 0.2, diff
     frac = np.abs(np.array([a['mask'].mean() for a in r1]) - np.array([b['mask'].mean() for b in r2]))
-    assert frac.max() < 0.1, frac
+    assert frac.max() < 0.15, frac
 
 ALL_IMAGES = """from lesion_fastai.distributed import train_data_parallel
 train_data_parallel('data', 'm', sizes=[64], epochs=1, bs=2, lr=2e-3, pretrained=False, progress=False)

@@ -47,7 +47,7 @@ def post_file(client, f): return client.post('/predict', files={'file': (f.name,
 def test_health_docs_and_startup_line(served):
     root, client, proc = served
     h = client.get('/health').json()
-    assert h['ready'] is True and h['model'] == 'model' and h['members'] == ['smp-unet34@64'] and h['tta'] is False
+    assert h['ready'] is True and h['model'] == 'model' and h['members'] == ['smp-unet34@64'] and h['tta'] is True
     assert client.get('/docs').status_code == 200
     body = client.get('/openapi.json').json()['paths']['/predict']['post']['requestBody']['content']
     assert set(body) == {'multipart/form-data', 'application/json'}
@@ -131,7 +131,7 @@ def test_ensemble_answer_has_member_agreement(served):
     from lesion_fastai.serve import make_app
     root = served[0]
     m = load_model(root/'model')
-    ens = Ensemble.combine(m, m, tta=False)
+    ens = Ensemble.combine(m, m)                                       # the model's own TTA, as `predict` used
     a = TestClient(make_app(ens, name='pair')).post('/predict', files={'file': ('x.jpg', image(root, 3).read_bytes())}).json()
     assert a['member_jaccard'] == 1 and a['model'] == 'pair' and 0 <= a['disagreement'] <= 1
     assert base64.b64decode(a['mask_png']) == reference(root, 3)      # two copies of one model: its own mask

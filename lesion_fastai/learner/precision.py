@@ -41,6 +41,11 @@ class _LeaveAutocast:
     def after_cancel_batch(self): self._leave()
     def __getstate__(self): return {k: v for k, v in vars(self).items() if k not in ('autocast', 'entered')}
 
+# %% ../../nbs/10_learner.precision.ipynb #5a971705
+def _channels_last(x):
+    "`x` stored NHWC when it is a batch of images (4 dimensions), else as it is"
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
 # %% ../../nbs/10_learner.precision.ipynb #6074cab9
 class CPUMixedPrecision(_LeaveAutocast, Callback):
     "bf16 autocast and channels-last memory format for training and prediction on a CPU"
@@ -49,12 +54,13 @@ class CPUMixedPrecision(_LeaveAutocast, Callback):
                  channels_last:bool=True):  # Store activations NHWC
         store_attr()
     def before_fit(self):
-        self.on = self.dls.device.type == 'cpu' and (cpu_has_bf16() if self.bf16 is None else self.bf16)
+        on_cpu = getattr(self.dls.device, 'type', 'cpu') == 'cpu'        # no device: the batches stay on the CPU
+        self.on = on_cpu and (cpu_has_bf16() if self.bf16 is None else self.bf16)
         if self.channels_last: self.learn.model.to(memory_format=torch.channels_last)
         self.autocast, self.entered = torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.on), False
     def before_batch(self):
         if getattr(self, 'autocast', None) is None: self.before_fit()      # get_preds on a loaded model has no fit
-        if self.channels_last: self.learn.xb = tuple(x.contiguous(memory_format=torch.channels_last) for x in self.xb)
+        if self.channels_last: self.learn.xb = tuple(_channels_last(x) for x in self.xb)
         self.autocast.__enter__()
         self.entered = True
 
