@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
 import render_docs as rd, make_readme as mr
 
-TUTORIALS = ['08_tutorial_segmentation.ipynb', '09_tutorial_ensemble.ipynb', '19_tutorial_classification.ipynb']
+TUTORIALS = ['50_tutorial_segmentation.ipynb', '51_tutorial_ensemble.ipynb', '52_tutorial_classification.ipynb']
 
 def _png(colour, size=(40, 30)):
     b = io.BytesIO(); Image.new('RGB', size, colour).save(b, 'PNG'); return b.getvalue()
@@ -63,7 +63,7 @@ def test_sidebar_separates_tutorials_from_api(site):
     assert side['Tutorials'] == TUTORIALS
     api = side['API reference']
     modules = [n for n in rd.notebooks() if '#| default_exp' in (rd.NBS/n).read_text()]
-    assert sorted(api) == sorted(modules) and api == sorted(api) and '00a_demo.ipynb' in api
+    assert sorted(api) == sorted(modules) and api == sorted(api) and '80_demo.ipynb' in api
     out, pages = site
     nav = (out/'index.html').read_text().split('<nav class="sidebar">')[1].split('</nav>')[0]
     tut, ref = nav.split('<h2>Tutorials</h2>')[1].split('<h2>API reference</h2>')
