@@ -79,6 +79,8 @@ ensemble seg.ensemble: member_valid_speed oof_decision oof_scores oof_seconds oo
 ensemble seg.ensemble: train_ensemble
 features cls.features: *
 hybrid cls.hybrid: * HybridModel
+models seg.models: *
+sources seg.sources: *
 predict learner.folder: staged_output
 predict seg.predict: OVERLAYS _fit check_truths image_row load_model outline overlay panel predict_folder
 predict seg.predict: predict_proba prob_image tint write_outputs
