@@ -18,14 +18,13 @@ from .config import LOSS_NAMES, PRECISIONS, VARIANTS
 from .script import add_command, cli_command, command_name, command_of, option_help, option_set
 
 # %% auto #0
-__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'FINISHED', 'TRACEBACK_ENV', 'INTERRUPTED', 'COMMANDS',
-           'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
-           'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'refuse_finished',
-           'check_folds', 'train_settings', 'cli_train', 'predict_options', 'predict_summary', 'cli_predict',
-           'evaluate_options', 'cli_evaluate', 'crop_settings', 'cli_classify_train', 'classify_predict_options',
-           'classify_summary', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
-           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'run_command',
-           'cli_parser', 'main']
+__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'COMMANDS', 'forced_precision',
+           'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo', 'scorer_notes',
+           'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds', 'train_settings',
+           'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options', 'cli_evaluate',
+           'crop_settings', 'cli_classify_train', 'classify_predict_options', 'classify_summary',
+           'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve',
+           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'run_command', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -154,21 +153,6 @@ def cli_check(data:str=None,    # Data folder (images/ + masks/, ISIC *_Input + 
 PRETRAINED = {'auto': 'auto', 'require': True, 'none': False}
 "`--pretrained` choices and the `pretrained` setting each stands for."
 
-# %% ../nbs/90_cli.ipynb #74bc7e19
-FINISHED = {'ensemble.json': 'a finished ensemble', 'classifier.json': 'a finished classifier',
-            'model.pkl': 'a finished model'}
-"Files that mark a folder holding a finished model, and what each one means."
-
-# %% ../nbs/90_cli.ipynb #7f22a1dd
-def refuse_finished(out,                # The output folder of `train` or `classify-train`
-                    restart:bool=False, # `--restart`: overwrite it
-                   ):
-    "Refuse to train into a folder holding a finished model, unless `restart`"
-    found = next((what for f, what in FINISHED.items() if (Path(out)/f).exists()), None)
-    if found and not restart:
-        raise LesionDataError(f"{out}: holds {found}; use --restart to train it again from scratch (overwriting it), "
-                              "or choose a new --out")
-
 # %% ../nbs/90_cli.ipynb #164672ab
 def check_folds(folds:int|None,         # `--folds`
                 what:str='an ensemble', # What K folds make
@@ -253,6 +237,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
     check_folds(folds)
     if len(arch) > 1 and not folds:
         raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
+    from lesion_fastai.learner.folder import refuse_finished
     refuse_finished(out, restart)
     kw = train_settings(arch, size=size, epochs=epochs, bs=bs, pretrained=pretrained, frozen_epochs=frozen_epochs,
                         loss=loss, precision=precision, **kwargs)
@@ -389,6 +374,7 @@ def cli_classify_train(images:str,          # Folder of images
     "Train a lesion classifier on crops (CropBest; with --folds, KFoldCrop, its members in parallel under a launcher)"
     plots_to_files()
     check_folds(folds, what='a k-fold classifier')
+    from lesion_fastai.learner.folder import refuse_finished
     refuse_finished(out, restart)
     kw = dict(masks=masks, seg_model=seg_model, classes=classes, label_col=label_col, groups=groups, input=input,
               crop=crop_settings(margin=margin, max_size=max_size), keep=keep, balance=balance,

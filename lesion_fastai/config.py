@@ -129,7 +129,7 @@ def checks(self:TrainConfig)->list:
             one_of('pretrained', self.pretrained, ('auto', True, False)), positive('minutes', self.minutes),
             at_least('min_epochs', self.min_epochs, 0), positive('lr', self.lr),
             (0 < self.threshold < 1, f"threshold must lie between 0 and 1, got {self.threshold}"),
-            at_least('k', self.k, 2), folds,
+            at_least('k', self.k, 2), folds, (min(self.bs) >= 1, f"bs must be at least 1, got {list(self.bs)}"),
             (0 <= self.test_fraction < 1, f"test_fraction must lie in [0, 1), got {self.test_fraction}"),
             positive('cache_size', self.cache_size), at_least('colour_aug', self.colour_aug, 0),
             positive('min_zoom', self.min_zoom, optional=False), at_least('wd', self.wd, 0)]

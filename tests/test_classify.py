@@ -37,7 +37,7 @@ def test_train_predict_evaluate(demo):
     assert (t/'kfc'/'oof.csv').exists() and (t/'kfc'/'confusion.png').exists()
     again = _run('classify-train', '--images', src/'images', '--labels', t/'labels.csv', '--masks', src/'masks',
                  '--out', t/'kfc', '--folds', 2, *SMALL)
-    assert again.returncode == 2 and 'holds a finished classifier; use --restart' in again.stderr, again.stderr  # no silent retrain
+    assert again.returncode == 2 and 'holds a finished classifier; train it again from scratch with --restart' in again.stderr, again.stderr  # no silent retrain
     assert json.loads((t/'kfc'/'classifier.json').read_text()) == man                  # …and the finished folder is untouched
     pred = _run('classify-predict', '--model', t/'kfc', '--images', src/'images', '--masks', src/'masks', '--out', t/'pred',
                 '--truth', t/'labels.csv')

@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import _isic_dev
 from lesion_fastai.cli import main, INTERRUPTED
 import lesion_fastai.cli as cli
+import lesion_fastai
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 IDS = ('ISIC_0000001', 'ISIC_0000002', 'ISIC_0000003')
@@ -68,6 +69,27 @@ def csvs(d:Path, truth:str, pred:str)->tuple:
 
 T3_TRUTH = "image,MEL,NV\nISIC_0000001,1,0\nISIC_0000002,0,1\n"
 T3_PRED = "image,MEL,NV\nISIC_0000001,0.9,0.1\nISIC_0000002,0.2,0.8\n"
+
+def member(d:Path, **changes)->Path:
+    "A model folder `d/m`: a config.json that says what a member must, with `changes`, beside a model.pkl of junk"
+    (d/'m').mkdir()
+    (d/'m'/'model.pkl').write_bytes(b'x')
+    cfg = {'lesion_fastai': lesion_fastai.__version__, 'arch': 'unet-classic8', 'size': 64,
+           'classes': ['background', 'lesion'], 'threshold': .5, 'postprocess': True, 'colour_constancy': False}
+    (d/'m'/'config.json').write_text(json.dumps({**cfg, **changes}))
+    return d/'m'
+
+def outside_member(d:Path)->Path:
+    "An ensemble folder `d/e` whose manifest names a member outside it, `../m`"
+    member(d)
+    (d/'e').mkdir()
+    man = {'format': 'lesion_fastai.ensemble/1', 'lesion_fastai': lesion_fastai.__version__, 'members': [{'path': '../m'}],
+           'classes': ['background', 'lesion'], 'threshold': .5, 'postprocess': True, 'tta': False, 'qc_threshold': .2}
+    (d/'e'/'ensemble.json').write_text(json.dumps(man))
+    return d/'e'
+
+def _predict_with(model:Path, d:Path)->list:
+    return ['predict', '--model', model, '--images', pairs(d)/'images', '--out', d/'o']
 
 # ---------------------------------------------------------------- the corpus: name → (build(tmp) → argv, status, stderr must contain)
 
@@ -148,7 +170,7 @@ CORPUS = {
     'Task 3 missing class column':  (lambda d: ['classify-evaluate', *_flags(csvs(d, T3_TRUTH, 'image,MEL\nISIC_0000001,1\nISIC_0000002,0\n'))], 2, "pred.csv: missing class columns ['NV']"),
     'Task 3 not UTF-8':             (lambda d: ['classify-evaluate', '--truth', _latin1(d), '--pred', csvs(d, T3_TRUTH, T3_PRED)[1]], 2, 'latin1.csv: not a CSV file'),
     # train, classify-train, predict
-    'train into a finished model':  (lambda d: [(d/'m').mkdir(), (d/'m'/'model.pkl').write_bytes(b'x'), ['train', '--data', d, '--out', d/'m']][-1], 2, 'holds a finished model; use --restart'),
+    'train into a finished model':  (lambda d: [(d/'m').mkdir(), (d/'m'/'config.json').write_text('{}'), ['train', '--data', d, '--out', d/'m']][-1], 2, 'holds a finished model; train it again from scratch with --restart'),
     'train into a finished ensemble': (lambda d: [(d/'m').mkdir(), (d/'m'/'ensemble.json').write_text('{}'), ['train', '--data', d, '--out', d/'m', '--folds', '3']][-1], 2, 'holds a finished ensemble'),
     'classify-train into a finished classifier': (lambda d: [(d/'c').mkdir(), (d/'c'/'classifier.json').write_text('{}'),
                                      ['classify-train', '--images', d, '--labels', d/'l.csv', '--out', d/'c']][-1], 2, 'holds a finished classifier'),
@@ -159,6 +181,11 @@ CORPUS = {
                                      ['predict', '--model', d/'m', '--images', pairs(d)/'images', '--out', d/'o']][-1], 2, 'config.json: damaged'),
     'predict with a missing config': (lambda d: [(d/'m').mkdir(), (d/'m'/'model.pkl').write_bytes(b'x'),
                                      ['predict', '--model', d/'m', '--images', pairs(d)/'images', '--out', d/'o']][-1], 2, 'config.json: missing'),
+    'predict with threshold null':  (lambda d: _predict_with(member(d, threshold=None), d), 2, 'threshold None is not a number in (0, 1)'),
+    'predict with threshold 2.0':   (lambda d: _predict_with(member(d, threshold=2.0), d), 2, 'threshold 2.0 is not a number in (0, 1)'),
+    'predict with a swapped pickle': (lambda d: _predict_with(member(d, model_sha256='0'*64), d), 2, 'refusing to unpickle it'),
+    'predict with a member outside its folder': (lambda d: _predict_with(outside_member(d), d), 2, "member '../m' lies outside the folder"),
+    'train --bs 0':                 (lambda d: ['train', '--data', pairs(d), '--out', d/'m', '--bs', '0'], 2, 'bs must be at least 1, got [0]'),
 }
 
 def _flags(tp): return ['--truth', tp[0], '--pred', tp[1]]

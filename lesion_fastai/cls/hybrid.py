@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from ..config import VARIANTS
 from ..config import LesionDataError
 from ..io import atomic_write, write_json
+from ..learner.folder import check_pickle, file_sha256
 from ..metrics import balanced_accuracy, class_scores
 from .features import feature_table
 
@@ -290,10 +291,11 @@ def hybrid_report(h:HybridModel, probs:np.ndarray, members:np.ndarray, variant:s
 
 # %% ../../nbs/33_cls.hybrid.ipynb #22e6133c
 def save_hybrid(h:HybridModel, folder)->dict:
-    "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary for the classifier's manifest"
-    with atomic_write(Path(folder)/HybridModel.file) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
-    return {'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof), 'features': len(h.columns),
-            'C': h.C, 'op_class': h.op_class, 'sensitivity': h.sensitivity,
+    "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary, with its SHA-256, for the classifier's manifest"
+    f = Path(folder)/HybridModel.file
+    with atomic_write(f) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
+    return {'sha256': file_sha256(f), 'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof),
+            'features': len(h.columns), 'C': h.C, 'op_class': h.op_class, 'sensitivity': h.sensitivity,
             'prior': dict(zip(h.classes, map(float, h.prior))),
             'out_of_fold': {v: {k: round(float(x), 6) for k, x in s.items()} for v, s in h.scores.items()}}
 
@@ -304,10 +306,13 @@ class _HybridUnpickler(pickle.Unpickler):
         return super().find_class('lesion_fastai.cls.hybrid' if module == 'lesion_fastai.hybrid' else module, name)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #96c37c1e
-def load_hybrid(folder)->HybridModel|None:
-    "The `HybridModel` saved in `folder`, or None when it has none"
+def load_hybrid(folder,                   # A classifier folder
+                record='classifier.json', # Its manifest, which records the SHA-256 of hybrid.pkl (`save_hybrid`)
+               )->HybridModel|None:
+    "The `HybridModel` saved in `folder` (refused unread when it is not the file the manifest records), or None"
     f = Path(folder)/HybridModel.file
     if not f.exists(): return None
+    check_pickle(f, record=Path(folder)/record, keys=('hybrid', 'sha256'))
     try:
         with open(f, 'rb') as fh: h = _HybridUnpickler(fh).load()
     except Exception as e: raise LesionDataError(f"{f}: unreadable hybrid model ({type(e).__name__})") from None

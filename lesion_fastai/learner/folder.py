@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_learner.folder.ipynb #1f78dd79
 from __future__ import annotations
-import importlib, json, os, pickle, shutil, tempfile, types, warnings
+import hashlib, importlib, json, os, pickle, shutil, tempfile, types, warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,15 +16,15 @@ from fastai.callback.schedule import ParamScheduler
 from fastai.learner import Learner, load_learner
 
 from .. import __version__
-from ..config import LesionDataError, TrainConfig, check_version
-from ..io import write_json
+from ..config import LesionDataError, LesionDataWarning, TrainConfig, check_version
+from ..io import atomic_write, write_json
 from .precision import precision_policy
 from .callbacks import FreezeBN, HistoryLog
 
 # %% auto #0
-__all__ = ['OLD_PATHS', 'TRAINING_ONLY', 'read_config', 'moves_table', 'find_moved', 'OldPathsUnpickler', 'read_learner',
-           'export_model', 'run_key', 'read_state', 'ModelFolder', 'read_manifest', 'check_finished', 'train_folds',
-           'staged_output']
+__all__ = ['OLD_PATHS', 'TRAINING_ONLY', 'FINISHED', 'read_config', 'file_sha256', 'recorded_sha256', 'check_pickle',
+           'moves_table', 'find_moved', 'OldPathsUnpickler', 'read_learner', 'export_model', 'run_key', 'read_state',
+           'ModelFolder', 'read_manifest', 'check_finished', 'train_folds', 'refuse_finished', 'staged_output']
 
 # %% ../../nbs/15_learner.folder.ipynb #f24a2232
 def _json_object(path:Path, what:str)->dict|list:
@@ -46,6 +46,38 @@ def read_config(path,                 # A JSON file: a member's config.json or a
         raise LesionDataError(f"{path}: {what} (missing {lacks})")
     check_version(obj, path)
     return obj
+
+# %% ../../nbs/15_learner.folder.ipynb #1049d8d7
+def file_sha256(path, # A file
+               )->str: # Its SHA-256, in hex
+    "The SHA-256 of the file at `path` (`hashlib.file_digest`, read in blocks)"
+    with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
+
+# %% ../../nbs/15_learner.folder.ipynb #9ac596e8
+def recorded_sha256(record,                 # A JSON file a trainer wrote: a member's config.json, a manifest
+                    keys=('model_sha256',), # The path to the hash in it
+                   )->str|None:             # The SHA-256 it records, or None
+    "The SHA-256 that `record` holds at `keys`, if it does and the file reads"
+    try: obj = json.loads(Path(record).read_text())
+    except (OSError, ValueError): return None
+    for k in keys: obj = obj.get(k) if isinstance(obj, dict) else None
+    return obj
+
+# %% ../../nbs/15_learner.folder.ipynb #28670df9
+def check_pickle(path,                   # A pickle a trainer wrote: a member's model.pkl, a classifier's hybrid.pkl
+                 record=None,            # The JSON file recording its SHA-256 (default: the config.json beside it)
+                 keys=('model_sha256',), # Where `record` holds it
+                ):
+    "Refuse `path` unread when its SHA-256 is not the one `record` holds; warn when it holds none"
+    path, record = Path(path), Path(record or Path(path).parent/'config.json')
+    if not path.is_file(): raise LesionDataError(f"{path}: missing")
+    recorded = recorded_sha256(record, keys)
+    if recorded is None:
+        return warnings.warn(f"{path}: {record.name} records no SHA-256 of it (an older folder); unpickling it runs "
+                             "any code it holds: load only folders you trust", LesionDataWarning)
+    if file_sha256(path) != recorded:
+        raise LesionDataError(f"{path}: its SHA-256 is not the one {record.name} records (the file was replaced "
+                              "after training); refusing to unpickle it")
 
 # %% ../../nbs/15_learner.folder.ipynb #f316856d
 def moves_table(text:str)->dict:
@@ -138,20 +170,20 @@ def _old_paths_pickle()->types.ModuleType:
     return mod
 
 # %% ../../nbs/15_learner.folder.ipynb #0c841267
-def _load_quietly(path:Path)->Learner:
+def _unpickle(path:Path)->Learner:
     "`load_learner(path)` on the CPU unless CUDA is there, old class paths mapped; a failure becomes one line naming it"
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        try: return load_learner(path, cpu=not torch.cuda.is_available(), pickle_module=_old_paths_pickle())
-        except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
-        except Exception as e: raise LesionDataError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
+    try: return load_learner(path, cpu=not torch.cuda.is_available(), pickle_module=_old_paths_pickle())
+    except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
+    except Exception as e: raise LesionDataError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
 
 # %% ../../nbs/15_learner.folder.ipynb #72eed92d
 def read_learner(path,          # An exported learner (model.pkl)
                  precision=None, # 'fp32', 'bf16', 'fp16' (None: `precision_policy`'s choice for this machine)
                 )->Learner:
-    "`load_learner(path)` in eval mode and this machine's precision, old class paths mapped (`OldPathsUnpickler`)"
-    learn = _load_quietly(Path(path))
+    "`load_learner(path)` in eval mode and this machine's precision, once `check_pickle` passed; old class paths mapped"
+    path = Path(path)
+    check_pickle(path)
+    learn = _unpickle(path)
     learn.model.eval()
     learn.use_precision(precision, log=None)          # the exported callback was chosen for the machine that trained it
     return learn
@@ -162,13 +194,14 @@ TRAINING_ONLY = (FreezeBN, HistoryLog, TrackerCallback, ParamScheduler)
 
 # %% ../../nbs/15_learner.folder.ipynb #11aaec2e
 def export_model(learn:Learner, # The trained learner (its `path` is the model folder)
-                 config:dict,   # Written to `config.json`, last
-                )->dict:
-    "Export `learn` to `model.pkl` and `history.csv` in its folder, then write `config.json`"
+                 config:dict,   # Written to `config.json`, last, with the SHA-256 of `model.pkl`
+                )->dict:        # `config` as written
+    "Export `learn` to `model.pkl` and `history.csv` in its folder, then write `config.json`: the finished marker"
     out = Path(learn.path)
     if hasattr(learn, 'history_log'): learn.history_log.to_csv(out/'history.csv')
     learn.remove_cbs([c for c in learn.cbs if isinstance(c, TRAINING_ONLY)])
-    learn.export('model.pkl')
+    with atomic_write(out/'model.pkl') as tmp: learn.export(tmp)
+    config = {**config, 'model_sha256': file_sha256(out/'model.pkl')}
     write_json(config, out/'config.json')
     return config
 
@@ -197,6 +230,13 @@ def read_state(out, key:dict)->dict|None:
         raise LesionDataError(f"{out}: holds an interrupted run whose {what}; "
                               "resume with the same ones or use a new folder")
     return state
+
+# %% ../../nbs/15_learner.folder.ipynb #b7c1539c
+def _link_or_copy(src:str, dst:str)->str:
+    "Hard-link `src` to `dst`, copying where the two are on different file systems"
+    try: os.link(src, dst)
+    except OSError: shutil.copy2(src, dst)
+    return dst
 
 # %% ../../nbs/15_learner.folder.ipynb #f4fee9c9
 class ModelFolder:
@@ -231,13 +271,26 @@ def manifest_record(self:ModelFolder, path:Path, **extra)->dict:
             'classes': self.classes, 'tta': self.tta, **self.manifest_fields(), **{**self.info, **extra}}
 
 # %% ../../nbs/15_learner.folder.ipynb #f59ea109
+def _bring_in(paths:list, path:Path)->list:
+    "`paths`, those outside `path` hard-linked (or copied) into `path/<name>`, a name taken getting the member's index"
+    inside = []
+    for i, p in enumerate(map(Path, paths)):
+        if p.resolve().is_relative_to(path.resolve()): inside.append(p)
+        else:
+            dest = path/p.name if not (path/p.name).exists() else path/f'{p.name}-{i}'
+            shutil.copytree(p, dest, copy_function=_link_or_copy)
+            inside.append(dest)
+    return inside
+
+# %% ../../nbs/15_learner.folder.ipynb #a01a517e
 @patch
 def save(self:ModelFolder, path, **extra)->Path:
-    "Write the manifest in `path`, naming the members' folders relative to it where possible"
+    "Write the manifest in `path`, members from elsewhere brought in first (`_bring_in`): the folder is whole"
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     if not self.paths:
         raise LesionDataError(f"this {self.kind}'s members have no folders to name; load them from folders")
+    self.paths = _bring_in(self.paths, path)
     write_json(self.manifest_record(path, **extra), path/self.manifest)
     return path/self.manifest
 
@@ -254,9 +307,11 @@ def read_manifest(f, required:tuple, format:str)->dict:
 
 # %% ../../nbs/15_learner.folder.ipynb #3714952a
 def _member_folders(path:Path, man:dict, f:Path)->list:
-    "The members' folders a manifest `f` names, each checked to be there"
+    "The members' folders a manifest `f` names, each checked to be there and inside `path`"
     paths = [(path/m['path']).resolve() for m in man['members']]
-    for p in paths:
+    for p, m in zip(paths, man['members']):
+        if not p.is_relative_to(path.resolve()):
+            raise LesionDataError(f"{f}: member {m['path']!r} lies outside the folder; members must live inside it")
         if not p.is_dir(): raise LesionDataError(f"{f}: member folder {p} is missing")
     return paths
 
@@ -328,6 +383,21 @@ def train_folds(out,                # Folder of the members
         log(f"fold {f} of {len(folds)}: training {d}")
         train_one(f, d)
     return paths
+
+# %% ../../nbs/15_learner.folder.ipynb #468aa62a
+FINISHED = {'ensemble.json': 'a finished ensemble', 'classifier.json': 'a finished classifier',
+            'config.json': 'a finished model'}
+"Files that mark a folder holding a finished model (each written last), and what each one means."
+
+# %% ../../nbs/15_learner.folder.ipynb #9fa245e6
+def refuse_finished(out,                # The output folder of a trainer
+                    restart:bool=False, # Train it again from scratch, overwriting it
+                   ):
+    "Refuse to train into a folder holding a finished model (`FINISHED`), unless `restart`"
+    found = next((what for f, what in FINISHED.items() if (Path(out)/f).exists()), None)
+    if found and not restart:
+        raise LesionDataError(f"{out}: holds {found}; train it again from scratch with --restart (resume=False from "
+                              "Python), overwriting it, or choose a new folder")
 
 # %% ../../nbs/15_learner.folder.ipynb #460f461b
 @contextmanager

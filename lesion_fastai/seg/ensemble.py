@@ -23,14 +23,25 @@ from .recipe import (RunOptions, run_options, train_segmenter, probs_to_size, po
                                       choose_decision, split_test_set)
 
 # %% auto #0
-__all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'OOF_IMAGE_SECONDS', 'load_member', 'prepare_image', 'member_probs', 'disagreement',
-           'mask_jaccard', 'choose_qc_threshold', 'mean_maps', 'Ensemble', 'out_of_fold', 'oof_decision', 'oof_scores',
-           'oof_summary', 'member_settings', 'oof_seconds', 'member_minutes', 'member_valid_speed', 'fit_ensemble',
-           'train_ensemble']
+__all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'OOF_IMAGE_SECONDS', 'check_decision', 'load_member', 'prepare_image', 'member_probs',
+           'disagreement', 'mask_jaccard', 'choose_qc_threshold', 'mean_maps', 'Ensemble', 'out_of_fold',
+           'oof_decision', 'oof_scores', 'oof_summary', 'member_settings', 'oof_seconds', 'member_minutes',
+           'member_valid_speed', 'fit_ensemble', 'train_ensemble']
 
 # %% ../../nbs/22_seg.ensemble.ipynb #aec1ec86
 MEMBER_KEYS = ('arch', 'size', 'classes', 'threshold', 'postprocess', 'colour_constancy')
 "What a segmentation member's `config.json` must say."
+
+# %% ../../nbs/22_seg.ensemble.ipynb #1680440e
+def check_decision(obj:dict, # A member's config.json or an ensemble's manifest, as read
+                   f,        # Its file, named in the message
+                  )->dict:   # `obj`
+    "`obj` when its threshold is a number in (0, 1) and its post-processing true or false; else one line naming `f`"
+    t, post = obj['threshold'], obj['postprocess']
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
+        raise LesionDataError(f"{f}: threshold {t!r} is not a number in (0, 1)")
+    if not isinstance(post, bool): raise LesionDataError(f"{f}: postprocess {post!r} is not true or false")
+    return obj
 
 # %% ../../nbs/22_seg.ensemble.ipynb #17495c89
 def load_member(path, # Model folder (with model.pkl and config.json)
@@ -38,7 +49,7 @@ def load_member(path, # Model folder (with model.pkl and config.json)
     "Load a model folder made by `train_segmenter`, checking its config"
     path = Path(path)
     if not (path/'model.pkl').exists(): raise LesionDataError(f"{path}: not a model folder (no model.pkl)")
-    cfg = read_config(path/'config.json', MEMBER_KEYS)
+    cfg = check_decision(read_config(path/'config.json', MEMBER_KEYS), path/'config.json')
     return read_learner(path/'model.pkl'), cfg
 
 # %% ../../nbs/22_seg.ensemble.ipynb #e00d6139
@@ -126,8 +137,7 @@ def manifest_fields(self:Ensemble)->dict:
 @patch(cls_method=True)
 def from_manifest(cls:Ensemble, members, man:dict, paths, tta, info):
     "An ensemble from its loaded members and its manifest (its threshold checked)"
-    if not (isinstance(man['threshold'], (int, float)) and 0 < man['threshold'] < 1):
-        raise LesionDataError(f"{paths[0].parent/cls.manifest}: threshold {man['threshold']!r} is not in (0, 1)")
+    check_decision(man, paths[0].parent/cls.manifest)
     return cls(members, man['threshold'], man['postprocess'], tta, man['qc_threshold'], paths, info)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #855066a5

@@ -31,7 +31,7 @@ from ..learner.encoders import count_parameters, fetch_weights
 from ..learner.precision import CPUMixedPrecision
 from ..learner.clock import BudgetClock, EPOCH_CAP, FINISH_SECONDS
 from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_curves, save_loss_plot
-from ..learner.folder import run_key, read_state, export_model, TRAINING_ONLY
+from ..learner.folder import run_key, read_state, refuse_finished, export_model, TRAINING_ONLY
 
 # %% auto #0
 __all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss',
@@ -280,8 +280,9 @@ def start_run(data,                 # Data folder of image/mask pairs (or a pair
               cfg:TrainConfig,      # Settings
               opts:RunOptions=None, # How it reports and resumes
              )->RecipeRun:
-    "A run on `data` into `out`: its schedule, the seed set, the pairs cached and split, the interrupted state read"
+    "A run on `data` into `out` (not a finished one unless `resume=False`): its schedule, seed, split pairs, resumed state"
     t_start, opts = time.time(), opts or RunOptions()
+    refuse_finished(out, restart=not opts.resume)
     plan = recipe_plan(cfg)
     set_seed(cfg.seed, reproducible=False)
     pairs = split_pairs(data, cfg, cache_side(cfg, plan))
