@@ -459,12 +459,15 @@ def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class
     print(task3_report(score_task3(truth, pred), stats=stats, json=json))
 
 # %% ../nbs/90_cli.ipynb #189b5576
-@option_set('lesion_fastai.serve.serve_model')
+@option_set('lesion_fastai.serve.serve_model', 'lesion_fastai.serve.ServeLimits')
 def serve_options(host:str='127.0.0.1', # Interface to listen on (0.0.0.0: every interface)
                   port:int=8000, # TCP port
-                  max_mb:float=20., # Largest request body in MB
-                  max_pixels:int=50_000_000, # Largest image in pixels
                   log_level:str='warning', # uvicorn's log level ('info' logs every request)
+                  max_mb:float=20., # Largest request body in MB (413 above)
+                  max_pixels:int=50_000_000, # Largest image in pixels (413 above)
+                  workers:int=2, # Uploads decoded and predicted at once (each holds a decoded image)
+                  queue:int=16, # Uploads allowed to wait for a worker (503 with Retry-After beyond)
+                  body_timeout:float=30., # Seconds a request body may take to arrive (408 after)
                  ):
     "What `lesion_fastai serve` passes on to `serve_model`"
 
@@ -475,11 +478,13 @@ def cli_serve(model:str, # Model or ensemble folder
               # 8-way dihedral test-time augmentation (default: the model's: on for ensembles, off for a single model)
               tta:bool|None=None,
               precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
+              # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
+              token:str=None,
               **kwargs):
     "Serve a segmentation model over HTTP (POST an image to /predict) until interrupted"
     from lesion_fastai.serve import serve_model
     with forced_precision(precision):
-        serve_model(model, tta=tta, **kwargs)
+        serve_model(model, tta=tta, token=token, **kwargs)
 
 # %% ../nbs/90_cli.ipynb #a23c29c2
 TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'

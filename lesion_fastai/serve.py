@@ -4,42 +4,64 @@
 
 # %% ../nbs/70_serve.ipynb #7e2aaef0
 from __future__ import annotations
-import base64, binascii, io, json, re, socket, tempfile, threading, time, warnings
+import asyncio, base64, binascii, hmac, io, ipaddress, json, os, re, socket, tempfile, threading, time, warnings
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import numpy as np
 import uvicorn
 from PIL import Image
 from fastcore.basics import patch
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
+from starlette.requests import ClientDisconnect
+from uvicorn.config import LOG_LEVELS
 
 from . import __version__
 from .io import load_image, image_id_of
-from .config import LesionDataError
+from .config import LesionDataError, Settings, settings
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
 
 # %% auto #0
-__all__ = ['MAX_PIXELS', 'PREDICT_BODY', 'ERRORS', 'read_body', 'form_upload', 'json_upload', 'safe_name', 'read_upload',
-           'check_pixels', 'decode_upload', 'mask_png', 'Prediction', 'Segmenter', 'no_nan', 'make_app', 'check_port',
-           'serve_model']
+__all__ = ['BODY_TIMEOUT', 'MAX_PIXELS', 'PREDICT_BODY', 'ERRORS', 'TOKEN_ENV', 'receive_body', 'read_body', 'form_upload',
+           'json_upload', 'safe_name', 'read_upload', 'check_pixels', 'decode_upload', 'mask_png', 'Prediction',
+           'ServeLimits', 'Segmenter', 'no_nan', 'require_token', 'shutdown_flag', 'make_app', 'check_port',
+           'check_log_level', 'exposure_warning', 'serve_model']
 
 # %% ../nbs/70_serve.ipynb #129c017b
-async def read_body(request:Request, # The incoming request
-                    max_bytes:int,    # Refuse (413) a body larger than this
-                   )->bytes:
-    "The request body, refused with 413 as soon as it is larger than `max_bytes` (declared or streamed)"
-    too_big = HTTPException(413, f"request body larger than the {max_bytes/2**20:g} MB limit")
-    declared = request.headers.get('content-length', '')
-    if declared.isdigit() and int(declared) > max_bytes: raise too_big
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes: raise too_big
+BODY_TIMEOUT = 30.
+"Seconds a client has to send a whole request body (408 after): a stalled upload does not hold its connection forever."
+
+# %% ../nbs/70_serve.ipynb #f7d7b69c
+async def receive_body(request:Request, # The incoming request
+                       max_bytes:int,    # Refuse (413) a body larger than this
+                      )->bytes:
+    "The request body, chunk by chunk: 413 as soon as it passes `max_bytes`, 400 if the client goes away mid-body"
+    body, too_big = bytearray(), f"request body larger than the {max_bytes/2**20:g} MB limit"
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes: raise HTTPException(413, too_big)
+    except ClientDisconnect: raise HTTPException(400, "the client went away before sending the whole body") from None
     return bytes(body)
+
+# %% ../nbs/70_serve.ipynb #ec151953
+async def read_body(request:Request,            # The incoming request
+                    max_bytes:int,               # Refuse (413) a body larger than this
+                    timeout:float=BODY_TIMEOUT,  # Refuse (408, closing the connection) a body not all here by then
+                   )->bytes:
+    "The request body, refused with 413 as soon as it is larger than `max_bytes` (declared or streamed), 408 when slow"
+    declared = request.headers.get('content-length', '')
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise HTTPException(413, f"request body larger than the {max_bytes/2**20:g} MB limit")
+    try: return await asyncio.wait_for(receive_body(request, max_bytes), timeout)
+    except asyncio.TimeoutError:
+        raise HTTPException(408, f"request body not received within {timeout:g} s",
+                            headers={'Connection': 'close'}) from None
 
 # %% ../nbs/70_serve.ipynb #34612f02
 async def form_upload(request:Request, # The incoming request (for its headers)
@@ -64,6 +86,7 @@ def json_upload(body:bytes,        # A JSON request body
     "The base64 image in `body`'s `field` (a `data:` URL prefix and whitespace allowed), with the optional `name`"
     try: obj = json.loads(body)
     except ValueError: raise HTTPException(400, "request body is not valid JSON") from None
+    except RecursionError: raise HTTPException(400, "request body is JSON nested too deeply") from None
     if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
         raise HTTPException(422, f'JSON body must be an object {{"{field}": "<base64 image>"}}')
     b64 = re.sub(r'\s+', '', re.sub(r'^\s*data:[^,]*,', '', obj[field]))
@@ -77,11 +100,12 @@ def safe_name(name:str)->str:
     return re.sub(r'[^\w.-]', '_', Path(str(name).replace('\\', '/')).name).lstrip('.')[:100] or 'upload'
 
 # %% ../nbs/70_serve.ipynb #b8db2d7f
-async def read_upload(request:Request, # A `POST /predict` request
-                      max_bytes:int,    # Largest body accepted
-                     )->tuple:          # (safe file name, image bytes)
+async def read_upload(request:Request,            # A `POST /predict` request
+                      max_bytes:int,               # Largest body accepted
+                      timeout:float=BODY_TIMEOUT,  # Seconds the whole body may take to arrive
+                     )->tuple:                     # (safe file name, image bytes)
     "The image of a multipart or JSON request, or a 4xx `HTTPException` with a one-line reason"
-    body, ctype = await read_body(request, max_bytes), request.headers.get('content-type', '').lower()
+    body, ctype = await read_body(request, max_bytes, timeout), request.headers.get('content-type', '').lower()
     if not body:
         raise HTTPException(400, "empty request body: "
                                  "send the image as multipart field 'file' or JSON {\"image\": base64}")
@@ -152,17 +176,34 @@ class Prediction(BaseModel):
     ms: float                          # milliseconds from decoding to the encoded mask
     model: str                         # the model folder's name
 
+# %% ../nbs/70_serve.ipynb #81b88751
+@settings
+class ServeLimits(Settings):
+    "What the service accepts, and how much work it takes on at once"
+    max_mb:float=20.                 # Largest request body in MB (413 above)
+    max_pixels:int=MAX_PIXELS        # Largest image in pixels (413 above)
+    workers:int=2                    # Uploads decoded and predicted at once (each holds a decoded image)
+    queue:int=16                     # Uploads allowed to wait for a worker (503 with Retry-After beyond)
+    body_timeout:float=BODY_TIMEOUT  # Seconds a request body may take to arrive (408 after)
+    @property
+    def max_bytes(self)->int: return int(self.max_mb*2**20)   # The body limit in bytes
+    def checks(self)->list:
+        more = [(k, getattr(self, k)) for k in ('max_mb', 'max_pixels', 'workers', 'body_timeout')]
+        return [(v > 0, f"{k} must be more than 0, got {v!r}") for k, v in more] + [
+                (self.queue >= 0, f"queue must be 0 or more, got {self.queue!r}")]
+
 # %% ../nbs/70_serve.ipynb #9110017b
 class Segmenter:
-    "A model loaded once, predicting one upload at a time (a lock) from any thread"
-    def __init__(self, model,                   # Model or ensemble folder, or an `Ensemble`
-                 tta=None,                      # Override the model's TTA setting
-                 max_pixels:int=MAX_PIXELS,     # Pixel limit of an upload
-                 name:str=None):                # The model's name in answers (default: the folder's name)
+    "A model loaded once, predicting from any thread: `workers` uploads at once, one forward pass at a time (a lock)"
+    def __init__(self, model,                # Model or ensemble folder, or an `Ensemble`
+                 tta=None,                   # Override the model's TTA setting
+                 name:str=None,              # The model's name in answers (default: the folder's name)
+                 limits:ServeLimits=None):   # Pixel limit, workers and queue (default: `ServeLimits()`)
         self.model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
-        self.tta = tta
+        self.tta, self.limits = tta, limits or ServeLimits()
         self.name = name or (Path(model).name if not isinstance(model, Ensemble) else 'model')
-        self.max_pixels, self.lock = max_pixels, threading.Lock()
+        self.lock, self.slots = threading.Lock(), threading.Semaphore(self.limits.workers)
+        self.admitted, self.closing, self.count_lock = 0, False, threading.Lock()
     def __repr__(self): return f"{self.name}: {self.model!r}"
 
 # %% ../nbs/70_serve.ipynb #4836de9c
@@ -175,23 +216,47 @@ def no_nan(d:dict)->dict:
 def __call__(self:Segmenter, data:bytes, # The uploaded file
              name:str='upload',           # Its safe file name
             )->dict:                      # The `Prediction` fields
-    "Decode, segment and encode one upload"
-    t0 = time.perf_counter()
-    img = decode_upload(data, name, self.max_pixels)
-    with self.lock: res = self.model.predict([img], tta=self.tta, bs=1)[0]
-    row = image_row(image_id_of(name), name, img, res)
-    return no_nan({**row, 'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1),
-                   'model': self.name})
+    "Decode, segment and encode one upload, once one of the `workers` places is free"
+    with self.slots:
+        t0 = time.perf_counter()
+        img = decode_upload(data, name, self.limits.max_pixels)
+        with self.lock: res = self.model.predict([img], tta=self.tta, bs=1)[0]
+        row = image_row(image_id_of(name), name, img, res)
+        return no_nan({**row, 'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1),
+                       'model': self.name})
 
 # %% ../nbs/70_serve.ipynb #b24f29e2
 @patch
 def health(self:Segmenter)->dict:
-    "What `GET /health` answers: ready, the model, the package version"
+    "What `GET /health` answers: ready (not shutting down), the model, the package version"
     m = self.model
-    return {'ready': True, 'model': self.name, 'version': __version__,
+    return {'ready': not self.closing, 'model': self.name, 'version': __version__,
             'members': [f"{c['arch']}@{c['size']}" for _, c in m.members],
             'tta': m.tta if self.tta is None else bool(self.tta), 'threshold': m.threshold,
             'qc_threshold': m.qc_threshold}
+
+# %% ../nbs/70_serve.ipynb #c5d0664d
+@patch
+def refuse_closing(self:Segmenter):
+    "Refuse with 503 (closing the connection) a request that arrives once the server is shutting down"
+    if self.closing:
+        raise HTTPException(503, "the server is shutting down; retry later", headers={'Connection': 'close'})
+
+# %% ../nbs/70_serve.ipynb #09dda09f
+@patch
+@contextmanager
+def admit(self:Segmenter):
+    "Hold one of the `workers + queue` places of the requests predicting or waiting, or refuse with 503 and Retry-After"
+    self.refuse_closing()
+    places = self.limits.workers + self.limits.queue
+    with self.count_lock:
+        full = self.admitted >= places
+        if not full: self.admitted += 1
+    if full: raise HTTPException(503, f"busy: {places} requests predicting or waiting; retry later",
+                                 headers={'Retry-After': '1'})
+    try: yield
+    finally:
+        with self.count_lock: self.admitted -= 1
 
 # %% ../nbs/70_serve.ipynb #e5e97c76
 PREDICT_BODY = {'requestBody': {'required': True, 'content': {
@@ -203,31 +268,56 @@ PREDICT_BODY = {'requestBody': {'required': True, 'content': {
 "OpenAPI description of `POST /predict`'s two request forms."
 
 # %% ../nbs/70_serve.ipynb #d2b97e87
-ERRORS = {400: 'Empty body or invalid JSON', 413: 'Body or image too large (or a decompression bomb)',
-          415: 'Neither multipart nor JSON', 422: 'Wrong field, bad base64, not an image or a truncated image'}
-"The 4xx answers of `POST /predict`, each with a one-line `detail`."
+ERRORS = {400: 'Empty body, invalid or too deeply nested JSON, or the client went away mid-body',
+          401: 'Missing or wrong token (a server started with one)', 408: 'The body did not arrive in time',
+          413: 'Body or image too large (or a decompression bomb)', 415: 'Neither multipart nor JSON',
+          422: 'Wrong field, bad base64, not an image or a truncated image',
+          503: 'Busy (see Retry-After) or shutting down'}
+"The 4xx and 503 answers of `POST /predict`, each with a one-line `detail`."
+
+# %% ../nbs/70_serve.ipynb #6fbe1d2e
+def require_token(token:str|None, # The token clients must send (None: no check)
+                 )->list:         # The dependencies of `POST /predict`
+    "A dependency refusing (401) a request without `Authorization: Bearer <token>`, compared in constant time"
+    if not token: return []
+    bearer = HTTPBearer(auto_error=False, description='The token the server was started with')
+    async def check(creds:HTTPAuthorizationCredentials|None=Security(bearer)):
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+            raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
+                                headers={'WWW-Authenticate': 'Bearer'})
+    return [Depends(check)]
+
+# %% ../nbs/70_serve.ipynb #ecd9b9c8
+@asynccontextmanager
+async def shutdown_flag(app:FastAPI):
+    "The app's lifespan: once the server shuts down, `POST /predict` answers 503 instead of starting work"
+    yield
+    app.state.segmenter.closing = True
 
 # %% ../nbs/70_serve.ipynb #8336a383
-def make_app(model,                     # Model or ensemble folder, or an `Ensemble` from `load_model`
-             max_mb:float=20.,          # Largest request body in MB (413 above)
-             max_pixels:int=MAX_PIXELS, # Largest image in pixels (413 above)
-             tta=None,                  # Override the model's TTA setting
-             name:str=None,             # The model's name in answers (default: the folder's name)
+def make_app(model,          # Model or ensemble folder, or an `Ensemble` from `load_model`
+             tta=None,       # Override the model's TTA setting
+             name:str=None,  # The model's name in answers (default: the folder's name)
+             token:str=None, # Require `Authorization: Bearer TOKEN` on `POST /predict` (None: open to all)
+             **kwargs,       # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
             )->FastAPI:
     "A FastAPI app serving `model`: `POST /predict`, `GET /health`, the OpenAPI page at `/docs`"
-    seg = Segmenter(model, tta, max_pixels, name)
-    app = FastAPI(title='lesion_fastai', version=__version__, description=f'Skin-lesion segmentation with {seg!r}')
+    limits = ServeLimits(**kwargs)
+    seg = Segmenter(model, tta, name, limits)
+    app = FastAPI(title='lesion_fastai', version=__version__, description=f'Skin-lesion segmentation with {seg!r}',
+                  lifespan=shutdown_flag)
     app.state.segmenter = seg
 
     @app.get('/health', summary='Whether the model is loaded, and which')
     async def health()->dict: return seg.health()
 
     @app.post('/predict', response_model=Prediction, openapi_extra=PREDICT_BODY, summary='Segment one image',
-              responses={k: {'description': v} for k, v in ERRORS.items()})
+              responses={k: {'description': v} for k, v in ERRORS.items()}, dependencies=require_token(token))
     async def predict(request:Request):
         "The lesion mask of the uploaded image (multipart field `file`, or JSON `{\"image\": base64}`) at its own size"
-        name, data = await read_upload(request, int(max_mb*2**20))
-        return await run_in_threadpool(seg, data, name)
+        seg.refuse_closing()
+        name, data = await read_upload(request, limits.max_bytes, limits.body_timeout)
+        with seg.admit(): return await run_in_threadpool(seg, data, name)
     return app
 
 # %% ../nbs/70_serve.ipynb #c3506c03
@@ -235,24 +325,54 @@ def check_port(host:str, # Interface to listen on
                port:int, # TCP port
               ):
     "Refuse with `LesionDataError` an address the server could not listen on, before the model is loaded"
+    if not 0 < port < 2**16: raise LesionDataError(f"port {port}: not a TCP port (1 to 65535)")
     with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
         try: s.bind((host, port))
         except OSError as e: raise LesionDataError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
 
+# %% ../nbs/70_serve.ipynb #390f34e6
+def check_log_level(log_level:str, # uvicorn's log level, in any case
+                   )->str:         # It in lower case
+    "Refuse with `LesionDataError` a log level uvicorn does not know, before the model is loaded"
+    if str(log_level).lower() not in LOG_LEVELS:
+        raise LesionDataError(f"log level {log_level!r}: not one of {', '.join(LOG_LEVELS)}")
+    return log_level.lower()
+
+# %% ../nbs/70_serve.ipynb #6a2417b0
+TOKEN_ENV = 'LESION_FASTAI_TOKEN'
+"The variable `serve_model` reads its token from when none is passed (unlike a command line, `ps` does not show it)."
+
+# %% ../nbs/70_serve.ipynb #e1ef2b9d
+def exposure_warning(host:str,  # Interface to listen on
+                     token:str, # The token clients must send, or None
+                    )->str|None: # One line, or None when `host` is loopback or a token is set
+    "What to warn about when the service listens beyond this machine and answers anyone"
+    if token or host == 'localhost': return None
+    try:
+        if ipaddress.ip_address(host).is_loopback: return None
+    except ValueError: pass                                      # a host name: may be reachable from elsewhere
+    return (f"{host} is reachable from other machines and the service has no token: anyone who can reach it may "
+            f"use the model (set {TOKEN_ENV} or pass a token)")
+
 # %% ../nbs/70_serve.ipynb #d6080335
-def serve_model(model,                     # Model or ensemble folder
-                host:str='127.0.0.1',      # Interface to listen on (0.0.0.0: every interface)
-                port:int=8000,             # TCP port
-                max_mb:float=20.,          # Largest request body in MB
-                max_pixels:int=MAX_PIXELS, # Largest image in pixels
-                tta:bool|None=None,        # Override the model's TTA setting
-                log=print,                 # Where the startup line goes
-                log_level:str='warning',   # uvicorn's log level ('info' logs every request)
+def serve_model(model,                   # Model or ensemble folder
+                host:str='127.0.0.1',    # Interface to listen on (0.0.0.0: every interface)
+                port:int=8000,           # TCP port
+                tta:bool|None=None,      # Override the model's TTA setting
+                log=print,               # Where the startup line goes
+                log_level:str='warning', # uvicorn's log level ('info' logs every request)
+                # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
+                token:str=None,
+                **kwargs,                # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
                ):
-    "Load `model` once and serve it over HTTP with uvicorn until interrupted"
+    "Load `model` once and serve it over HTTP with uvicorn until interrupted (the options checked first)"
+    token, limits = token or os.environ.get(TOKEN_ENV) or None, ServeLimits(**kwargs)
+    log_level = check_log_level(log_level)
     check_port(host, port)
-    app = make_app(model, max_mb, max_pixels, tta)
+    if warning := exposure_warning(host, token): warnings.warn(warning, stacklevel=2)
+    app = make_app(model, tta, token=token, **limits.as_dict())
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    log(f"Serving {app.state.segmenter!r} at {url}/predict (API docs: {url}/docs)")
+    guard = ', token required' if token else ''
+    log(f"Serving {app.state.segmenter!r} at {url}/predict (API docs: {url}/docs{guard})")
     uvicorn.run(app, host=host, port=port, log_level=log_level)

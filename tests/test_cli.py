@@ -135,3 +135,30 @@ def test_precision_flag():
     if torch.cuda.is_available(): return
     res = _run('predict', '--model', 'm', '--images', 'i', '--out', 'o', '--precision', 'fp16')
     assert res.returncode == 2 and res.stderr == 'lesion_fastai predict: error: precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32\n', res.stderr
+
+def _serve_lines(capsys, *args)->tuple:
+    "Exit status and stderr lines of `lesion_fastai serve` run in process on a model folder that does not exist"
+    from lesion_fastai.cli import main
+    status = main(['serve', '--model', 'no/such/model', *map(str, args)])
+    return status, capsys.readouterr().err.splitlines()
+
+def test_serve_bad_port_and_log_level_refused_up_front(capsys):
+    "Refused with one line and status 2 before the model is loaded (the model does not even exist)"
+    assert _serve_lines(capsys, '--port', 70000) == (2, ['lesion_fastai serve: error: port 70000: not a TCP port (1 to 65535)'])
+    status, err = _serve_lines(capsys, '--log-level', 'bogus')
+    assert status == 2 and err == ["lesion_fastai serve: error: log level 'bogus': not one of critical, error, warning, "
+                                   "info, debug, trace"]
+    assert _serve_lines(capsys, '--workers', 0) == (2, ['lesion_fastai serve: error: workers must be more than 0, got 0'])
+
+def test_serve_beyond_loopback_warns_without_token(capsys, monkeypatch):
+    "0.0.0.0 without a token: one warning line before the model is loaded; none with LESION_FASTAI_TOKEN set"
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    status, err = _serve_lines(capsys, '--host', '0.0.0.0', '--port', port)
+    assert status == 2 and len(err) == 2 and 'no/such/model' in err[1], err
+    assert err[0].startswith('lesion_fastai serve: warning: 0.0.0.0 is reachable from other machines') and 'TOKEN' in err[0]
+    monkeypatch.setenv('LESION_FASTAI_TOKEN', 'abc')
+    status, err = _serve_lines(capsys, '--host', '0.0.0.0', '--port', port)
+    assert status == 2 and len(err) == 1 and 'no/such/model' in err[0], err

@@ -1,5 +1,5 @@
 "The prediction service as a client meets it: the real uvicorn server in its own process on 127.0.0.1, called over HTTP."
-import base64, io, socket, subprocess, sys, time
+import base64, io, json, os, signal, socket, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
@@ -99,6 +99,8 @@ BAD = {  # kind: (request, expected status, words in the one-line detail)
     'text field':      (lambda f: dict(data={'file': 'abc'}, files={'other': ('x', b'x')}), 422, 'is text'),
     'bad base64':      (lambda f: dict(json={'image': 'this is %% not base64'}), 422, 'not valid base64'),
     'not JSON':        (lambda f: dict(content=b'{"image": ', headers={'content-type': 'application/json'}), 400, 'not valid JSON'),
+    'JSON 100,000 deep': (lambda f: dict(content=b'[' * 100_000 + b']' * 100_000, headers={'content-type': 'application/json'}),
+                          400, 'nested too deeply'),
     'JSON, no image':  (lambda f: dict(json={'file': 'abc'}), 422, '{"image"'),
     'raw bytes':       (lambda f: dict(content=f.read_bytes(), headers={'content-type': 'image/jpeg'}), 415, 'multipart'),
     'too many pixels': (lambda f: dict(files={'file': ('huge.png', _png(Image.new('1', (9000, 9000))))}), 413, 'megapixel limit'),
@@ -135,3 +137,124 @@ def test_ensemble_answer_has_member_agreement(served):
     a = TestClient(make_app(ens, name='pair')).post('/predict', files={'file': ('x.jpg', image(root, 3).read_bytes())}).json()
     assert a['member_jaccard'] == 1 and a['model'] == 'pair' and 0 <= a['disagreement'] <= 1
     assert base64.b64decode(a['mask_png']) == reference(root, 3)      # two copies of one model: its own mask
+
+def raw_request(port:int, headers:dict, body:bytes=b'')->socket.socket:
+    "A connection that has sent a POST /predict's headers and `body`, which may be less than its Content-Length"
+    s = socket.create_connection(('127.0.0.1', port), timeout=20)
+    lines = ''.join(f'{k}: {v}\r\n' for k, v in {'Host': 'x', **headers}.items())
+    s.sendall(f'POST /predict HTTP/1.1\r\n{lines}\r\n'.encode() + body)
+    return s
+
+def read_all(s:socket.socket)->bytes:
+    "What the server sends until it closes the connection"
+    out = b''
+    while chunk := s.recv(65536): out += chunk
+    return out
+
+def no_trace(log)->bool: return not any(w in log.read_text() for w in ('Traceback', 'ClientDisconnect', 'Exception'))
+
+def test_client_gone_mid_body(served):
+    "A client that hangs up halfway through its upload: no traceback on the console, and the next request is served"
+    root, client, proc = served
+    port = client.base_url.port
+    for ctype in ('multipart/form-data; boundary=x', 'application/json'):
+        s = raw_request(port, {'Content-Type': ctype, 'Content-Length': 500_000}, b'x' * 1000)
+        time.sleep(0.3)
+        s.close()
+    time.sleep(0.5)
+    assert no_trace(root/'server.log'), (root/'server.log').read_text()[-3000:]
+    assert client.get('/health').json()['ready'] and post_file(client, image(root, 2)).status_code == 200
+
+TOKEN = 's3cret-token'
+AUTH = {'Authorization': f'Bearer {TOKEN}'}
+
+@pytest.fixture(scope='module')
+def guarded(served, tmp_path_factory):
+    "The same model served with a token (from the environment), a 1 s body timeout, 1 worker and 2 places to wait"
+    root, log = served[0], tmp_path_factory.mktemp('guarded')/'server.log'
+    port = free_port()
+    code = (f"from lesion_fastai.serve import serve_model; serve_model({str(root/'model')!r}, port={port}, "
+            f"body_timeout=1, workers=1, queue=2)")
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, 'LESION_FASTAI_TOKEN': TOKEN})
+    client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
+    for _ in range(600):
+        if proc.poll() is not None: pytest.fail(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            if client.get('/health').status_code == 200: break
+        except httpx.TransportError: time.sleep(0.1)
+    yield root, client, proc, log
+    client.close(); proc.terminate(); proc.wait(10)
+
+def test_token_required_but_not_for_health(guarded):
+    root, client, proc, log = guarded
+    f = image(root, 3)
+    files = {'file': (f.name, f.read_bytes())}
+    for headers in ({}, {'Authorization': 'Bearer wrong'}, {'Authorization': f'Basic {TOKEN}'}, {'Authorization': 'Bearer'}):
+        r = client.post('/predict', files=files, headers=headers)
+        assert r.status_code == 401 and r.headers['www-authenticate'] == 'Bearer' and 'token' in r.json()['detail'], headers
+    r = client.post('/predict', files=files, headers=AUTH)
+    assert r.status_code == 200 and base64.b64decode(r.json()['mask_png']) == reference(root, 3)
+    assert client.get('/health').status_code == 200 and client.get('/docs').status_code == 200
+    assert 'token required' in log.read_text().splitlines()[0]
+
+def test_stalled_body_gets_408_and_closed(guarded):
+    "A body that stops arriving: 408 after the timeout (1 s here), the connection closed; others are served meanwhile"
+    root, client, proc, log = guarded
+    t0 = time.monotonic()
+    s = raw_request(client.base_url.port, {**AUTH, 'Content-Type': 'application/json', 'Content-Length': 1000}, b'{"im')
+    assert client.get('/health').status_code == 200
+    answer = read_all(s)                                         # returns only once the server closes the connection
+    s.close()
+    assert answer.startswith(b'HTTP/1.1 408') and b'not received within 1 s' in answer, answer
+    assert 0.9 < time.monotonic() - t0 < 10
+    s = raw_request(client.base_url.port, {'Content-Type': 'application/json', 'Content-Length': 1000}, b'{"im')
+    assert s.recv(65536).startswith(b'HTTP/1.1 401')             # the token is checked before waiting for the body
+    s.close()
+    assert no_trace(log)
+
+def test_fifty_at_once_bounded(guarded):
+    "50 requests at once on 1 worker and 2 places to wait: each one a right mask or 503 with Retry-After, nothing else"
+    root, client, proc, log = guarded
+    start = threading.Barrier(50)
+    def one(i):
+        with httpx.Client(base_url=client.base_url, timeout=120, headers=AUTH) as c:
+            start.wait()
+            return i, post_file(c, image(root, i))
+    with ThreadPoolExecutor(50) as ex: res = list(ex.map(one, [i % 12 for i in range(50)]))
+    codes = [r.status_code for _, r in res]
+    assert set(codes) <= {200, 503} and codes.count(200) >= 1 and codes.count(503) >= 1, codes
+    for i, r in res:
+        if r.status_code == 200: assert base64.b64decode(r.json()['mask_png']) == reference(root, i)
+        else: assert r.headers['retry-after'] == '1' and r.json()['detail'].startswith('busy:')
+    assert client.get('/health').json()['ready'] and post_file(client, image(root, 1)).status_code == 401
+    assert client.post('/predict', files={'file': ('a.jpg', image(root, 1).read_bytes())}, headers=AUTH).status_code == 200
+    assert no_trace(log)
+
+def test_request_during_shutdown_answered(guarded):
+    "SIGTERM while an upload is arriving: that request is still answered, then the server exits cleanly (runs last)"
+    root, client, proc, log = guarded
+    f = image(root, 4)
+    body = b'{"name": "%s", "image": "%s"}' % (f.name.encode(), base64.b64encode(f.read_bytes()))
+    s = raw_request(client.base_url.port, {**AUTH, 'Content-Type': 'application/json', 'Content-Length': len(body)}, body[:100])
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    s.sendall(body[100:])
+    answer = read_all(s)
+    s.close()
+    head, _, payload = answer.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200'), answer[:500]
+    assert base64.b64decode(json.loads(payload)['mask_png']) == reference(root, 4)
+    assert proc.wait(20) in (0, -signal.SIGTERM) and no_trace(log), log.read_text()[-3000:]   # uvicorn re-raises it
+
+def test_shut_down_app_answers_503(served):
+    "Once the app's lifespan has ended, a late request gets 503 (in process: the flag the lifespan sets)"
+    from fastapi.testclient import TestClient
+    from lesion_fastai.serve import make_app
+    app = make_app(load_model(served[0]/'model'))
+    with TestClient(app) as c: assert c.get('/health').json()['ready'] is True
+    r = TestClient(app).post('/predict', files={'file': ('x.jpg', image(served[0], 3).read_bytes())})
+    assert r.status_code == 503 and r.json()['detail'] == 'the server is shutting down; retry later'
+    assert r.headers['connection'] == 'close'
