@@ -52,8 +52,8 @@ def trained(tmp_path_factory):
     "`train` stopped by SIGTERM after its first checkpointed epoch, then run again: the runs' results, and the model"
     root = tmp_path_factory.mktemp('faults')
     make_demo_set(root/'data', n=16, size=(192, 144), prefix='ISIC_000')
-    cmd = [EXE, 'train', '--data', str(root/'data'), '--out', str(root/'model'), '--size', '64', '--epochs', str(EPOCHS),
-           '--bs', '4', '--lr', '2e-3', '--checkpoint-every', '0', '--valid-fold', '0']
+    cmd = [EXE, 'train', '--data', str(root/'data'), '--out', str(root/'model'), '--size', '64',
+           '--epochs', str(EPOCHS), '--bs', '4', '--lr', '2e-3', '--checkpoint-every', '0', '--valid-fold', '0']
     state = root/'model'/'checkpoints'/'state.json'
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
     _wait(lambda: state.exists() and json.loads(state.read_text())['epoch'] >= 1, p, 'a checkpoint')
@@ -106,7 +106,8 @@ def test_two_predicts_one_out(trained, tmp_path):
     _, err = first.communicate(timeout=300)
     assert second.returncode == 2 and 'Traceback' not in second.stderr, second.stderr
     line = second.stderr.strip().splitlines()[-1]
-    assert line.startswith(f'lesion_fastai predict: error: {out}: in use by lesion_fastai predict (pid {first.pid} on host'), line
+    holder = f'in use by lesion_fastai predict (pid {first.pid} on host'
+    assert line.startswith(f'lesion_fastai predict: error: {out}: {holder}'), line
     assert first.returncode == 0, err[-3000:]
     ids = sorted(p.stem for p in (root/'data'/'images').iterdir())
     assert sorted(pd.read_csv(out/'predictions.csv').image_id) == ids
