@@ -18,13 +18,14 @@ from .config import LOSS_NAMES, PRECISIONS, VARIANTS
 from .script import add_command, cli_command, command_name, command_of, option_help, option_set
 
 # %% auto #0
-__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'COMMANDS', 'forced_precision',
-           'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo', 'scorer_notes',
-           'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds', 'train_settings',
-           'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options', 'cli_evaluate',
-           'crop_settings', 'cli_classify_train', 'classify_predict_options', 'classify_summary',
+__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'OWN_SIGNALS', 'COMMANDS',
+           'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
+           'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds',
+           'train_settings', 'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options',
+           'cli_evaluate', 'crop_settings', 'cli_classify_train', 'classify_predict_options', 'classify_summary',
            'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve',
-           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'run_command', 'cli_parser', 'main']
+           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals', 'run_command',
+           'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -492,7 +493,8 @@ TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'
 
 # %% ../nbs/90_cli.ipynb #0e3a48b4
 INTERRUPTED = "interrupted: run the same command again to resume"
-"What a command says when Ctrl-C stops it (training resumes from its last checkpoint; outputs are never half-written)."
+("What a command says when Ctrl-C (status 130) or SIGTERM (status 143) stops it "
+ "(training resumes from its last checkpoint; outputs are never half-written).")
 
 # %% ../nbs/90_cli.ipynb #aa030202
 def bad_input_message(e:Exception, # What a command raised
@@ -533,23 +535,38 @@ def flag_names(msg:str, # An error message of the library
     return re.sub(r"\b(\w+)=(True|False|'[^']*'|(?=[\s(),.;]|$))", spell, msg)
 
 # %% ../nbs/90_cli.ipynb #36865cd3
-def stop_line(e:BaseException, # What stopped the command: Ctrl-C or an error
+def stop_line(e:BaseException, # What stopped the command: Ctrl-C, SIGTERM (`Terminated`) or an error
               f,               # The `cli_*` function that ran
              )->tuple:         # (exit status, the line to print)
-    "Status 130 and `INTERRUPTED` for Ctrl-C; else `error_line`'s status and message, spelled with `f`'s flags"
-    if isinstance(e, KeyboardInterrupt): return 130, INTERRUPTED
+    "130 (SIGTERM: 143) and `INTERRUPTED` for Ctrl-C; else `error_line`'s status and message, spelled with `f`'s flags"
+    if isinstance(e, KeyboardInterrupt): return getattr(e, 'status', 130), INTERRUPTED
     status, line = error_line(e)
     return status, f"error: {flag_names(line, f)}"
+
+# %% ../nbs/90_cli.ipynb #b8717ed5
+OWN_SIGNALS = ('serve',)
+"Commands that handle SIGTERM themselves (`serve` shuts down gracefully); every other one takes it as Ctrl-C."
+
+# %% ../nbs/90_cli.ipynb #2ca56421
+@contextmanager
+def command_signals(command:str, # The command about to run
+                   ):
+    "Inside the block SIGTERM stops `command` as Ctrl-C does (`sigterm_interrupts`), unless it is in `OWN_SIGNALS`"
+    if command in OWN_SIGNALS:
+        yield
+        return
+    from lesion_fastai.io import sigterm_interrupts                # here, not at load: it imports numpy and pandas
+    with sigterm_interrupts(): yield
 
 # %% ../nbs/90_cli.ipynb #068e1b15
 def run_command(command:str,       # The command's name, which starts each line it prints on stderr
                 f,                 # Its `cli_*` function
                 kwargs:dict,       # Its options
                 trace:bool=False,  # Print an error's full trace too
-               )->int:             # Exit status: 0; 2 for a bad input; 130 when interrupted; 1 for a bug
-    "Run `f(**kwargs)`, each warning and error one line on stderr"
+               )->int:             # Exit status: 0; 2 for a bad input; 130 (SIGTERM: 143) when interrupted; 1 for a bug
+    "Run `f(**kwargs)`, each warning and error one line on stderr, SIGTERM as Ctrl-C (`command_signals`)"
     say = lambda what: print(f"lesion_fastai {command}: {what}", file=sys.stderr, flush=True)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), command_signals(command):
         warnings.showwarning = lambda m, *_, **__: say(f"warning: {' '.join(str(m).split())}")
         try:
             refuse_launcher(command)
@@ -582,7 +599,7 @@ def cli_parser(only:list|None=None, # Read the options of these commands only (N
 
 # %% ../nbs/90_cli.ipynb #fd288062
 def main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
-        )->int:     # Exit status: 0; 2 for a bad input or usage; 130 when interrupted; 1 for a bug
+        )->int:     # Exit status: 0; 2 for a bad input or usage; 130 (SIGTERM: 143) when interrupted; 1 for a bug
     "Run `lesion_fastai COMMAND …`: one line per warning and per error, never a traceback (unless asked for)"
     argv = sys.argv[1:] if argv is None else argv
     a = vars(cli_parser(only=[command_of(argv)]).parse_args(argv))

@@ -18,7 +18,8 @@ from .config import LesionDataError, LesionDataWarning
 __all__ = ['IMAGE_EXTS', 'SKIPPED_EXTS', 'EXIF_ORIENTATIONS', 'ISIC2018_URL', 'ISIC2018_FILES', 'image_id_of', 'load_image',
            'image_size', 'read_mask', 'scorer_note', 'scorer_mask', 'atomic_write', 'write_json', 'save_image',
            'save_mask', 'list_images', 'list_masks', 'find_pairs', 'check_orientation', 'check_pairs', 'data_home',
-           'find_isic_dev', 'isic2018', 'read_csv']
+           'find_isic_dev', 'isic2018', 'read_csv', 'Terminated', 'sigterm_interrupts', 'lock_file', 'output_lock',
+           'locks_output']
 
 # %% ../nbs/01_io.ipynb #9de1673f
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif'}
@@ -406,3 +407,150 @@ def read_csv(path,     # A CSV file
     except FileNotFoundError: raise LesionDataError(f"{path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LesionDataError(f"{path}: not a CSV file ({e})") from None
+
+# %% ../nbs/01_io.ipynb #9971dd8f
+import fcntl, functools, inspect, signal, socket, sys, threading, time
+
+# %% ../nbs/01_io.ipynb #e54e6131
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised as a `KeyboardInterrupt` so that what cleans up after Ctrl-C cleans up after it"
+    status = 143
+
+# %% ../nbs/01_io.ipynb #a9811728
+def _terminate(signum, frame):
+    "Raise `Terminated` once: later SIGTERMs are ignored, so they cannot interrupt the clean-up it starts"
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+# %% ../nbs/01_io.ipynb #386a0baf
+@contextmanager
+def sigterm_interrupts():
+    "Inside the block SIGTERM raises `Terminated` in the main thread; the previous handler is restored after"
+    if threading.current_thread() is not threading.main_thread():
+        yield                                          # only the main thread may set signal handlers
+        return
+    old = signal.signal(signal.SIGTERM, _terminate)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
+# %% ../nbs/01_io.ipynb #9dca6a90
+def lock_file(out, # An output folder
+             )->Path:
+    "The lock file of `out`: `.<name>.lock` beside it (symbolic links resolved, so every path to `out` shares it)"
+    out = Path(out).resolve()
+    return out.parent/f'.{out.name or "root"}.lock'
+
+# %% ../nbs/01_io.ipynb #08cab6d5
+def _program(argv:list)->str:
+    "The program and its first word, `lesion_fastai predict` for `…/lesion_fastai --traceback predict --out o`"
+    word = next((a for a in argv[1:] if not a.startswith('-')), '')
+    return ' '.join(w for w in (argv[0], word) if w and not w.startswith('-') and os.sep not in w) or 'python'
+
+# %% ../nbs/01_io.ipynb #0d4b2fb5
+def _holder(what:str|None=None)->dict:
+    "This process as a lock records it: pid, host, what it is (default: `_program`), command line, start time"
+    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else ['python']
+    return dict(pid=os.getpid(), host=socket.gethostname(), what=what or _program(argv), command=' '.join(argv),
+                since=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+
+# %% ../nbs/01_io.ipynb #bde8a82e
+def _who(h)->str:
+    "The holder a lock file records (a dict read from it), in words"
+    if not isinstance(h, dict) or not {'what', 'pid', 'host', 'since'} <= h.keys(): return 'another process'
+    return f"{h['what']} (pid {h['pid']} on host {h['host']}) since {h['since']}"
+
+# %% ../nbs/01_io.ipynb #2a4ea430
+def _in_use(out, f:Path)->LesionDataError:
+    "The refusal to write `out`, naming the process that holds its lock file `f`"
+    try: h = json.loads(f.read_text())
+    except (OSError, ValueError): h = None                      # the holder has not written itself yet
+    return LesionDataError(f"{out}: in use by {_who(h)}; wait for it to end, or write to another folder")
+
+# %% ../nbs/01_io.ipynb #9033343b
+def _same_file(fd:int, f:Path)->bool:
+    "Whether the open `fd` is still the file at `f` (not one its holder removed meanwhile)"
+    try: return os.path.samestat(os.fstat(fd), os.stat(f))
+    except FileNotFoundError: return False
+
+# %% ../nbs/01_io.ipynb #00c4038a
+def _locked_fd(f:Path)->int|None:
+    "`f` opened and exclusively locked (created if needed), or None when another process holds its lock"
+    while True:
+        fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)    # released by the system when the process dies
+        except OSError as e:
+            os.close(fd)
+            if isinstance(e, BlockingIOError): return None
+            raise
+        if _same_file(fd, f): return fd
+        os.close(fd)                                # its holder removed it as we opened it: lock the new one
+
+# %% ../nbs/01_io.ipynb #d9e81cde
+def _new_folders(d:Path)->list:
+    "Create folder `d` with its parents; those that did not exist, deepest first"
+    new = [p for p in (d, *d.parents) if not p.exists()]
+    d.mkdir(parents=True, exist_ok=True)
+    return new
+
+# %% ../nbs/01_io.ipynb #a81049ef
+def _acquire(out, f:Path, what:str|None)->int|None:
+    "Lock `f` for `out` and record this process in it; None where the file system cannot lock (with a warning)"
+    try: fd = _locked_fd(f)
+    except OSError as e:
+        f.unlink(missing_ok=True)
+        warnings.warn(f"{out}: cannot lock ({e.strerror}); another process writing it would not be refused",
+                      LesionDataWarning)
+        return None
+    if fd is None: raise _in_use(out, f)
+    os.ftruncate(fd, 0)                                           # a lock left by a killed process: taken over
+    os.pwrite(fd, json.dumps(_holder(what)).encode(), 0)
+    return fd
+
+# %% ../nbs/01_io.ipynb #ae53ae04
+_HELD = set()
+"The lock files this process holds: a block inside another that holds the same one reuses it"
+
+# %% ../nbs/01_io.ipynb #18daccc5
+def _release(f:Path, fd:int|None, new:list):
+    "Remove lock file `f` while still holding it, then unlock; remove the folders made for it when they are empty"
+    if fd is not None:
+        f.unlink(missing_ok=True)
+        os.close(fd)
+    for d in new:
+        try: d.rmdir()
+        except OSError: break                          # in use: what the block wrote is there
+
+# %% ../nbs/01_io.ipynb #586e74d9
+@contextmanager
+def output_lock(out,           # The output folder about to be written (it need not exist yet)
+                what:str=None, # Who writes, for the refusal (default: this process's program and subcommand)
+               ):
+    "Hold `out`'s lock inside the block; `LesionDataError` naming the holder if another process holds it"
+    f = lock_file(out)
+    if f in _HELD:                                                  # an outer block of this process holds it
+        yield f
+        return
+    new, fd = _new_folders(f.parent), None
+    try:
+        fd = _acquire(out, f, what)
+        _HELD.add(f)
+        yield f
+    finally:
+        _HELD.discard(f)
+        _release(f, fd, new)
+
+# %% ../nbs/01_io.ipynb #09f2faa6
+def _out_arg(f, args:tuple, kwargs:dict):
+    "The value of `f`'s parameter `out` in the call `f(*args, **kwargs)`, or None"
+    try: return inspect.signature(inspect.unwrap(f)).bind_partial(*args, **kwargs).arguments.get('out')
+    except TypeError: return None                                  # a bad call: `f` itself says what is wrong
+
+# %% ../nbs/01_io.ipynb #27e7b304
+def locks_output(f):
+    "Decorator: `f` runs holding `output_lock` on its argument `out`"
+    @functools.wraps(f)
+    def _locked(*args, **kwargs):
+        out = _out_arg(f, args, kwargs)
+        if out is None: return f(*args, **kwargs)
+        with output_lock(out): return f(*args, **kwargs)
+    return _locked

@@ -16,6 +16,7 @@ from fastai.learner import Learner
 
 from ..config import LesionDataError
 from ..io import list_images, atomic_write, write_json
+from ..io import locks_output                # holds `out` while writing it
 from ..metrics import balanced_accuracy, class_scores, class_confusion, plot_confusion
 from ..learner.tta import DihedralTTA
 from ..learner.folder import ModelFolder, read_config, read_learner, staged_output
@@ -279,6 +280,7 @@ def _open_classifier(model, tta=None)->tuple:
 def _run_options(bs:int=16, progress:bool=True, log=print)->tuple: return bs, progress, log
 
 # %% ../../nbs/36_cls.predict.ipynb #4098c845
+@locks_output
 def classify_folder(model,              # Classifier folder, or a `Classifier`
                     images,             # Folder of images
                     out,                # Output folder (must not already hold predictions)

@@ -22,6 +22,7 @@ from fastai.torch_core import find_bs, set_seed
 import lesion_fastai
 from ..config import ClassifyConfig, LesionDataError
 from ..io import list_images
+from ..io import locks_output                # holds `out` while writing it
 from ..learner.clock import plan_epochs          # and Learner.time_per_image
 from ..learner.folder import check_finished, export_model, train_folds
 from ..distributed import process_state, alone, from_main
@@ -405,6 +406,7 @@ def _scores_line(s:dict, plan:TrainingPlan)->str:
             f"{per_class}; classifier in {plan.out}")
 
 # %% ../../nbs/35_cls.train.ipynb #9f16cbff
+@locks_output
 @delegates(TrainingPlan, keep=True)
 def train_classifier(images,          # Folder of images
                      labels,          # Labels CSV (`read_labels`)

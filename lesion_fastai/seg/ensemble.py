@@ -15,6 +15,7 @@ from fastcore.basics import patch
 
 from ..config import LesionDataError, TrainConfig
 from ..io import find_pairs, load_image, read_mask, save_mask
+from ..io import locks_output                # holds `out` while writing it
 from ..data import shades_of_gray
 from ..metrics import score_masks, summarize_scores, pixel_table, write_pixel_report
 from ..learner.tta import DihedralTTA
@@ -388,6 +389,7 @@ def _ensemble_info(folds:int, cfgs:list, oof:pd.DataFrame, tta:bool, max_flagged
             'oof_minutes': round((time.time() - t1)/60, 2)}
 
 # %% ../../nbs/22_seg.ensemble.ipynb #58b75e05
+@locks_output
 def train_ensemble(data,                      # Data folder of image/mask pairs (or a pairs table)
                    out,                       # Ensemble folder to create (members in fold0/, fold1/, …)
                    folds:int=3,               # Number of folds, one member each

@@ -16,6 +16,7 @@ from fastprogress.fastprogress import progress_bar
 
 from ..config import LesionDataError
 from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image
+from ..io import locks_output                # holds `out` while writing it
 from ..metrics import score_masks
 from ..learner.folder import staged_output
 from .ensemble import Ensemble
@@ -169,6 +170,7 @@ def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:Pr
     return rows
 
 # %% ../../nbs/23_seg.predict.ipynb #d8b530ca
+@locks_output
 def predict_folder(model,                # Model or ensemble folder, or an `Ensemble` from `load_model`
                    images,               # Folder of images
                    out,                  # Output folder (created; must not already hold predictions)

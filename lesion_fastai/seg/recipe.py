@@ -23,6 +23,7 @@ from fastai.torch_core import set_seed
 import lesion_fastai
 from ..config import TrainConfig, LOSS_NAMES
 from ..io import find_pairs, read_mask, load_image
+from ..io import locks_output                # holds `out` while writing it
 from ..data import cache_pairs, kfold_splits, seg_dataloaders, shades_of_gray
 from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
                                    ThresholdJaccard, ISICJaccard, ISICDice)
@@ -601,6 +602,7 @@ def finish(self:RecipeRun, size:int)->dict:
     return config
 
 # %% ../../nbs/21_seg.recipe.ipynb #0675eed9
+@locks_output
 def train_segmenter(data,                  # Data folder of image/mask pairs (or a pairs table)
                     out,                   # Model folder to create
                     cfg:TrainConfig=None,  # Settings (default `TrainConfig(**kwargs)`)
