@@ -409,7 +409,9 @@ def read_csv(path,     # A CSV file
         raise LesionDataError(f"{path}: not a CSV file ({e})") from None
 
 # %% ../nbs/01_io.ipynb #9971dd8f
-import fcntl, functools, inspect, signal, socket, sys, threading, time
+import errno, functools, inspect, signal, socket, sys, threading, time
+try: import fcntl
+except ImportError: fcntl = None                     # Windows: no file locks, so `output_lock` warns and goes on
 
 # %% ../nbs/01_io.ipynb #e54e6131
 class Terminated(KeyboardInterrupt):
@@ -475,6 +477,7 @@ def _same_file(fd:int, f:Path)->bool:
 # %% ../nbs/01_io.ipynb #00c4038a
 def _locked_fd(f:Path)->int|None:
     "`f` opened and exclusively locked (created if needed), or None when another process holds its lock"
+    if fcntl is None: raise OSError(errno.ENOTSUP, "this system has no fcntl file locks", str(f))
     while True:
         fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)    # released by the system when the process dies
