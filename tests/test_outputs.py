@@ -149,7 +149,7 @@ def test_bs_below_one(tmp_path, images, capsys, no_loading, bs):
 
 @pytest.mark.parametrize('where,says', [
     ('images', 'is the --images folder or inside it'), ('images/sub', 'is the --images folder or inside it'),
-    ('truth', 'is the --truth folder or inside it'), ('model', 'is the --model folder or inside it'),
+    ('truth', 'is the --truth folder or inside it'), ('model', 'is the --model folder; predictions are never'),
     ('a_file', 'a_file: is a file; --out must be a folder'), ('a_file/sub', 'a_file: is a file; --out must be a folder')])
 def test_out_among_inputs_or_a_file(tmp_path, images, capsys, no_loading, where, says):
     "Refused before the model loads, with one line; the inputs are left as they were"

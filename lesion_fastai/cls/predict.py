@@ -300,7 +300,8 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
                    )->pd.DataFrame:     # The report
     "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
     bs, progress, log = _run_options(**kwargs)
-    files, out = list_images(images), check_out(out, images=images, masks=masks, model=model, seg_model=seg_model)
+    files, out = list_images(images), check_out(out, models=dict(model=model, seg_model=seg_model),
+                                                   images=images, masks=masks)
     refuse_outputs(out, CLASSIFY_OUTPUTS)
     clf, hybrid = _open_classifier(model, tta)
     variant = check_variant(variant, hybrid)

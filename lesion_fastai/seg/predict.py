@@ -179,17 +179,23 @@ def refuse_outputs(out,   # The output folder
     raise LesionDataError(f"{out}: already holds predictions ({out/found}{who}); choose a new folder")
 
 # %% ../../nbs/23_seg.predict.ipynb #92a656b9
-def check_out(out,      # The output folder
-              **inputs, # The input folders by name (`images=…`, `truth=…`); None and loaded models are skipped
+def check_out(out,         # The output folder
+              models=None, # Model folders by name (`{'model': …}`): `out` must not be one (None, loaded models skipped)
+              **inputs,    # The input data folders by name (`images=…`, `truth=…`): `out` must lie outside them
              )->Path:
-    "`out` as a `Path`, refused when it is a file (or lies in one), or is or lies inside one of the `inputs`"
+    "`out` as a `Path`, refused when it is a file (or lies in one), lies in an input folder, or is a model folder"
     out = Path(out)
     there = next((p for p in (out, *out.parents) if p.exists()), None)     # `out`, or its nearest existing parent
     if there is not None and not there.is_dir(): raise LesionDataError(f"{there}: is a file; out= must be a folder")
+    where = out.resolve()
     for name, d in inputs.items():
-        if isinstance(d, (str, Path)) and out.resolve().is_relative_to(Path(d).resolve()):
+        if isinstance(d, (str, Path)) and where.is_relative_to(Path(d).resolve()):
             raise LesionDataError(f"{out}: is the {name}= folder or inside it; predictions are never written among "
                                   "the inputs: choose another out=")
+    for name, d in (models or {}).items():
+        if isinstance(d, (str, Path)) and where == Path(d).resolve():
+            raise LesionDataError(f"{out}: is the {name}= folder; predictions are never written into a model folder: "
+                                  "choose another out=")
     return out
 
 # %% ../../nbs/23_seg.predict.ipynb #4418bbac
@@ -210,7 +216,7 @@ def prepare_predict(images,     # Folder of images
                    )->tuple:    # (options, ID → image file, ID → truth file, output folder)
     "Every check of `predict_folder` that needs no model: the options, the images, the truths and the output folder"
     opts = PredictOptions(**kwargs)
-    files, out = list_images(images), check_out(out, images=images, truth=truth, model=model)
+    files, out = list_images(images), check_out(out, models=dict(model=model), images=images, truth=truth)
     truths = check_truths(files, truth)
     refuse_outputs(out, output_names(files, opts))
     return opts, files, truths, out
