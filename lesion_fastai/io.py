@@ -213,7 +213,7 @@ def _skipped(f:Path)->bool:
 
 # %% ../nbs/01_io.ipynb #fa25f741
 def _listing(folder, what:str)->list:
-    "Image files in `folder`, refusing unexpected files and anything not a regular file (a named pipe would hang a read)"
+    "Image files in `folder`, refusing unexpected files and anything not a regular file (a named pipe hangs a read)"
     folder = Path(folder)
     if not folder.is_dir(): raise LesionDataError(f"{folder}: no such folder")
     files = [f for f in sorted(folder.iterdir()) if not _skipped(f)]

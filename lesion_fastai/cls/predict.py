@@ -285,12 +285,12 @@ def _run_options(bs:int=16, progress:bool=True, log=print)->tuple:
 
 # %% ../../nbs/36_cls.predict.ipynb #d50d53a4
 CLASSIFY_OUTPUTS = ('predictions.csv', 'report.csv', 'boxes.csv', 'scores.json', 'confusion.png', 'reliability.png')
-"The files `classify_folder` writes at the top of its output folder (with `crops/`): an output folder holding one is refused."
+"Files `classify_folder` writes at the top of its output folder (besides `crops/`): a folder holding one is refused."
 
 # %% ../../nbs/36_cls.predict.ipynb #4098c845
 def classify_folder(model,              # Classifier folder, or a `Classifier`
                     images,             # Folder of images
-                    out,                # Output folder (must hold none of `CLASSIFY_OUTPUTS`, and lie outside the inputs)
+                    out,                # Output folder (holding none of `CLASSIFY_OUTPUTS`; outside the inputs)
                     masks=None,         # Folder of masks to crop by…
                     seg_model=None,     # …or a segmentation model folder (default: the classifier's own)
                     truth=None,         # Optional labels CSV: scores and confusion matrix

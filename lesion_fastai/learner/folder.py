@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_learner.folder.ipynb #1f78dd79
 from __future__ import annotations
-import importlib, json, os, pickle, shutil, tempfile, types, warnings
+import importlib, json, os, pickle, shutil, types, uuid, warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ from fastai.learner import Learner, load_learner
 
 from .. import __version__
 from ..config import LesionDataError, TrainConfig, check_version
-from ..io import write_json, _UMASK
+from ..io import write_json
 from .precision import precision_policy
 from .callbacks import FreezeBN, HistoryLog
 
@@ -373,8 +373,8 @@ def staged_output(out, # The output folder: created, or existing without the fil
     "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds, replacing none"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
-    work = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent))
-    os.chmod(work, 0o777 & ~_UMASK)                                  # mkdtemp makes 0700 folders; give the usual ones
+    work = out.parent/f'.{out.name}-{uuid.uuid4().hex[:12]}'
+    work.mkdir()                                                    # the usual permissions (`mkdtemp` makes 0700)
     try:
         yield work
         if not out.exists(): os.replace(work, out)                  # the whole result appears at once

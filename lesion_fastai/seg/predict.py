@@ -180,7 +180,7 @@ def refuse_outputs(out,   # The output folder
 
 # %% ../../nbs/23_seg.predict.ipynb #92a656b9
 def check_out(out,         # The output folder
-              models=None, # Model folders by name (`{'model': …}`): `out` must not be one (None, loaded models skipped)
+              models=None, # Model folders by name (`{'model': …}`): `out` must not be one
               **inputs,    # The input data folders by name (`images=…`, `truth=…`): `out` must lie outside them
              )->Path:
     "`out` as a `Path`, refused when it is a file (or lies in one), lies in an input folder, or is a model folder"
@@ -202,7 +202,7 @@ def check_out(out,         # The output folder
 def output_names(ids,                  # The image IDs to predict
                  opts:PredictOptions,  # What is written besides the masks
                 )->list:               # Paths relative to the output folder
-    "Every file `predict_folder` writes for `ids`: the report, the masks, and the overlays and probability maps asked for"
+    "Every file `predict_folder` writes for `ids`: the report, the masks, the overlays and probability maps asked for"
     names = ['predictions.csv', *(f'{i}_segmentation.png' for i in ids)]
     if opts.overlays: names += [f'overlays/{i}.jpg' for i in ids]
     return names + ([f'{i}_prob.png' for i in ids] if opts.probs else [])
