@@ -252,7 +252,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
 @option_set('lesion_fastai.seg.predict.predict_folder', 'lesion_fastai.seg.predict.PredictOptions')
 def predict_options(truth:str|None=None, # Optional folder of truth masks: adds Jaccard to the CSV and red outlines
                     overlays:bool=True, # Write `overlays/<ID>.jpg`
-                    bs:int=8, # Images per forward pass
+                    bs:int=8, # Images per forward pass (at least 1)
                     # Overlay style, a key of `OVERLAYS`: 'outline' or 'panel' (image, mask, overlay)
                     overlay:str='outline',
                     probs:bool=False, # Also write probability maps `<ID>_prob.png` (8-bit, original size)
@@ -280,14 +280,15 @@ def predict_summary(rep,       # `predict_folder`'s report
 @delegates(predict_options)
 def cli_predict(model:str,  # Model or ensemble folder
                 images:str, # Folder of images
-                out:str,    # Output folder (created; must not already hold predictions)
+                out:str,    # Output folder (created; must hold none of the files it writes, and lie outside the inputs)
                 tta:bool|None=None, # 8-way dihedral test-time augmentation (default: the folder's own, on unless its config says off)
                 precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
                 **kwargs):
     "Segment a folder of images with a trained model; under a launcher the processes share the images"
-    from lesion_fastai.seg.predict import load_model
+    from lesion_fastai.seg.predict import load_model, prepare_predict
     from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
     with forced_precision(precision):
+        prepare_predict(images, out, model=model, **kwargs)        # refuse bad options and folders before loading
         m = load_model(model, tta=tta)
         rep = predict_folder_sharded(m, images, out, progress=sys.stdout.isatty(), **kwargs)
     if rep is not None:                                            # None: not the main process

@@ -72,10 +72,11 @@ def _decoded(path:Path, draft=None)->Image.Image:
 
 # %% ../nbs/01_io.ipynb #566beda8
 def _open(path, draft=None)->Image.Image:
-    "Open and fully decode `path`, turning decoding failures into `LesionDataError`"
+    "Open and fully decode `path`, turning decoding failures into `LesionDataError`; only a regular file is opened"
     path = Path(path)
     if not path.exists(): raise LesionDataError(f"{path}: file not found")
     if path.is_dir(): raise LesionDataError(f"{path}: is a folder, not an image file")
+    if not path.is_file(): raise LesionDataError(f"{path}: not a regular file (a named pipe, socket or device)")
     try: return _decoded(path, draft)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e: raise _decode_error(path, e) from None
 
@@ -177,8 +178,10 @@ def atomic_write(path, # The file to write; its parent folders are created
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):   # a full disk: name `path`, not the temp
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 # %% ../nbs/01_io.ipynb #a3ddcc2b
@@ -211,10 +214,13 @@ def _skipped(f:Path)->bool:
 
 # %% ../nbs/01_io.ipynb #fa25f741
 def _listing(folder, what:str)->list:
-    "Image files in `folder`, refusing unexpected files"
+    "Image files in `folder`, refusing unexpected files and anything not a regular file (a named pipe hangs a read)"
     folder = Path(folder)
     if not folder.is_dir(): raise LesionDataError(f"{folder}: no such folder")
     files = [f for f in sorted(folder.iterdir()) if not _skipped(f)]
+    if (odd := [f for f in files if f.exists() and not f.is_file()]):
+        raise LesionDataError(f"{odd[0]}: not a regular file (a named pipe, socket or device); "
+                              f"remove it or move it out of the {what} folder")
     if (bad := [f for f in files if f.suffix.lower() not in IMAGE_EXTS]):
         raise LesionDataError(f"{bad[0]}: not an image file (extension '{bad[0].suffix}'); "
                               f"remove it or move it out of the {what} folder")
@@ -402,7 +408,9 @@ def isic2018(part:str='task1_train_images', # A key of `ISIC2018_FILES`
 def read_csv(path,     # A CSV file
              **kwargs, # `pandas.read_csv` options (`dtype=str`, `index_col`, …)
             )->pd.DataFrame:
-    "`pandas.read_csv` of `path`, a missing or unparsable file raising `LesionDataError` naming it"
+    "`pandas.read_csv` of `path`, a missing or unparsable file, or one not a regular file, raising `LesionDataError`"
+    if isinstance(path, (str, Path)) and Path(path).exists() and not Path(path).is_file():
+        raise LesionDataError(f"{path}: not a regular file (a folder, named pipe, socket or device)")
     try: return pd.read_csv(path, **kwargs)
     except FileNotFoundError: raise LesionDataError(f"{path}: file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:

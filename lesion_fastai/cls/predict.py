@@ -20,6 +20,7 @@ from ..io import locks_output                # holds `out` while writing it
 from ..metrics import balanced_accuracy, class_scores, class_confusion, plot_confusion
 from ..learner.tta import DihedralTTA
 from ..learner.folder import ModelFolder, read_config, read_learner, staged_output
+from ..seg.predict import check_out, refuse_outputs
 from .labels import read_labels
 from .crop import CROP_DEFAULTS, crop_lesions, with_full
 from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, member_disagreement,
@@ -27,8 +28,8 @@ from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, membe
                                       classifier_features)
 
 # %% auto #0
-__all__ = ['CLASSIFIER', 'load_classifier_member', 'snapshot_probs', 'Classifier', 'score_predictions', 'save_scores',
-           'task3_csv', 'cnn_report', 'check_variant', 'variant_probs', 'classify_folder']
+__all__ = ['CLASSIFIER', 'CLASSIFY_OUTPUTS', 'load_classifier_member', 'snapshot_probs', 'Classifier', 'score_predictions',
+           'save_scores', 'task3_csv', 'cnn_report', 'check_variant', 'variant_probs', 'classify_folder']
 
 # %% ../../nbs/36_cls.predict.ipynb #cb762f28
 CLASSIFIER = 'classifier.json'
@@ -277,13 +278,21 @@ def _open_classifier(model, tta=None)->tuple:
     return model, load_hybrid(folder) if folder is not None else None      # no folders: no hybrid
 
 # %% ../../nbs/36_cls.predict.ipynb #76acfdc7
-def _run_options(bs:int=16, progress:bool=True, log=print)->tuple: return bs, progress, log
+def _run_options(bs:int=16, progress:bool=True, log=print)->tuple:
+    "(bs, progress, log) of `classify_folder`'s keyword arguments, a `bs` below 1 refused"
+    if not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {bs!r}")
+    return bs, progress, log
+
+# %% ../../nbs/36_cls.predict.ipynb #d50d53a4
+CLASSIFY_OUTPUTS = ('predictions.csv', 'report.csv', 'boxes.csv', 'scores.json', 'confusion.png', 'reliability.png')
+"Files `classify_folder` writes at the top of its output folder (besides `crops/`): a folder holding one is refused."
 
 # %% ../../nbs/36_cls.predict.ipynb #4098c845
 @locks_output
 def classify_folder(model,              # Classifier folder, or a `Classifier`
                     images,             # Folder of images
-                    out,                # Output folder (must not already hold predictions)
+                    out,                # Output folder (holding none of `CLASSIFY_OUTPUTS`; outside the inputs)
                     masks=None,         # Folder of masks to crop by…
                     seg_model=None,     # …or a segmentation model folder (default: the classifier's own)
                     truth=None,         # Optional labels CSV: scores and confusion matrix
@@ -293,11 +302,12 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
                    )->pd.DataFrame:     # The report
     "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
     bs, progress, log = _run_options(**kwargs)
+    files, out = list_images(images), check_out(out, models=dict(model=model, seg_model=seg_model),
+                                                   images=images, masks=masks)
+    refuse_outputs(out, CLASSIFY_OUTPUTS)
     clf, hybrid = _open_classifier(model, tta)
-    variant, files, out = check_variant(variant, hybrid), list_images(images), Path(out)
+    variant = check_variant(variant, hybrid)
     lab = read_labels(truth, images=files, classes=clf.classes) if truth else None
-    if out.exists() and (out/'predictions.csv').exists():
-        raise LesionDataError(f"{out}: already holds predictions; choose a new folder")
     seg_model = _crop_model(clf, masks, seg_model)
     with staged_output(out) as work:
         table = _folder_crops(clf, files, work, masks, seg_model, progress, log)

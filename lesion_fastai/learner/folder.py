@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_learner.folder.ipynb #1f78dd79
 from __future__ import annotations
-import hashlib, importlib, json, os, pickle, shutil, tempfile, types, warnings
+import hashlib, importlib, json, os, pickle, shutil, types, uuid, warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -399,17 +399,55 @@ def refuse_finished(out,                # The output folder of a trainer
         raise LesionDataError(f"{out}: holds {found}; train it again from scratch with --restart (resume=False from "
                               "Python), overwriting it, or choose a new folder")
 
+# %% ../../nbs/15_learner.folder.ipynb #13c2571b
+def _taken(out:Path, # An output folder
+           rel:Path, # A file to write in it, relative to it
+          )->bool:
+    "Whether writing `out/rel` would replace something, or needs a folder where a file is"
+    if (out/rel).exists() or (out/rel).is_symlink(): return True
+    return any((out/p).exists() and not (out/p).is_dir() for p in rel.parents)
+
+# %% ../../nbs/15_learner.folder.ipynb #1da8da3b
+def _merge_into(work:Path, # The staging folder
+                out:Path,  # An existing output folder
+               ):
+    "Move every file of `work` to the same place in `out`; refuses, before moving any, to replace a file"
+    files = sorted(f.relative_to(work) for f in work.rglob('*') if not f.is_dir())
+    if (taken := next((r for r in files if _taken(out, r)), None)) is not None:
+        raise LesionDataError(f"{out/taken}: already exists; nothing was written ({out} is as it was): "
+                              "choose a new folder")
+    moved = []
+    try:
+        for r in files:
+            (out/r).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(work/r, out/r)
+            moved.append(r)
+    except BaseException:
+        for r in reversed(moved): os.rename(out/r, work/r)      # all or nothing
+        raise
+
+# %% ../../nbs/15_learner.folder.ipynb #b870f4f4
+def _staged_error(e:OSError,  # What writing into the staging folder raised (a full disk, say)
+                  work:Path,  # The staging folder
+                  out:Path,   # The output folder
+                 )->OSError:
+    "`e` naming the file of `out` rather than of the staging folder, and saying that `out` is as it was"
+    name = Path(e.filename) if isinstance(e.filename, str) else None
+    if name is None or not name.is_relative_to(work): return e
+    return OSError(e.errno, f"{e.strerror} (nothing was written: {out} is as it was)", str(out/name.relative_to(work)))
+
 # %% ../../nbs/15_learner.folder.ipynb #460f461b
 @contextmanager
 def staged_output(out, # The output folder: created, or existing without the files being written
                  ):
-    "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds"
+    "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds, replacing none"
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
-    work = Path(tempfile.mkdtemp(prefix=f'.{out.name}-', dir=out.parent))
+    work = out.parent/f'.{out.name}-{uuid.uuid4().hex[:12]}'
+    work.mkdir()                                                    # the usual permissions (`mkdtemp` makes 0700)
     try:
         yield work
         if not out.exists(): os.replace(work, out)                  # the whole result appears at once
-        else:
-            for f in work.iterdir(): shutil.move(str(f), str(out/f.name))
+        else: _merge_into(work, out)
+    except OSError as e: raise _staged_error(e, work, out) from None
     finally: shutil.rmtree(work, ignore_errors=True)

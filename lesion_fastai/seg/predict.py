@@ -15,7 +15,7 @@ from skimage.segmentation import find_boundaries
 from fastprogress.fastprogress import progress_bar
 
 from ..config import LesionDataError
-from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image
+from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image, atomic_write
 from ..io import locks_output                # holds `out` while writing it
 from ..metrics import score_masks
 from ..learner.folder import staged_output
@@ -23,7 +23,8 @@ from .ensemble import Ensemble
 
 # %% auto #0
 __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tint', 'panel', 'prob_image', 'image_row',
-           'check_truths', 'write_outputs', 'PredictOptions', 'predict_folder']
+           'check_truths', 'write_outputs', 'PredictOptions', 'csv_writer', 'refuse_outputs', 'check_out',
+           'output_names', 'prepare_predict', 'predict_folder']
 
 # %% ../../nbs/23_seg.predict.ipynb #31ca49ef
 def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
@@ -150,11 +151,76 @@ class PredictOptions:
     overlays: bool = True            # Write `overlays/<ID>.jpg`
     overlay: str = 'outline'         # Overlay style, a key of `OVERLAYS`: 'outline' or 'panel' (image, mask, overlay)
     probs: bool = False              # Also write probability maps `<ID>_prob.png` (8-bit, original size)
-    bs: int = 8                      # Images per forward pass
+    bs: int = 8                      # Images per forward pass (at least 1)
     progress: bool = True            # Show a progress bar
     def __post_init__(self):
         if self.overlay not in OVERLAYS:
             raise ValueError(f"unknown overlay {self.overlay!r}; one of {', '.join(OVERLAYS)}")
+        if not isinstance(self.bs, int) or self.bs < 1:
+            raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {self.bs!r}")
+
+# %% ../../nbs/23_seg.predict.ipynb #c4421402
+def csv_writer(f,     # A CSV file
+              )->str: # 'predict', 'classify-predict' or 'another program'
+    "Which command wrote the CSV `f`, told by its header: `predict`'s report, or `classify-predict`'s CSV or report"
+    if not Path(f).is_file(): return 'another program'
+    with open(f, errors='replace') as fh: head = fh.readline().strip().split(',')
+    if head[:2] == ['image_id', 'file']: return 'predict'
+    return 'classify-predict' if head[:1] == ['image'] or head[:2] == ['image_id', 'pred'] else 'another program'
+
+# %% ../../nbs/23_seg.predict.ipynb #ed1ef8ca
+def refuse_outputs(out,   # The output folder
+                   names, # The files (relative to `out`) the prediction writes
+                  ):
+    "Refuse an `out` that holds any of `names`: predicting never replaces a file, its own or another command's"
+    out = Path(out)
+    found = next((n for n in names if (out/n).exists() or (out/n).is_symlink()), None)
+    if found is None: return
+    who = f", written by {csv_writer(out/found)}" if str(found).endswith('.csv') else ''
+    raise LesionDataError(f"{out}: already holds predictions ({out/found}{who}); choose a new folder")
+
+# %% ../../nbs/23_seg.predict.ipynb #92a656b9
+def check_out(out,         # The output folder
+              models=None, # Model folders by name (`{'model': …}`): `out` must not be one
+              **inputs,    # The input data folders by name (`images=…`, `truth=…`): `out` must lie outside them
+             )->Path:
+    "`out` as a `Path`, refused when it is a file (or lies in one), lies in an input folder, or is a model folder"
+    out = Path(out)
+    there = next((p for p in (out, *out.parents) if p.exists()), None)     # `out`, or its nearest existing parent
+    if there is not None and not there.is_dir(): raise LesionDataError(f"{there}: is a file; out= must be a folder")
+    where = out.resolve()
+    for name, d in inputs.items():
+        if isinstance(d, (str, Path)) and where.is_relative_to(Path(d).resolve()):
+            raise LesionDataError(f"{out}: is the {name}= folder or inside it; predictions are never written among "
+                                  "the inputs: choose another out=")
+    for name, d in (models or {}).items():
+        if isinstance(d, (str, Path)) and where == Path(d).resolve():
+            raise LesionDataError(f"{out}: is the {name}= folder; predictions are never written into a model folder: "
+                                  "choose another out=")
+    return out
+
+# %% ../../nbs/23_seg.predict.ipynb #4418bbac
+def output_names(ids,                  # The image IDs to predict
+                 opts:PredictOptions,  # What is written besides the masks
+                )->list:               # Paths relative to the output folder
+    "Every file `predict_folder` writes for `ids`: the report, the masks, the overlays and probability maps asked for"
+    names = ['predictions.csv', *(f'{i}_segmentation.png' for i in ids)]
+    if opts.overlays: names += [f'overlays/{i}.jpg' for i in ids]
+    return names + ([f'{i}_prob.png' for i in ids] if opts.probs else [])
+
+# %% ../../nbs/23_seg.predict.ipynb #22e14b2f
+def prepare_predict(images,     # Folder of images
+                    out,        # Output folder
+                    truth=None, # Optional folder of truth masks
+                    model=None, # The model or ensemble folder (None or an `Ensemble`: not checked)
+                    **kwargs,   # `PredictOptions`
+                   )->tuple:    # (options, ID → image file, ID → truth file, output folder)
+    "Every check of `predict_folder` that needs no model: the options, the images, the truths and the output folder"
+    opts = PredictOptions(**kwargs)
+    files, out = list_images(images), check_out(out, models=dict(model=model), images=images, truth=truth)
+    truths = check_truths(files, truth)
+    refuse_outputs(out, output_names(files, opts))
+    return opts, files, truths, out
 
 # %% ../../nbs/23_seg.predict.ipynb #99d0d8d2
 def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:PredictOptions, tta=None)->list:
@@ -173,19 +239,15 @@ def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:Pr
 @locks_output
 def predict_folder(model,                # Model or ensemble folder, or an `Ensemble` from `load_model`
                    images,               # Folder of images
-                   out,                  # Output folder (created; must not already hold predictions)
+                   out,                  # Output folder (created; must hold none of the files it writes)
                    truth=None,           # Optional folder of truth masks: adds Jaccard to the CSV and red outlines
                    tta=None,             # Override the model's TTA setting
                    **kwargs,             # `PredictOptions`: overlays, overlay, probs, bs, progress
                   )->pd.DataFrame:       # The per-image report (also written to `predictions.csv`)
     "Segment every image in `images`, writing ISIC masks, overlays and a CSV with the QC flag to `out`"
-    opts = PredictOptions(**kwargs)
+    opts, files, truths, out = prepare_predict(images, out, truth=truth, model=model, **kwargs)
     model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
-    files, out = list_images(images), Path(out)
-    truths = check_truths(files, truth)
-    if out.exists() and any(out.glob('*_segmentation.png')):
-        raise LesionDataError(f"{out}: already holds predictions; choose a new folder")
     with staged_output(out) as work:
         report = pd.DataFrame(_predict_batches(model, files, truths, work, opts, tta)).set_index('image_id')
-        report.to_csv(work/'predictions.csv')
+        with atomic_write(work/'predictions.csv') as tmp: report.to_csv(tmp)
     return report
