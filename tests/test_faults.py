@@ -124,7 +124,8 @@ def test_stale_lock_taken_over(trained, tmp_path):
     holder.wait()
     assert json.loads(lock_file(out).read_text())['pid'] == holder.pid    # the file stays; its lock went with it
     res = subprocess.run(_predict(root, out, '--no-overlays'), capture_output=True, text=True, env=ENV)
-    assert res.returncode == 0 and res.stderr.strip() == '', res.stderr
+    lines = [l for l in res.stderr.splitlines() if 'insecure pickle' not in l]     # fastai's warning on every load
+    assert res.returncode == 0 and lines == [], res.stderr
     assert len(list(out.glob('*_segmentation.png'))) == 16 and sorted(os.listdir(tmp_path)) == ['s']
 
 def test_every_writer_refused_while_held(trained, tmp_path, capsys):
