@@ -142,6 +142,9 @@ CORPUS = {
     'empty images folder':          (lambda d: [(d/'e'/'images').mkdir(parents=True), (d/'e'/'masks').mkdir(), ['check', '--data', d/'e']][-1], 2, 'images: empty folder'),
     'missing data folder':          (lambda d: ['check', '--data', d/'nowhere'], 2, 'nowhere: no such folder'),
     'data is a file':               (lambda d: [(d/'f.txt').write_text('x'), ['check', '--data', d/'f.txt']][-1], 2, 'f.txt: no such folder'),
+    'named pipe among the images':  (_check(lambda d, a: os.mkfifo(a/'images'/'ISIC_0000009.jpg')), 2, 'ISIC_0000009.jpg: not a regular file'),
+    'predict --bs -1':              (lambda d: [*_predict_with(member(d), d), '--bs', '-1'], 2, 'bs must be a whole number of at least 1'),
+    'predict --out equal to --images': (lambda d: ['predict', '--model', member(d), '--images', pairs(d)/'images', '--out', d/'data'/'images'], 2, 'is the --images folder or inside it'),
     'check without a folder':       (lambda d: ['check'], 2, 'give --data DIR, or --images DIR and --masks DIR'),
     'check --images without --masks': (lambda d: ['check', '--images', pairs(d)/'images'], 2, 'give the masks folder too (--masks DIR)'),
     # evaluate
