@@ -96,9 +96,10 @@ class MemberBudget:
 # %% ../../nbs/35_cls.train.ipynb #7a4fc068
 @patch
 def set_aside(self:MemberBudget, keep:int, # Snapshots each member keeps
+              recent:int=3,                # Validation passes it is priced from: the last ones (the load of now)
              )->float:                     # Minutes
     "Minutes kept for after the members: out-of-fold prediction (`keep` snapshots × 8 views), `reserved_min`"
-    timed = [f for c in self.clocks.values() for f in c.fits if f['valid_secs'] > 0 and f['n_valid']]
+    timed = [f for c in self.clocks.values() for f in c.fits if f['valid_secs'] > 0 and f['n_valid']][-recent:]
     if not timed: return self.reserved_min
     model = np.median([f['valid_model_secs']/f['n_valid'] for f in timed])     # seconds per image and view…
     load = np.median([(f['valid_secs'] - f['valid_model_secs'])/f['n_valid'] for f in timed])  # …and per image
