@@ -528,7 +528,7 @@ def _task3_table(path:Path)->pd.DataFrame:
 
 # %% ../nbs/03_metrics.ipynb #9109c7a5
 def _class_values(df:pd.DataFrame, path:Path, classes=None)->pd.DataFrame:
-    "The class columns of `df` as float64, refusing missing or extra classes, missing values and values outside [0, 1]"
+    "`df`'s class columns as float64; refuses missing/extra classes or values, non-floats (in a prediction), values off [0, 1]"
     if classes is not None:
         if (missing := [c for c in classes if c not in df.columns]):
             raise LesionDataError(f"{path}: missing class columns {missing}")
@@ -539,6 +539,9 @@ def _class_values(df:pd.DataFrame, path:Path, classes=None)->pd.DataFrame:
         raise LesionDataError(f"{path}: missing values for images {list(bad[:10])}")
     if (non_float := [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]):
         raise LesionDataError(f"{path}: non-numeric values in columns {non_float}")
+    if classes is not None and (ints := [c for c in df.columns if not pd.api.types.is_float_dtype(df[c])]):
+        raise LesionDataError(f"{path}: integer or True/False values in columns {ints}, where the official scorer "
+                              "wants floating-point probabilities (write 1.0, not 1)")
     df = df.astype(np.float64)
     if (bad := df.index[((df < 0) | (df > 1)).any(axis=1)]).size:
         raise LesionDataError(f"{path}: values outside [0, 1] for images {list(bad[:10])}")
@@ -552,7 +555,7 @@ def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per cla
     "Read an ISIC Task 3 truth or prediction CSV with the official scorer's checks"
     path = Path(path)
     df = _task3_table(path)
-    weights = df[[c for c in _WEIGHT_COLS if c in df.columns]]
+    weights = df[[c for c in _WEIGHT_COLS if c in df.columns and classes is None]]  # a prediction has none
     df = _class_values(df.drop(columns=list(weights.columns)), path, classes)
     if 'score_weight' in weights.columns: df['score_weight'] = weights['score_weight'].astype(np.float64)
     return df

@@ -88,7 +88,7 @@ def test_bad_labels(demo, tmp_path, rows, message):
     assert not (tmp_path/'out').exists()
 
 def test_budget(demo, tmp_path):
-    "`--minutes`: each member is timed, plans its cycles from its share of the budget left and logs its plan and its time"
+    "`--minutes`: each member follows a clock to its share of the budget left and logs its share, its epochs and its time"
     import re
     from lesion_fastai.cls.train import train_classifier
     src, t = demo
@@ -96,16 +96,20 @@ def test_budget(demo, tmp_path):
     lines, out = [], tmp_path/'cls'
     kw = dict(masks=src/'masks', folds=2, cache=tmp_path/'cache', size=32, bs=8, keep=1, pretrained=False, progress=False)
     train_classifier(src/'images', t/'labels.csv', out, minutes=0.6, log=lines.append, **kw)
-    plans = [l for l in lines if re.fullmatch(r"member fold(\d) \(\d of 2\): \d+ ms per training image → \d+\+\d+ cycles "
-                                              r"of \d+ epochs, planned [\d.]+ of the [\d.]+ minutes left", l)]
-    done = [l for l in lines if re.fullmatch(r"member fold\d: done in [\d.]+ min \(planned [\d.]+\)", l)]
-    assert (len(plans), len(done)) == (2, 2), lines
-    assert plans[0].startswith('member fold0 (1 of 2)') and plans[1].startswith('member fold1 (2 of 2)')
+    shares = [l for l in lines if re.fullmatch(r"member fold\d \(\d of 2\): 8 cycles by the clock, "
+                                               r"-?[\d.]+ of the -?[\d.]+ minutes left", l)]
+    done = [l for l in lines if re.fullmatch(r"member fold\d: [\d.]+ epochs in [\d.]+ min \(its share -?[\d.]+\)", l)]
+    assert (len(shares), len(done)) == (2, 2), lines
+    assert shares[0].startswith('member fold0 (1 of 2)') and shares[1].startswith('member fold1 (2 of 2)')
+    assert sum('cycles by the clock, lr' in l for l in lines) == 4, lines    # both stages of both members
     man = json.loads((out/'classifier.json').read_text())
     assert man['budget_minutes'] == 0.6 and man['train_minutes'] > 0
     member = json.loads((out/'fold1'/'config.json').read_text())
     assert member['train_config']['minutes'] == 0.6 and member['train_config']['cycle_len'] == 6   # the user's settings…
-    assert member['planned']['cycle_len'] >= 1 and member['planned']['minutes'] > 0 and member['minutes'] > 0  # …and the plan
+    clock = member['clock']                                                                       # …and the clock's
+    assert len(clock['cycles']) == 8 and clock['epochs'] > 0 and member['minutes'] > 0   # (its share: < 0 on a busy machine)
+    assert all(c['epochs'] > 0 and c['seconds'] > 0 and c['valid_secs'] > 0 for c in clock['cycles'])
+    assert member['snapshots'] == {'crop': ['crop3.pth']}                       # a snapshot at every cycle's end, one kept
     again = []                                                      # another budget: the finished members are kept
     train_classifier(src/'images', t/'labels.csv', out, minutes=5, log=again.append, **kw)
     assert sum('finished member' in l for l in again) == 2 and not any(l.startswith('member fold') for l in again), again

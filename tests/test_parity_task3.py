@@ -63,3 +63,51 @@ def test_tie_row_counts_as_wrong(tmp_path):
     task3_csv(['a', 'b', 'c', 'd'], np.array([[.9, .1], [.5, .5], [.2, .8], [.3, .7]]), ['MEL', 'NV'], tmp_path/'p.csv')
     official = scoring.ClassificationScore.from_file(tmp_path/'t.csv', tmp_path/'p.csv', scoring.ClassificationMetric.BALANCED_ACCURACY)
     assert score_task3(tmp_path/'t.csv', tmp_path/'p.csv')['balanced_accuracy'] == official.aggregate['balanced_accuracy'] == 0.75
+
+
+def _refusal_case(tmp_path, kind):
+    "Truth (MEL/NV) and a prediction the official scorer refuses: `kind` 'int', 'bool', 'score_weight', 'validation_weight'"
+    ids = [f'ISIC_{i:07d}' for i in range(6)]
+    pd.DataFrame({'image': ids, 'MEL': [1., 1, 1, 0, 0, 0], 'NV': [0., 0, 0, 1, 1, 1]}).to_csv(tmp_path/'t.csv', index=False)
+    pred = pd.DataFrame({'image': ids, 'MEL': [.9, .8, .3, .2, .1, .4], 'NV': [.1, .2, .7, .8, .9, .6]})
+    if kind == 'int': pred[['MEL', 'NV']] = pred[['MEL', 'NV']].round().astype(int)  # 1 and 0: read as int64
+    if kind == 'bool': pred[['MEL', 'NV']] = pred[['MEL', 'NV']] > .5                 # True/False: read as bool
+    if kind.endswith('_weight'): pred[kind] = 5.                                    # would win every arg-max
+    pred.to_csv(tmp_path/'p.csv', index=False)
+    return tmp_path/'t.csv', tmp_path/'p.csv'
+
+
+@pytest.mark.parametrize('kind,official_says,we_say', [
+    ('int', 'non-floating-point', "integer or True/False values in columns ['MEL', 'NV']"),
+    ('bool', 'non-floating-point', "integer or True/False values in columns ['MEL', 'NV']"),
+    ('score_weight', "Extra columns in CSV: ['score_weight']", "extra columns ['score_weight']"),
+    ('validation_weight', "Extra columns in CSV: ['validation_weight']", "extra columns ['validation_weight']"),
+])
+def test_task3_refusal_parity(tmp_path, kind, official_says, we_say):
+    "Predictions the official scorer refuses (hidden corpus #2–5): refused here too, by the library and the CLI (exit 2)"
+    import re, subprocess, sys
+    from pathlib import Path
+    from lesion_fastai.config import LesionDataError
+    truth, pred = _refusal_case(tmp_path, kind)
+    from isic_challenge_scoring.types import ScoreError
+    with pytest.raises(ScoreError, match=re.escape(official_says)):
+        scoring.ClassificationScore.from_file(truth, pred, scoring.ClassificationMetric.BALANCED_ACCURACY)
+    with pytest.raises(LesionDataError, match='^' + re.escape(f'{pred}: ')):
+        score_task3(truth, pred)
+    exe = str(Path(sys.executable).with_name('lesion_fastai'))
+    res = subprocess.run([exe, 'classify-evaluate', '--truth', str(truth), '--pred', str(pred)], capture_output=True, text=True)
+    assert res.returncode == 2 and 'Traceback' not in res.stderr and 'balanced accuracy' not in res.stdout, res
+    assert len(res.stderr.strip().splitlines()) == 1 and str(pred) in res.stderr and we_say in res.stderr, res.stderr
+
+
+def test_task3_float_text_and_truth_weights_still_score(tmp_path):
+    "Whole numbers written as floats (1.0) are floats to both scorers; `score_weight` in the truth file still weighs"
+    truth, pred = _refusal_case(tmp_path, 'int')
+    p = pd.read_csv(pred)
+    p[['MEL', 'NV']] = p[['MEL', 'NV']].astype(float)                        # written 1.0 / 0.0
+    p.to_csv(pred, index=False)
+    t = pd.read_csv(truth)
+    t['score_weight'] = [1., 1, 1, 1, 1, 0]
+    t.to_csv(truth, index=False)
+    official = scoring.ClassificationScore.from_file(truth, pred, scoring.ClassificationMetric.BALANCED_ACCURACY)
+    assert score_task3(truth, pred)['balanced_accuracy'] == official.aggregate['balanced_accuracy']

@@ -28,6 +28,7 @@ from ..config import ClassifyConfig
 from ..metrics import ISICBalancedAccuracy
 from ..learner.encoders import resolve_arch, arch_name, full_model, weights_for
 from ..learner.callbacks import HistoryLog    # and Learner.plain_logging
+from ..learner.clock import CycleClock, EPOCH_CAP
 import lesion_fastai.learner.precision                    # patches in Learner.use_precision
 
 # %% auto #0
@@ -151,10 +152,13 @@ def cosine_cycles(n_cycles:int,            # Number of equal cycles
 class SnapshotSaver(Callback):
     "Save the model's weights (on the CPU, in `folder`) at the end of every cosine cycle"
     order = 65                                           # after the Recorder has the epoch's metrics
-    def __init__(self, cycle_len:int, folder, prefix:str='snap'): store_attr()
-    def before_fit(self): self.saved, self.scores = [], []
+    def __init__(self, cycle_len:int|None, # Epochs per cycle (None: one cycle per fit, ended by a `CycleClock`)
+                 folder, prefix:str='snap'):
+        store_attr()
+        self.saved, self.scores = [], []
     def after_epoch(self):
-        if (self.epoch + 1) % self.cycle_len: return
+        if self.cycle_len is None and self.pct_train < 1: return   # a clock sets `pct_train` to 1 when it ends the fit
+        if self.cycle_len is not None and (self.epoch + 1) % self.cycle_len: return
         self.saved.append(self.save_weights())
         self.scores.append(self.last_score())
     def save_weights(self)->Path:
@@ -169,20 +173,33 @@ class SnapshotSaver(Callback):
         if 'balanced_accuracy' not in names or not self.recorder.values: return float('nan')
         return float(self.recorder.values[-1][names.index('balanced_accuracy')])
 
+# %% ../../nbs/34_cls.learner.ipynb #4eae7f5b
+def _clocked_cycles(learn:Learner, n_cycles:int, lr:np.ndarray, saver:SnapshotSaver, clock:CycleClock,
+                    warmup:float=0.25, cbs=None):
+    "`n_cycles` fits of one cosine cycle each, every one ended by `clock` (the first one warms up)"
+    for i in range(n_cycles):
+        sched = ParamScheduler({'lr': cosine_cycles(1, lr, warmup if i == 0 else 0.)})
+        learn.fit(EPOCH_CAP, cbs=[sched, saver, clock, *(cbs or [])])
+
 # %% ../../nbs/34_cls.learner.ipynb #b14d03ca
 @patch
 def fit_snapshots(self:Learner,
                   n_cycles:int,   # Cosine cycles
-                  cycle_len:int,  # Epochs per cycle
+                  cycle_len:int,  # Epochs per cycle (with a `clock`: not used)
                   lr_max,         # Peak learning rate (`slice` for discriminative rates)
                   folder,         # Where the snapshots go
-                  prefix:str='snap', warmup:float=0.25, cbs=None)->list:
+                  prefix:str='snap', warmup:float=0.25, cbs=None,
+                  clock:CycleClock=None, # Stretches each cycle to its share of the time left (a `--minutes` budget)
+                 )->list:
     "Train `n_cycles` cosine cycles, saving a snapshot at the end of each; returns the snapshot files"
     if self.opt is None: self.create_opt()
     self.opt.set_hyper('lr', lr_max)                   # a slice spreads over the parameter groups
     lr = np.array([h['lr'] for h in self.opt.hypers])
-    saver = SnapshotSaver(cycle_len, folder, prefix)
-    self.fit(n_cycles*cycle_len, cbs=[ParamScheduler({'lr': cosine_cycles(n_cycles, lr, warmup)}), saver, *(cbs or [])])
+    saver = SnapshotSaver(None if clock else cycle_len, folder, prefix)
+    if clock: _clocked_cycles(self, n_cycles, lr, saver, clock, warmup, cbs)
+    else:
+        sched = ParamScheduler({'lr': cosine_cycles(n_cycles, lr, warmup)})
+        self.fit(n_cycles*cycle_len, cbs=[sched, saver, *(cbs or [])])
     self.snapshot_scores = saver.scores
     return saver.saved
 
@@ -234,11 +251,12 @@ def frozen_cycle(self:Learner,
                  stage:str,      # The stage it precedes
                  cycle_len:int,  # Epochs
                  lr,             # Peak learning rate
-                 folder):        # Where its snapshot goes (and is deleted)
+                 folder,         # Where its snapshot goes (and is deleted)
+                 clock:CycleClock=None): # Its share of a `--minutes` budget
     "One cycle of the head alone, the body frozen; the body is unfrozen after it and its snapshot discarded"
     self.mark_stage(f'{stage}_frozen')
     self.freeze()
-    self.fit_snapshots(1, cycle_len, lr, folder, f'{stage}_frozen')
+    self.fit_snapshots(1, cycle_len, lr, folder, f'{stage}_frozen', clock=clock)
     self.unfreeze()
     (Path(folder)/f'{stage}_frozen0.pth').unlink(missing_ok=True)
 
@@ -249,13 +267,16 @@ def snapshot_stage(self:Learner,
                    n_cycles:int,       # Unfrozen cosine cycles
                    cfg:ClassifyConfig, # Settings (learning rates, cycle length, snapshots kept)
                    folder,             # Where the snapshots go
-                   log=print)->list:   # (file name, score) of the kept snapshots
+                   log=print,
+                   clock:CycleClock=None, # Stretches the cycles to their share of a `--minutes` budget
+                  )->list:             # (file name, score) of the kept snapshots
     "One stage of a member: a frozen cycle with ImageNet weights, then `n_cycles` unfrozen cycles with snapshots"
     lr = (cfg.crop_lr or cfg.lr/4) if stage == 'crop' else cfg.lr
-    if self.pretrained: self.frozen_cycle(stage, cfg.cycle_len, lr, folder)
+    if self.pretrained: self.frozen_cycle(stage, cfg.cycle_len, lr, folder, clock)
     self.mark_stage(stage)
     what = 'whole images' if stage == 'full' else 'lesion crops'
-    log(f"{stage} stage ({what}): {n_cycles} cycles of {cfg.cycle_len} epochs, lr {lr:g}")
+    length = 'by the clock' if clock else f'of {cfg.cycle_len} epochs'
+    log(f"{stage} stage ({what}): {n_cycles} cycles {length}, lr {lr:g}")
     lrs = slice(lr/10, lr) if self.pretrained else lr
-    files = self.fit_snapshots(n_cycles, cfg.cycle_len, lrs, Path(folder), stage)
+    files = self.fit_snapshots(n_cycles, cfg.cycle_len, lrs, Path(folder), stage, clock=clock)
     return keep_snapshots(files, self.snapshot_scores, cfg.keep)

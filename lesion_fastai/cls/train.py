@@ -4,12 +4,11 @@
 
 # %% ../../nbs/35_cls.train.ipynb #02922560
 from __future__ import annotations
-import itertools, platform, shutil, time
+import platform, shutil, time
 from dataclasses import dataclass, field, fields
 from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -17,14 +16,14 @@ import torch
 from fastcore.basics import store_attr, patch
 from fastcore.meta import delegates
 from fastai.learner import Learner
-from fastai.torch_core import find_bs, set_seed
+from fastai.torch_core import set_seed
 
 import lesion_fastai
 from ..config import ClassifyConfig, LesionDataError
 from ..io import list_images
 from ..io import locks_output                # holds `out` while writing it
-from ..learner.clock import plan_epochs          # and Learner.time_per_image
-from ..learner.folder import check_finished, export_model, train_folds
+from ..learner.clock import CycleClock
+from ..learner.folder import check_finished, export_model, refuse_finished, train_folds
 from ..distributed import process_state, alone, from_main
 from .labels import read_labels, label_folds
 from .crop import crop_settings, lesion_crops
@@ -33,9 +32,9 @@ from .learner import class_weights, cls_dataloaders, member_learner
 from .predict import Classifier, load_classifier_member, score_predictions, save_scores
 
 # %% auto #0
-__all__ = ['MemberInputs', 'member_config', 'loader_time_per_image', 'MemberCost', 'plan_member_epochs', 'plan_cycles',
-           'MemberBudget', 'train_member', 'train_members', 'TrainingPlan', 'split_settings', 'member_inputs',
-           'member_budget', 'classifier_info', 'oof_scores', 'train_classifier', 'train_classifier_parallel']
+__all__ = ['MemberInputs', 'member_config', 'MemberBudget', 'train_member', 'train_members', 'TrainingPlan', 'split_settings',
+           'member_inputs', 'member_budget', 'classifier_info', 'oof_scores', 'train_classifier',
+           'train_classifier_parallel']
 
 # %% ../../nbs/35_cls.train.ipynb #c1945a84
 @dataclass
@@ -80,71 +79,9 @@ def member_config(learn:Learner,       # The trained member
             'machine': platform.processor() or platform.machine(), 'torch': torch.__version__,
             **data.extra, **(extra or {})}
 
-# %% ../../nbs/35_cls.train.ipynb #2d0ec733
-def loader_time_per_image(dl,                # A `DataLoader`
-                          n_batches:int=6,   # Batches timed…
-                          warmup:int=2,      # …after these (the iterator's start-up)
-                         )->float:           # Median seconds per image (0 for an empty loader)
-    "Seconds per image `dl` takes to load, augment and move a batch: the median of `n_batches` after `warmup`"
-    ts, t0 = [], time.perf_counter()
-    for b in itertools.islice(dl, n_batches + warmup):
-        t = time.perf_counter()
-        ts.append((t - t0)/find_bs(b))
-        t0 = t
-    return float(np.median(ts[warmup:] or ts)) if ts else 0.
-
-# %% ../../nbs/35_cls.train.ipynb #e3c3d250
-class MemberCost(NamedTuple):
-    "Seconds per image of a member (training, validation model, validation loading) and of one of its epochs"
-    train: float
-    valid: float
-    load: float
-    epoch: float
-
-# %% ../../nbs/35_cls.train.ipynb #0376fc11
-@patch
-def time_member(self:Learner, n_batches:int=6)->MemberCost:
-    "Time an unfrozen epoch of `self` (warm-up excluded, batch loading included); model and freezing left as they were"
-    opt, state = self.opt, {k: v.clone() for k, v in self.model.state_dict().items()}
-    frozen = opt.frozen_idx if opt is not None else 0
-    if opt is not None: self.unfreeze()
-    try: tr, va = self.time_per_image(n_batches)
-    finally:
-        self.model.load_state_dict(state)
-        if opt is not None: self.freeze_to(frozen)
-    tdl = self.dls.train
-    tr = tr + loader_time_per_image(tdl, n_batches)
-    va, load = float(np.nan_to_num(va)), loader_time_per_image(self.dls.valid, n_batches)
-    epoch = tr*min(len(tdl.dataset), len(tdl)*tdl.bs) + (va + load)*len(self.dls.valid_ds)  # full batches
-    return MemberCost(tr, va, load, epoch)
-
-# %% ../../nbs/35_cls.train.ipynb #696bb0e8
-def plan_member_epochs(minutes_left:float,  # Budget still available
-                       members_left:int,    # Members still to train, this one included
-                       sec_per_epoch:float, # Measured seconds of one epoch (training + validation)
-                       predict_min:float=0, # Minutes of the prediction after the members (set aside)
-                       min_epochs:int=1)->int:
-    "Epochs of this member: its equal share of the budget left once the prediction is set aside"
-    return plan_epochs((minutes_left - predict_min)/max(1, members_left), [sec_per_epoch], [1.], min_epochs)[0]
-
-# %% ../../nbs/35_cls.train.ipynb #0850f4e6
-def plan_cycles(epochs:int,          # Epochs a member can train, frozen ones included
-                cfg:ClassifyConfig,  # The user's settings: cycles per stage, `keep`
-                frozen:int=0,        # Frozen cycles the member adds (one per stage with ImageNet weights)
-               )->tuple:             # (full_cycles, crop_cycles, cycle_len)
-    "Cycles that fit `epochs`: the user's cycle counts with longer or shorter cycles; fewer 1-epoch ones if too few"
-    n = [c for _, _, c in cfg.stages()]
-    if epochs >= sum(n) + frozen: return cfg.full_cycles, cfg.crop_cycles, epochs//(sum(n) + frozen)
-    last = max(i for i, c in enumerate(n) if c > 0)
-    least = [0 if c < 1 else min(c, cfg.keep) if i == last else 1 for i, c in enumerate(n)]  # keep ≤ last, ≥ 1 before
-    avail = max(epochs - frozen, 0)
-    k = [max(m, c*avail//sum(n)) for c, m in zip(n, least)]
-    k[last] += max(0, avail - sum(k))
-    return k[0], k[1] if len(k) > 1 else cfg.crop_cycles, 1
-
 # %% ../../nbs/35_cls.train.ipynb #462031d6
 class MemberBudget:
-    "The wall-clock budget of a run, shared by the members one process trains: each plans its cycles from what is left"
+    "The wall-clock budget of a run, shared by the members one process trains: each follows a clock to its share"
     def __init__(self, minutes:float,     # Budget of the whole run
                  members:int,             # Members this process will train
                  n_predict:int,           # Images predicted out of fold once the members are trained
@@ -152,63 +89,64 @@ class MemberBudget:
                  reserved_min:float=0.,   # Minutes set aside after the members besides their prediction (the features)
                  log=print):
         store_attr(but='started')
-        self.started, self.plans = started or time.time(), {}
+        self.started, self.clocks, self.starts = started or time.time(), {}, {}
     def left(self, at:float=None)->float:
         "Minutes of the budget left at `time.time()` `at` (default: now)"
         return self.minutes - ((at or time.time()) - self.started)/60
-    def set_aside(self, cfg:ClassifyConfig, cost:MemberCost)->float:
-        "Minutes kept for after the members: out-of-fold prediction (`keep` snapshots × 8 views), `reserved_min`"
-        return self.n_predict*cfg.keep*(8*cost.valid + cost.load)/60 + self.reserved_min
 
 # %% ../../nbs/35_cls.train.ipynb #7a4fc068
+@patch
+def set_aside(self:MemberBudget, keep:int, # Snapshots each member keeps
+              recent:int=3,                # Validation passes it is priced from: the last ones (the load of now)
+             )->float:                     # Minutes
+    "Minutes kept for after the members: out-of-fold prediction (`keep` snapshots × 8 views), `reserved_min`"
+    timed = [f for c in self.clocks.values() for f in c.fits if f['valid_secs'] > 0 and f['n_valid']][-recent:]
+    if not timed: return self.reserved_min
+    model = np.median([f['valid_model_secs']/f['n_valid'] for f in timed])     # seconds per image and view…
+    load = np.median([(f['valid_secs'] - f['valid_model_secs'])/f['n_valid'] for f in timed])  # …and per image
+    return self.n_predict*keep*(8*model + load)/60 + self.reserved_min
+
+# %% ../../nbs/35_cls.train.ipynb #d92abe1c
+@patch
+def member_end(self:MemberBudget,
+               started:float,     # `time.time()` the member started
+               members_left:int,  # Members still to train then, this one included
+               keep:int,          # Snapshots each member keeps
+              )->float:           # `time.time()` it ends by
+    "The end of a member's share: an equal part of the time the members had left when it started, the set-aside as now"
+    return started + 60*(self.left(started) - self.set_aside(keep))/max(members_left, 1)
+
+# %% ../../nbs/35_cls.train.ipynb #659fab64
 def _frozen_cycles(learn:Learner, cfg:ClassifyConfig)->int:
     "Frozen cycles a member adds: one per stage that trains, with ImageNet weights"
     return len([s for s in cfg.stages() if s[2] > 0]) if learn.pretrained else 0
 
-# %% ../../nbs/35_cls.train.ipynb #72196b28
+# %% ../../nbs/35_cls.train.ipynb #4fec2196
 @patch
-def record(self:MemberBudget,
-           name:str,           # The member
-           run:ClassifyConfig, # Its planned settings
-           cost:MemberCost,    # Its timing
-           frozen:int,         # Its frozen cycles
-           started:float,      # `time.time()` when it started
-          )->dict:             # The plan
-    "Store member `name`'s plan and log it"
-    i, cycles = len(self.plans) + 1, [c for _, _, c in run.stages()]
-    minutes = (time.time() - started)/60 + run.cycle_len*(sum(cycles) + frozen)*cost.epoch/60
-    p = self.plans[name] = dict(minutes=round(minutes, 2), full_cycles=run.full_cycles, crop_cycles=run.crop_cycles,
-                                cycle_len=run.cycle_len, minutes_left=round(self.left(started), 2),
-                                train_ms_per_image=round(cost.train*1e3, 1), sec_per_epoch=round(cost.epoch, 2))
-    self.log(f"member {name} ({i} of {self.members}): {cost.train*1e3:.0f} ms per training image → "
-             f"{'+'.join(map(str, cycles))} cycles of {run.cycle_len} epochs, "
-             f"planned {p['minutes']:.1f} of the {p['minutes_left']:.1f} minutes left")
-    return p
-
-# %% ../../nbs/35_cls.train.ipynb #d92abe1c
-@patch
-def plan(self:MemberBudget,
-         learn:Learner,      # The member's learner, built and not trained yet
-         cfg:ClassifyConfig, # The user's settings
-         name:str,           # The member's name (its folder)
-         started:float,      # `time.time()` when the member started
-        )->ClassifyConfig:   # `cfg` with the planned `full_cycles`, `crop_cycles` and `cycle_len`
-    "Time `learn`, plan member `name`'s cycles from its share of the budget left, log the plan"
-    cost, frozen = learn.time_member(), _frozen_cycles(learn, cfg)
-    epochs = plan_member_epochs(self.left(), self.members - len(self.plans), cost.epoch, self.set_aside(cfg, cost))
-    full, crop, cycle_len = plan_cycles(epochs, cfg, frozen)
-    run = ClassifyConfig(**{**cfg.as_dict(), 'full_cycles': full, 'crop_cycles': crop, 'cycle_len': cycle_len})
-    self.record(name, run, cost, frozen=frozen, started=started)
-    return run
+def clock(self:MemberBudget,
+          learn:Learner,      # The member's learner, built and not trained yet
+          cfg:ClassifyConfig, # The user's settings (its cycles, `keep`)
+          name:str,           # The member's name (its folder)
+          started:float,      # `time.time()` when the member started
+         )->CycleClock:       # Shares the member's time among its cycles, frozen ones included
+    "The `CycleClock` of member `name`, ending at its share of the budget (`member_end`); logged in one line"
+    cycles = sum(c for *_, c in cfg.stages() if c > 0) + _frozen_cycles(learn, cfg)
+    end = partial(self.member_end, started, self.members - len(self.clocks), cfg.keep)
+    self.clocks[name], self.starts[name] = CycleClock(end, cycles), started
+    self.log(f"member {name} ({len(self.clocks)} of {self.members}): {cycles} cycles by the clock, "
+             f"{(end() - started)/60:.1f} of the {self.left(started):.1f} minutes left")
+    return self.clocks[name]
 
 # %% ../../nbs/35_cls.train.ipynb #24e556f1
 @patch
-def done(self:MemberBudget, name:str, # The member planned by `plan`
+def done(self:MemberBudget, name:str, # The member `clock` timed
          minutes:float,               # How long it took
-        )->dict:                      # What its config.json records of the plan
-    "Log how long member `name` took against its plan"
-    self.log(f"member {name}: done in {minutes:.1f} min (planned {self.plans[name]['minutes']:.1f})")
-    return {'planned': self.plans[name]}
+        )->dict:                      # What its config.json records of the clock
+    "Log member `name`'s epochs and time against its share"
+    c = self.clocks[name]
+    epochs, share = sum(f['epochs'] for f in c.fits), (c.end() - self.starts[name])/60
+    self.log(f"member {name}: {epochs:.1f} epochs in {minutes:.1f} min (its share {share:.1f})")
+    return {'clock': {'epochs': round(epochs, 2), 'share_minutes': round(share, 2), 'cycles': c.fits}}
 
 # %% ../../nbs/35_cls.train.ipynb #99485c6e
 def _loss_weight(data:MemberInputs, valid_fold)->torch.Tensor|None:
@@ -225,13 +163,14 @@ def _member_loaders(data:MemberInputs, valid_fold)->partial:
                    oversample=cfg.balance == 'oversample', seed=cfg.seed)
 
 # %% ../../nbs/35_cls.train.ipynb #0c40574f
-def _run_stages(learn:Learner, run:ClassifyConfig, dls:partial, first:str, folder:Path, log=print)->dict:
-    "Train the stages of `run` that have cycles, on the input of each; stage → its kept snapshots"
+def _run_stages(learn:Learner, cfg:ClassifyConfig, dls:partial, first:str, folder:Path, log=print,
+                clock:CycleClock=None)->dict:
+    "Train the stages of `cfg` that have cycles, each on its input (by `clock` under a budget); stage → kept snapshots"
     kept = {}
-    for stage, x_col, n_cycles in run.stages():
+    for stage, x_col, n_cycles in cfg.stages():
         if n_cycles < 1: continue
         if x_col != first: learn.dls = dls(x_col=x_col)
-        kept[stage] = learn.snapshot_stage(stage, n_cycles, run, folder, log)
+        kept[stage] = learn.snapshot_stage(stage, n_cycles, cfg, folder, log, clock=clock)
     return kept
 
 # %% ../../nbs/35_cls.train.ipynb #458a7441
@@ -245,7 +184,7 @@ def _keep_stages(kept:dict, folder:Path, last:str, keep_stages:bool=False)->dict
 def train_member(data:MemberInputs,       # What the members train on
                  out,                     # Member folder to create
                  valid_fold=0,            # Fold held out (None: train on every row)
-                 budget:MemberBudget=None, # Plans the cycles from the wall clock (`cfg.minutes`)
+                 budget:MemberBudget=None, # Times the cycles by the wall clock (`cfg.minutes`)
                  log=print, progress:bool=True,
                 )->Learner:
     "Train one classifier member (SnapEsem, then CropBest) on every fold but `valid_fold`, and save it to `out`"
@@ -254,12 +193,12 @@ def train_member(data:MemberInputs,       # What the members train on
     set_seed(cfg.seed, reproducible=False)
     dls, first = _member_loaders(data, valid_fold), next(x for _, x, n in cfg.stages() if n > 0)
     learn = member_learner(dls(x_col=first), cfg, out, _loss_weight(data, valid_fold), log, progress)
-    run = budget.plan(learn, cfg, out.name, t0) if budget else cfg      # the settings it trains with
-    kept = _run_stages(learn, run, dls, first, out/'snapshots', log)
+    clock = budget.clock(learn, cfg, out.name, t0) if budget else None
+    kept = _run_stages(learn, cfg, dls, first, out/'snapshots', log, clock)
     kept = _keep_stages(kept, out/'snapshots', cfg.stages()[-1][0], data.keep_stages)
     minutes = round((time.time() - t0)/60, 2)
-    plan = budget.done(out.name, minutes) if budget else {}
-    learn.member_config = export_model(learn, member_config(learn, data, valid_fold, kept, minutes, extra=plan))
+    timed = budget.done(out.name, minutes) if budget else {}
+    learn.member_config = export_model(learn, member_config(learn, data, valid_fold, kept, minutes, extra=timed))
     return learn
 
 # %% ../../nbs/35_cls.train.ipynb #e38f464f
@@ -416,6 +355,7 @@ def train_classifier(images,          # Folder of images
                     )->Classifier:
     "Train a lesion classifier (full image, CropBest or KFoldCrop) and write its folder"
     plan, cfg = split_settings(images, labels, out, **kwargs)
+    refuse_finished(plan.out, plan.restart)
     lab, data = member_inputs(plan, cfg, log=log, progress=progress)
     plan.out.mkdir(parents=True, exist_ok=True)
     budget = member_budget(plan, data, plan.predicted, log=log)

@@ -14,7 +14,7 @@ from fastai.torch_core import find_bs
 from fastai.callback.progress import ProgressCallback   # `Learner.no_bar`, which `time_per_image` uses
 
 # %% auto #0
-__all__ = ['EPOCH_CAP', 'FINISH_SECONDS', 'BatchTimer', 'plan_epochs', 'BudgetClock']
+__all__ = ['EPOCH_CAP', 'FINISH_SECONDS', 'BatchTimer', 'plan_epochs', 'BudgetClock', 'CycleClock']
 
 # %% ../../nbs/12_learner.clock.ipynb #2eb5584a
 class BatchTimer(Callback):
@@ -94,6 +94,29 @@ class BudgetClock(Callback):
         if self.done: self.valid_secs = time.time() - self.tv
     def after_epoch(self):
         if self.done: raise CancelFitException()
+
+# %% ../../nbs/12_learner.clock.ipynb #1beffae2
+class CycleClock(BudgetClock):
+    "A `BudgetClock` for several fits (cosine cycles) that share a deadline: each ends at its share of the time left"
+    def __init__(self, end,          # `time.time()` the last fit ends by, or a function that says it (read at each fit)
+                 cycles:int,         # Fits that share it
+                 min_steps:int=1,    # Training batches each fit takes at least
+                 **kwargs):          # More `BudgetClock` arguments (`valid_after`)
+        super().__init__(0., min_steps=min_steps, **kwargs)
+        self.end, self.cycles, self.fits = end, cycles, []
+    def before_fit(self):
+        now, end = time.time(), self.end() if callable(self.end) else self.end
+        self.deadline = now + max(end - now, 0.)/max(self.cycles - len(self.fits), 1)
+        self.model_secs = 0.
+        super().before_fit()
+    def before_batch(self): self.t_batch = time.time()
+    def after_batch(self):
+        if not self.training: self.model_secs += time.time() - self.t_batch
+        super().after_batch()
+    def after_fit(self):
+        self.fits.append({'epochs': round(self.steps/max(len(self.dls.train), 1), 3),
+                          'seconds': round(time.time() - self.t0, 2), 'valid_secs': round(self.valid_secs, 3),
+                          'valid_model_secs': round(self.model_secs, 3), 'n_valid': self.dls.valid.n})
 
 # %% ../../nbs/12_learner.clock.ipynb #cac2928a
 EPOCH_CAP = 100_000
