@@ -23,7 +23,7 @@ from ..config import ClassifyConfig, LesionDataError
 from ..io import list_images
 from ..io import locks_output                # holds `out` while writing it
 from ..learner.clock import CycleClock
-from ..learner.folder import check_finished, export_model, refuse_finished, train_folds
+from ..learner.folder import check_finished, export_model, train_folds
 from ..distributed import process_state, alone, from_main
 from .labels import read_labels, label_folds
 from .crop import crop_settings, lesion_crops
@@ -355,7 +355,6 @@ def train_classifier(images,          # Folder of images
                     )->Classifier:
     "Train a lesion classifier (full image, CropBest or KFoldCrop) and write its folder"
     plan, cfg = split_settings(images, labels, out, **kwargs)
-    refuse_finished(plan.out, plan.restart)
     lab, data = member_inputs(plan, cfg, log=log, progress=progress)
     plan.out.mkdir(parents=True, exist_ok=True)
     budget = member_budget(plan, data, plan.predicted, log=log)
