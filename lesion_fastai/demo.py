@@ -306,8 +306,8 @@ def _demo_model(src:Path, out:Path, epochs:int, seed:int, show):
     "Train the demo's model from scratch on `src` into `out`: 128 px, `epochs` epochs, a fifth of `src` validating"
     from lesion_fastai.seg.recipe import train_segmenter
     show(f"training smp-unet34 from scratch for {epochs} epochs at 128 px:")
-    return train_segmenter(src, out, sizes=(128,), bs=8, lr=3e-3, epochs=epochs, valid_fold=0, seed=seed,
-                           progress=False, log=show)
+    return train_segmenter(src, out, sizes=(128,), bs=8, lr=3e-3, epochs=epochs, pretrained=False, valid_fold=0,
+                           seed=seed, progress=False, log=show)
 
 # %% ../nbs/80_demo.ipynb #c69cf071
 def _held_out_line(rep, otsu)->str:
