@@ -250,7 +250,7 @@ def make_demo_set(dest,               # Folder to write `images/` and `masks/` i
 # %% ../nbs/80_demo.ipynb #7f34ccc6
 def demo_set(n:int=24,         # Number of images
              seed:int=0,       # Generator seed
-             dest=None,        # Folder (default: `data_home()/f'demo-{n}-{seed}'`, with `f'-from{start}'` after a start)
+             dest=None,        # Folder (default: `data_home()/f'demo-{n}-{seed}'`, then `f'-from{start}'` if any)
              start:int=0,      # Index of the first image (a later start: other images of the same generator)
             )->Path:           # A folder with `images/` and `masks/`
     "The demo data set, generated on first use"
@@ -314,7 +314,7 @@ def _held_out_line(rep, otsu)->str:
     "The demo's verdict: model and Otsu on the held-out images, and their paired difference with its 95 % interval"
     from lesion_fastai.stats import paired_table
     r = paired_table(rep['threshold_jaccard'], otsu['threshold_jaccard']).iloc[0]
-    verdict = 'the model is better' if r.low > 0 else 'Otsu is better' if r.high < 0 else 'no difference the interval sees'
+    verdict = 'the model is better' if r.low > 0 else 'Otsu is better' if r.high < 0 else 'no clear difference'
     return (f"held-out ({r.n} images), ISIC thresholded Jaccard: model {r.b:.4f}, Otsu {r.a:.4f}, "
             f"difference {r['diff']:+.4f} [{r.low:+.4f}, {r.high:+.4f}]: {verdict}")
 

@@ -25,7 +25,8 @@ def test_demo(tmp_path):
     assert len(list((tmp_path/'out'/'pred').glob('demo_001[2-7]_segmentation.png'))) == 6
     assert (tmp_path/'out'/'model'/'model.pkl').exists() and 'held-out (6 images)' in res.stdout
 
-VERDICT = r'held-out \((\d+) images\).*model ([\d.]+), Otsu ([\d.]+), difference ([-+][\d.]+) \[([-+][\d.]+), ([-+][\d.]+)\]'
+NUM = r'([-+]?[\d.]+)'
+VERDICT = rf'held-out \((\d+) images\).*model {NUM}, Otsu {NUM}, difference {NUM} \[{NUM}, {NUM}\]'
 
 def _demo_margin(out, seed:int, burn:bool=False)->tuple:
     "The README's demo with `seed` (beside a CPU burner per core if `burn`): (difference, low, high) model - Otsu"
