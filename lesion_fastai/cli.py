@@ -82,10 +82,10 @@ def plots_to_files():
 # %% ../nbs/90_cli.ipynb #66f3a760
 @option_set('lesion_fastai.demo.run_demo')
 def demo_options(out:str='demo_out', # Folder for the batch plot, the baseline and model predictions, the model
-                 n:int=24, # Demo images
-                 seed:int=0, # Demo set seed
-                 minutes:float=1., # Training budget
-                 min_epochs:int=25, # Epochs trained at least, even past the budget on a slow or busy machine
+                 n:int=48, # Demo images to train on (a fifth of them validate: best epoch, threshold)
+                 n_test:int=96, # Further demo images, held out of training and validation: the verdict's images
+                 seed:int=0, # Demo set and training seed
+                 epochs:int=30, # Training epochs: the same work however busy the machine
                 ):
     "What `lesion_fastai demo` passes on to `run_demo`"
 
