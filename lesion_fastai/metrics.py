@@ -23,7 +23,7 @@ from skimage.segmentation import find_boundaries
 from fastai.metrics import Metric
 from functools import partial
 from .config import LesionDataError
-from .io import list_masks, read_csv, read_mask, scorer_mask, write_json
+from .io import atomic_write, list_masks, read_csv, read_mask, scorer_mask, write_json
 
 # %% ../nbs/03_metrics.ipynb #5ff897b7
 ISIC_METRICS = ('accuracy', 'sensitivity', 'specificity', 'jaccard', 'threshold_jaccard', 'dice')
@@ -415,16 +415,15 @@ def pixel_summary(df:pd.DataFrame, # a table from `pixel_table`
 def write_pixel_report(df:pd.DataFrame, # a table from `pixel_table`
                        out, # folder to write into (created)
                       )->dict: # the `pixel_summary`
-    "Write `per_image.csv`, the table as `pixel_report.csv` and `.json`, and `confusion.png` into `out`"
+    "Write `per_image.csv`, the table as `pixel_report.csv` and `.json`, and `confusion.png` into `out` (atomically)"
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary,cm = pixel_summary(df),table_confusion(df)
-    df.to_csv(out/'per_image.csv')
-    pd.Series(summary, name='value').rename_axis('metric').to_csv(out/'pixel_report.csv')
+    summary, cm = pixel_summary(df), table_confusion(df)
+    with atomic_write(out/'per_image.csv') as tmp: df.to_csv(tmp)
+    with atomic_write(out/'pixel_report.csv') as tmp: pd.Series(summary, name='value').rename_axis('metric').to_csv(tmp)
     write_json({'metrics': summary, 'confusion': cm.tolist(), 'classes': ['background', 'lesion'],
                 'bf_tolerance': 'MATLAB bfscore: 0.75% of each image diagonal'}, out/'pixel_report.json')
     ax = plot_confusion(cm)
-    ax.figure.savefig(out/'confusion.png', dpi=100, bbox_inches='tight')
+    with atomic_write(out/'confusion.png') as tmp: ax.figure.savefig(tmp, dpi=100, bbox_inches='tight')
     plt.close(ax.figure)
     return summary
 

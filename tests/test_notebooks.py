@@ -1,5 +1,5 @@
 "Every notebook in nbs/ is a test: run each one as `nbdev_test` does (cells flagged `slow` are skipped)."
-import subprocess, sys
+import os, subprocess, sys, tempfile
 from pathlib import Path
 import pytest
 
@@ -10,6 +10,7 @@ NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_
 def test_notebook(nb):
     "The notebook runs top to bottom without error (its test_eq/test_close/test_fail cells included)"
     exe = Path(sys.executable).with_name('nbdev_test')
-    res = subprocess.run([str(exe), '--path', str(nb.relative_to(ROOT)), '--n_workers', '0'],
-                         cwd=ROOT, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix=f'{nb.stem}-') as tmp:          # the notebook's temporary folders go with it
+        res = subprocess.run([str(exe), '--path', str(nb.relative_to(ROOT)), '--n_workers', '0'],
+                             cwd=ROOT, capture_output=True, text=True, env={**os.environ, 'TMPDIR': tmp})
     assert res.returncode == 0, f"{nb.name} failed:\n{res.stderr[-6000:]}\n{res.stdout[-2000:]}"

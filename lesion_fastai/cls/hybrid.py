@@ -291,7 +291,7 @@ def hybrid_report(h:HybridModel, probs:np.ndarray, members:np.ndarray, variant:s
 
 # %% ../../nbs/33_cls.hybrid.ipynb #22e6133c
 def save_hybrid(h:HybridModel, folder)->dict:
-    "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary, with its SHA-256, for the classifier's manifest"
+    "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary and SHA-256 for the classifier's manifest"
     f = Path(folder)/HybridModel.file
     with atomic_write(f) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
     return {'sha256': file_sha256(f), 'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof),

@@ -281,7 +281,7 @@ def start_run(data,                 # Data folder of image/mask pairs (or a pair
               cfg:TrainConfig,      # Settings
               opts:RunOptions=None, # How it reports and resumes
              )->RecipeRun:
-    "A run on `data` into `out` (not a finished one unless `resume=False`): its schedule, seed, split pairs, resumed state"
+    "A run on `data` into `out` (a finished one only when `resume=False`): schedule, seed, split pairs, resumed state"
     t_start, opts = time.time(), opts or RunOptions()
     refuse_finished(out, restart=not opts.resume)
     plan = recipe_plan(cfg)
