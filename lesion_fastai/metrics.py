@@ -552,7 +552,6 @@ def read_task3_csv(path,          # A Task 3 CSV: `image` and one column per cla
                   # Indexed by image ID, one float column per class (plus `score_weight` in a truth file)
                   )->pd.DataFrame:
     "Read an ISIC Task 3 truth or prediction CSV with the official scorer's checks"
-    path = Path(path)
     df = _task3_table(path)
     weights = df[[c for c in _WEIGHT_COLS if c in df.columns and classes is None]]  # a prediction has none
     df = _class_values(df.drop(columns=list(weights.columns)), path, classes)
