@@ -30,7 +30,8 @@ VERDICT = rf'held-out \((\d+) images\).*model {NUM}, Otsu {NUM}, difference {NUM
 
 def _demo_margin(out, seed:int, burn:bool=False)->tuple:
     "The README's demo with `seed` (beside a CPU burner per core if `burn`): (difference, low, high) model - Otsu"
-    burners = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range(os.cpu_count() or 2)]*burn
+    burner = lambda: subprocess.Popen([sys.executable, '-c', 'while True: pass'])
+    burners = [burner() for _ in range(os.cpu_count() or 2)] if burn else []     # started only when asked
     try: res = _run('demo', '--out', out, '--seed', seed)
     finally:
         for b in burners: b.kill()
