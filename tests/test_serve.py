@@ -28,17 +28,23 @@ def served(tmp_path_factory):
     exif = Image.Exif(); exif[0x0112] = 6
     Image.open(image(root, 6)).save(root/'odd'/'rotated.jpg', exif=exif, quality=95)
     predict_folder(root/'model', root/'odd', root/'odd_pred', overlays=False, progress=False)
-    port, log = free_port(), open(root/'server.log', 'w')
+    port = free_port()
     code = f"from lesion_fastai.serve import serve_model; serve_model({str(root/'model')!r}, port={port}, max_mb={MAX_MB})"
-    proc = subprocess.Popen([sys.executable, '-c', code], stdout=log, stderr=subprocess.STDOUT)
+    proc, client = start_server(code, port, root/'server.log')
+    yield root, client, proc
+    client.close(); proc.terminate(); proc.wait(10)
+
+def start_server(code:str, port:int, log, env=None)->tuple:
+    "(process, client) of a server that `python -c code` starts on `port`, logging to `log`, once `/health` answers"
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT, env=env)
     client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
     for _ in range(600):
-        if proc.poll() is not None: pytest.fail(f"server exited: {(root/'server.log').read_text()[-2000:]}")
+        if proc.poll() is not None: pytest.fail(f"server exited: {Path(log).read_text()[-2000:]}")
         try:
             if client.get('/health').status_code == 200: break
         except httpx.TransportError: time.sleep(0.1)
-    yield root, client, proc
-    client.close(); proc.terminate(); proc.wait(10); log.close()
+    return proc, client
 
 def image(root, i:int): return root/'data'/'images'/f'demo_{i:04d}.jpg'
 def reference(root, i:int)->bytes: return (root/'pred'/f'demo_{i:04d}_segmentation.png').read_bytes()
@@ -175,15 +181,7 @@ def guarded(served, tmp_path_factory):
     port = free_port()
     code = (f"from lesion_fastai.serve import serve_model; serve_model({str(root/'model')!r}, port={port}, "
             f"body_timeout=1, workers=1, queue=2)")
-    with open(log, 'w') as out:
-        proc = subprocess.Popen([sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, 'LESION_FASTAI_TOKEN': TOKEN})
-    client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
-    for _ in range(600):
-        if proc.poll() is not None: pytest.fail(f"server exited: {log.read_text()[-2000:]}")
-        try:
-            if client.get('/health').status_code == 200: break
-        except httpx.TransportError: time.sleep(0.1)
+    proc, client = start_server(code, port, log, env={**os.environ, 'LESION_FASTAI_TOKEN': TOKEN})
     yield root, client, proc, log
     client.close(); proc.terminate(); proc.wait(10)
 
