@@ -1,5 +1,6 @@
 "The prediction service as a client meets it: the real uvicorn server in its own process on 127.0.0.1, called over HTTP."
 import base64, io, json, os, signal, socket, subprocess, sys, threading, time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 import httpx
 import numpy as np
