@@ -90,7 +90,8 @@ class HistoryLog(Callback):
     def after_train(self): self.trained = True
     def _row(self)->dict:
         "The epoch's row: the recorder's losses and metrics, `fields`, the run's epoch and the seconds it took"
-        return {**_metric_values(self.recorder), **self.fields, 'epoch': _run_epoch(self.learn), 'seconds': round(time.time() - self.t0, 2)}
+        seconds = round(time.time() - self.t0, 2)
+        return {**_metric_values(self.recorder), **self.fields, 'epoch': _run_epoch(self.learn), 'seconds': seconds}
     def after_epoch(self):
         if not self.trained or hasattr(self.learn, 'lr_finder'): return   # `validate`, `get_preds`, `lr_find`: no row
         self.rows.append(self._row())
@@ -158,7 +159,7 @@ class BestCheckpoint(TrackerCallback):
         "Whether the epoch ends the fit: the schedule's last, or the one a `BudgetClock` stops at"
         return self.epoch == self.n_epoch - 1 or (self.clocked() and self.learn.budget_clock.done)
     def _checkpoint_due(self)->bool:
-        "Whether a resumable checkpoint is due: a state file, and the fit's last epoch or `every` seconds since the last"
+        "Whether a resumable checkpoint is due: a state file, and the last epoch or `every` seconds since the last"
         return bool(self.state_file) and (self._last_epoch() or time.time() - self.t_last >= self.every)
     def after_epoch(self):
         if self.track: self._keep_best()

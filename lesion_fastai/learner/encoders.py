@@ -209,7 +209,8 @@ def _require_weights(arch)->Path:
 # %% ../../nbs/11_learner.encoders.ipynb #5cdbac43
 def _check_pretrained(pretrained):
     "Refuse a `pretrained` policy that is not 'auto' or True (False, no weights, is answered before)"
-    if pretrained not in (True, 'auto'): raise ValueError(f"pretrained must be 'auto', True or False, got {pretrained!r}")
+    if pretrained not in (True, 'auto'):
+        raise ValueError(f"pretrained must be 'auto', True or False, got {pretrained!r}")
 
 def _announced_weights(arch)->Path:
     "The ImageNet checkpoint `arch` requires, with a line saying where it is"
