@@ -24,52 +24,77 @@ from ..io import write_json
 __all__ = ['FreezeBN', 'HistoryLog', 'BestCheckpoint', 'save_curves', 'save_loss_plot']
 
 # %% ../../nbs/13_learner.callbacks.ipynb #d4761d8f
+def _batchnorms(model:torch.nn.Module)->list:
+    "The BatchNorm layers of `model`"
+    return [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
 class FreezeBN(Callback):
     "Keep BatchNorm layers in eval mode (running statistics frozen) while training"
     order = 5
     def before_epoch(self):
-        if self.training:
-            for m in self.learn.model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm): m.eval()
+        if not self.training: return
+        for m in _batchnorms(self.learn.model): m.eval()
 
 # %% ../../nbs/13_learner.callbacks.ipynb #3e0504b3
+def _save_plot(path):
+    "Save matplotlib's current figure to `path` (80 dpi, trimmed), then close every figure"
+    import matplotlib.pyplot as plt
+    plt.gcf().savefig(path, dpi=80, bbox_inches='tight')
+    plt.close('all')
+
 @patch
 def find_lr(self:Learner, name:str, log=print)->float:
     "Run `lr_find`, save its plot as `lr_find_{name}.png` in the learner's folder, return the valley learning rate"
-    import matplotlib.pyplot as plt
     res = self.lr_find(num_it=40, show_plot=True)
-    plt.gcf().savefig(Path(self.path)/f'lr_find_{name}.png', dpi=80, bbox_inches='tight')
-    plt.close('all')
+    _save_plot(Path(self.path)/f'lr_find_{name}.png')
     log(f"lr_find ({name}): valley {res.valley:.2e}")
     return float(res.valley)
 
 # %% ../../nbs/13_learner.callbacks.ipynb #0ef82030
+def _values_line(vals:list)->str:
+    "One plain line of an epoch's values, floats with 4 decimals"
+    return '  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals)
+
+def _drop_progress(learn:Learner):
+    "Remove fastai's progress bars from `learn`"
+    learn.remove_cbs([c for c in learn.cbs if isinstance(c, ProgressCallback)])
+
 @patch
 def plain_logging(self:Learner, log=print):
     "Replace fastai's progress bars by one plain line per epoch, sent to `log` (for logs and pipes)"
-    self.remove_cbs([c for c in self.cbs if isinstance(c, ProgressCallback)])
+    _drop_progress(self)
     names = None
     def _log(vals):
         nonlocal names
         if names is None or len(names) != len(vals):
             names = self.recorder.metric_names[:len(vals)]
             log('  '.join(names))
-        log('  '.join(f'{v:.4f}' if isinstance(v, float) else str(v) for v in vals))
+        log(_values_line(vals))
     self.logger = _log
     return self
 
 # %% ../../nbs/13_learner.callbacks.ipynb #83333c70
+def _run_epoch(learn:Learner)->int:
+    "The epoch in the whole run: the fit's epoch after the `epoch_offset` of a fit resumed part-way"
+    return getattr(learn, 'epoch_offset', 0) + learn.epoch
+
+def _metric_values(recorder:Recorder)->dict:
+    "The losses and metrics of the recorder's last epoch, by name"
+    return dict(zip(recorder.metric_names[1:-1], recorder.values[-1]))
+
 class HistoryLog(Callback):
     "One row per epoch (losses, metrics, seconds, `fields`) across every fit of a learner"
     order = Recorder.order + 1                           # after the Recorder has the epoch's values
     def __init__(self, rows:list=None, **fields): self.rows, self.fields = list(rows or []), fields
     def before_epoch(self): self.t0, self.trained = time.time(), False
     def after_train(self): self.trained = True
+    def _row(self)->dict:
+        "The epoch's row: the recorder's losses and metrics, `fields`, the run's epoch and the seconds it took"
+        seconds = round(time.time() - self.t0, 2)
+        return {**_metric_values(self.recorder), **self.fields, 'epoch': _run_epoch(self.learn), 'seconds': seconds}
     def after_epoch(self):
         if not self.trained or hasattr(self.learn, 'lr_finder'): return   # `validate`, `get_preds`, `lr_find`: no row
-        vals = dict(zip(self.recorder.metric_names[1:-1], self.recorder.values[-1]))
-        epoch = getattr(self.learn, 'epoch_offset', 0) + self.epoch
-        self.rows.append({**vals, **self.fields, 'epoch': epoch, 'seconds': round(time.time() - self.t0, 2)})
+        self.rows.append(self._row())
     def to_csv(self, path): pd.DataFrame(self.rows).to_csv(path, index=False)
 
 # %% ../../nbs/13_learner.callbacks.ipynb #bab50f69
@@ -78,20 +103,32 @@ def _shifted(scheds:dict, p0:float)->dict:
     return {k: (lambda f: lambda pos: f(p0 + pos*(1 - p0)))(f) for k, f in scheds.items()}
 
 # %% ../../nbs/13_learner.callbacks.ipynb #6fddad88
+def _group_lrs(learn:Learner, lr_max)->np.ndarray:
+    "The peak rate of each parameter group once the optimizer has `lr_max` (a slice spreads it over the groups)"
+    if learn.opt is None: learn.create_opt()
+    learn.opt.set_hyper('lr', lr_max)
+    return np.array([h['lr'] for h in learn.opt.hypers])
+
+def _one_cycle(lr_max:np.ndarray, moms:tuple, div:float, div_final:float, pct_start:float)->dict:
+    "fastai's one-cycle schedules of the learning rate and the momentum, from position 0 to 1"
+    return {'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
+            'mom': combined_cos(pct_start, *moms)}
+
 @patch
 def fit_one_cycle_from(self:Learner, n_epoch:int, lr_max, start_epoch:int=0, cbs=None,
                        div=25., div_final=1e5, pct_start=0.25):
     "fastai's `fit_one_cycle(n_epoch, lr_max)`, run from `start_epoch` on (the epochs before it already done)"
-    if self.opt is None: self.create_opt()
-    self.opt.set_hyper('lr', lr_max)
-    lr_max = np.array([h['lr'] for h in self.opt.hypers])
-    scheds = {'lr': combined_cos(pct_start, lr_max/div, lr_max, lr_max/div_final),
-              'mom': combined_cos(pct_start, *self.moms)}
+    scheds = _one_cycle(_group_lrs(self, lr_max), self.moms, div=div, div_final=div_final, pct_start=pct_start)
+    sched = ParamScheduler(_shifted(scheds, start_epoch/n_epoch))
     self.epoch_offset = start_epoch
-    try: self.fit(n_epoch - start_epoch, cbs=[ParamScheduler(_shifted(scheds, start_epoch/n_epoch)), *(cbs or [])])
+    try: self.fit(n_epoch - start_epoch, cbs=[sched, *(cbs or [])])
     finally: self.epoch_offset = 0
 
 # %% ../../nbs/13_learner.callbacks.ipynb #69610b0a
+def _weights_dir(learn:Learner)->Path:
+    "The folder `learn.save` writes weights to"
+    return Path(learn.path)/learn.model_dir
+
 class BestCheckpoint(TrackerCallback):
     "Keep the best epoch by `monitor` (the last one without validation) and resumable checkpoints every `every` seconds"
     def __init__(self, fname:str='best',        # Weights of the best epoch (in the learner's model_dir)
@@ -106,36 +143,60 @@ class BestCheckpoint(TrackerCallback):
     def clocked(self)->bool:
         "Whether a `BudgetClock` runs the fit (then the schedule's last epoch is the model)"
         return getattr(self.learn, 'budget_clock', None) is not None
+    def _tracks(self)->bool:
+        "Whether the fit reports `monitor` and no `BudgetClock` runs it (else the last epoch is the model)"
+        return self.monitor in self.recorder.metric_names and not self.clocked()
     def before_fit(self):
-        self.track = self.monitor in self.recorder.metric_names and not self.clocked()   # so is the last without validation
+        self.track = self._tracks()
         if self.track: super().before_fit()
-        self.t_last, self.peak_lr = time.time(), self.opt.hypers[-1]['lr']
+        self.t_last = time.time()
+        self.peak_lr = self.opt.hypers[-1]['lr']
+    def _keep_best(self):
+        "Save the weights when the epoch scores the best so far"
+        super().after_epoch()
+        if self.new_best: self.learn.save(self.fname, with_opt=False)
+    def _last_epoch(self)->bool:
+        "Whether the epoch ends the fit: the schedule's last, or the one a `BudgetClock` stops at"
+        return self.epoch == self.n_epoch - 1 or (self.clocked() and self.learn.budget_clock.done)
+    def _checkpoint_due(self)->bool:
+        "Whether a resumable checkpoint is due: a state file, and the last epoch or `every` seconds since the last"
+        return bool(self.state_file) and (self._last_epoch() or time.time() - self.t_last >= self.every)
     def after_epoch(self):
-        if self.track:
-            super().after_epoch()
-            if self.new_best: self.learn.save(self.fname, with_opt=False)
-        last = self.epoch == self.n_epoch - 1 or (self.clocked() and self.learn.budget_clock.done)
-        if self.state_file and (last or time.time() - self.t_last >= self.every): self.checkpoint()
+        if self.track: self._keep_best()
+        if self._checkpoint_due(): self.checkpoint()
+    def _best_file(self)->Path:
+        "The file of the best epoch's weights"
+        return _weights_dir(self.learn)/f'{self.fname}.pth'
     def after_fit(self):
         if not self.track: return
         super().after_fit()
         distrib_barrier()                                # several processes: the main one has saved the file
-        if (Path(self.learn.path)/self.learn.model_dir/f'{self.fname}.pth').exists():
-            self.learn.load(self.fname, with_opt=False)
+        if self._best_file().exists(): self.learn.load(self.fname, with_opt=False)
 
 # %% ../../nbs/13_learner.callbacks.ipynb #2c26079f
+def _history_rows(learn:Learner)->list:
+    "The rows of the learner's `HistoryLog`, none without one"
+    return learn.history_log.rows if hasattr(learn, 'history_log') else []
+
+def _checkpoint_state(cb:BestCheckpoint, epoch:int, name:str)->dict:
+    "What the state file records: `cb.state`, the epoch, best score, peak rate, checkpoint, history and clock position"
+    clock = {'pos': float(cb.learn.pct_train)} if cb.clocked() else {}
+    return {**(cb.state or {}), 'epoch': epoch, 'best': float(cb.best), 'lr': float(cb.peak_lr),
+            'checkpoint': name, 'history': _history_rows(cb.learn), **clock}
+
+def _drop_checkpoints(learn:Learner, keep:str):
+    "Delete the learner's resumable checkpoints (`last_e*.pth`) but `keep`"
+    for f in _weights_dir(learn).glob('last_e*.pth'):
+        if f.stem != keep: f.unlink(missing_ok=True)
+
 @patch
 def checkpoint(self:BestCheckpoint):
     "Save the weights with the optimizer state, then the state file naming them; drop older checkpoints"
-    epoch = getattr(self.learn, 'epoch_offset', 0) + self.epoch
+    epoch = _run_epoch(self.learn)
     name = f'last_e{epoch}'
     self.learn.save(name, with_opt=True)
-    history = self.learn.history_log.rows if hasattr(self.learn, 'history_log') else []
-    clock = {'pos': float(self.learn.pct_train)} if self.clocked() else {}
-    write_json({**(self.state or {}), 'epoch': epoch, 'best': float(self.best), 'lr': float(self.peak_lr),
-                'checkpoint': name, 'history': history, **clock}, self.state_file)
-    for f in (Path(self.learn.path)/self.learn.model_dir).glob('last_e*.pth'):
-        if f.stem != name: f.unlink(missing_ok=True)
+    write_json(_checkpoint_state(self, epoch, name), self.state_file)
+    _drop_checkpoints(self.learn, keep=name)
     self.t_last = time.time()
 
 # %% ../../nbs/13_learner.callbacks.ipynb #d13a18a5
@@ -146,6 +207,15 @@ def _stage_lr(learn:Learner, lr, name:str, log)->float:
     return found if lr is None else float(np.clip(found, *lr))
 
 # %% ../../nbs/13_learner.callbacks.ipynb #c39f47d3
+def _fit_frozen(learn:Learner, n_epoch:int, lr, name:str, log, cbs):
+    "The frozen epochs of a stage, at `lr` else at their own `lr_find`'s valley"
+    learn.freeze()
+    learn.fit_one_cycle(n_epoch, lr or learn.find_lr(f'{name}_frozen', log), cbs=cbs)
+
+def _unfrozen_lr(learn:Learner, lr:float):
+    "The rates of the unfrozen epochs: discriminative (a tenth of `lr` first) when the model is pretrained"
+    return slice(lr/10, lr) if getattr(learn, 'pretrained', False) else lr
+
 @patch
 def fit_stage(self:Learner, n_epoch:int,  # Unfrozen epochs
               lr=None,                    # Peak learning rate; a (low, high) pair bounds lr_find's valley; None: the valley
@@ -157,47 +227,61 @@ def fit_stage(self:Learner, n_epoch:int,  # Unfrozen epochs
              )->float:                    # The unfrozen peak rate
     "One recipe stage: `n_frozen` frozen one-cycle epochs, then `n_epoch` unfrozen ones, discriminative rates when pretrained"
     fixed = lr if isinstance(lr, (int, float)) else None
-    if n_frozen:
-        self.freeze()
-        self.fit_one_cycle(n_frozen, fixed or self.find_lr(f'{name}_frozen', log), cbs=frozen_cbs)
+    if n_frozen: _fit_frozen(self, n_frozen, fixed, name=name, log=log, cbs=frozen_cbs)
     self.unfreeze()
     lr = _stage_lr(self, lr, name, log)
-    self.fit_one_cycle_from(n_epoch, slice(lr/10, lr) if getattr(self, 'pretrained', False) else lr, cbs=cbs)
+    self.fit_one_cycle_from(n_epoch, _unfrozen_lr(self, lr), cbs=cbs)
     return lr
 
 # %% ../../nbs/13_learner.callbacks.ipynb #302e42f8
+_PANELS = [(['train_loss', 'valid_loss'], 'loss'), (['threshold_jaccard'], 'thresholded Jaccard'),
+           (['jaccard'], 'IoU (Jaccard)'), (['accuracy'], 'pixel accuracy')]
+
 def _curve_panels(history:pd.DataFrame)->list:
     "(columns, title) of each panel whose columns `history` has"
-    panels = [(['train_loss', 'valid_loss'], 'loss'), (['threshold_jaccard'], 'thresholded Jaccard'),
-              (['jaccard'], 'IoU (Jaccard)'), (['accuracy'], 'pixel accuracy')]
-    return [(cols, t) for cols, t in panels if all(c in history.columns for c in cols)]
+    return [(cols, t) for cols, t in _PANELS if all(c in history.columns for c in cols)]
 
 # %% ../../nbs/13_learner.callbacks.ipynb #c4180e47
+def _size_changes(history:pd.DataFrame)->np.ndarray:
+    "The rows of `history` whose training size differs from the row before"
+    return np.flatnonzero(history['size'].diff().fillna(0).to_numpy() != 0)
+
+def _mark_sizes(ax, history:pd.DataFrame, x:np.ndarray):
+    "A dotted line on `ax` before each epoch of `x` whose training size differs from the one before"
+    for i in _size_changes(history): ax.axvline(x[i] - .5, color='grey', ls=':')
+
+def _label_panel(ax, title:str, n_lines:int):
+    "The panel's title and axis label, and a legend when it has several lines"
+    ax.set(title=title, xlabel='epoch')
+    if n_lines > 1: ax.legend(fontsize=8)
+
 def _plot_panel(ax, history:pd.DataFrame, cols:list, title:str):
     "One panel of `save_curves`: `cols` per epoch, a dotted line where the size changes"
     x = np.arange(1, len(history) + 1)
     for c in cols: ax.plot(x, history[c], 'o-', ms=3, label=c)
-    if 'size' in history.columns:
-        for i in np.flatnonzero(history['size'].diff().fillna(0).to_numpy() != 0): ax.axvline(x[i] - .5, color='grey', ls=':')
-    ax.set(title=title, xlabel='epoch')
-    if len(cols) > 1: ax.legend(fontsize=8)
+    if 'size' in history.columns: _mark_sizes(ax, history, x)
+    _label_panel(ax, title, len(cols))
 
 # %% ../../nbs/13_learner.callbacks.ipynb #dd5fa5df
+def _curves_figure(history:pd.DataFrame):
+    "The figure of `save_curves`: one panel per group of columns `history` has, side by side"
+    import matplotlib.pyplot as plt
+    panels = _curve_panels(history)
+    fig, axs = plt.subplots(1, len(panels), figsize=(3.6*len(panels), 3), squeeze=False)
+    for ax, (cols, title) in zip(axs[0], panels): _plot_panel(ax, history, cols, title)
+    return fig
+
 def save_curves(history:pd.DataFrame, # `history.csv`: one row per epoch
                 path,                 # The PNG to write
                ):
     "The training curves: losses, thresholded Jaccard, IoU (Jaccard) and pixel accuracy per epoch, stages marked"
     import matplotlib.pyplot as plt
-    panels = _curve_panels(history)
-    fig, axs = plt.subplots(1, len(panels), figsize=(3.6*len(panels), 3), squeeze=False)
-    for ax, (cols, title) in zip(axs[0], panels): _plot_panel(ax, history, cols, title)
+    fig = _curves_figure(history)
     fig.savefig(path, dpi=80, bbox_inches='tight')
     plt.close(fig)
 
 # %% ../../nbs/13_learner.callbacks.ipynb #8a5475d7
 def save_loss_plot(learn:Learner, path):
     "Save the `Recorder`'s loss plot of the last fit to `path` (validation losses where every epoch has one)"
-    import matplotlib.pyplot as plt
     learn.recorder.plot_loss(with_valid=all(len(v) > 1 for v in learn.recorder.values))
-    plt.gcf().savefig(path, dpi=80, bbox_inches='tight')
-    plt.close('all')
+    _save_plot(path)

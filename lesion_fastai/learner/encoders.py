@@ -5,6 +5,7 @@
 # %% ../../nbs/11_learner.encoders.ipynb #27d95e84
 from __future__ import annotations
 import os, shutil, socket, sys, time
+from contextlib import contextmanager
 from difflib import get_close_matches
 from pathlib import Path
 
@@ -33,20 +34,29 @@ def arch_name(arch, # An encoder name, a torchvision model function or a `resolv
     return arch if isinstance(arch, str) else getattr(arch, 'arch_name', None) or arch.__name__
 
 # %% ../../nbs/11_learner.encoders.ipynb #cfb0283b
-def _unknown(name)->ValueError:
+def _close_names(name)->list:
+    "Up to 3 torchvision or timm model names close to `name`"
     import timm
-    close = get_close_matches(name, list(dict.fromkeys(_tv_names() + timm.list_models())), n=3, cutoff=.75)
+    return get_close_matches(name, list(dict.fromkeys(_tv_names() + timm.list_models())), n=3, cutoff=.75)
+
+def _unknown(name)->ValueError:
+    "The error for an encoder name neither torchvision nor timm has, with the close names they have"
+    close = _close_names(name)
     hint = f" (did you mean {', '.join(close)}?)" if close else ''
     return ValueError(f"unknown encoder {name!r}{hint}: use a torchvision classification model ('resnet34', 'resnet50', "
                       f"'resnext50_32x4d', 'efficientnet_b0', 'convnext_tiny', …) or a timm model ('timm:resnet34', 'resnet50d', …)")
 
 # %% ../../nbs/11_learner.encoders.ipynb #2a1c01b4
+def _timm_prefixed(name:str)->tuple:
+    "('timm', model name) for a name that starts with 'timm:', an error when timm has no such model"
+    import timm
+    if not timm.is_model(name[5:]): raise _unknown(name)
+    return 'timm', name[5:]
+
 def _source(name:str)->tuple:
     "('torchvision' or 'timm', model name) for an encoder name; torchvision wins unless the name starts with 'timm:'"
     import timm
-    if name.startswith('timm:'):
-        if not timm.is_model(name[5:]): raise _unknown(name)
-        return 'timm', name[5:]
+    if name.startswith('timm:'): return _timm_prefixed(name)
     if name in _tv_names(): return 'torchvision', name
     if timm.is_model(name): return 'timm', name
     raise _unknown(name)
@@ -56,18 +66,28 @@ WEIGHT_URLS = {}
 "Checkpoint URLs by encoder name that replace torchvision's and timm's (a mirror, a private checkpoint, the tests' local server)."
 
 # %% ../../nbs/11_learner.encoders.ipynb #2207fd65
-def _weights_url(arch)->tuple:
-    "(file name, URL) of the ImageNet checkpoint of `arch`: `WEIGHT_URLS`, else torchvision's or timm's"
-    if (url := WEIGHT_URLS.get(arch_name(arch))): return url.rsplit('/', 1)[-1], url
-    src, name = _source(arch_name(arch))
-    if src == 'torchvision':
-        url = tvm.get_model_weights(name).DEFAULT.url
-        return url.rsplit('/', 1)[-1], url
+def _url_file(url:str)->tuple:
+    "(file name, `url`): a checkpoint's file name is the last part of its URL"
+    return url.rsplit('/', 1)[-1], url
+
+def _hub_file(hub_id:str)->tuple:
+    "(file name, pseudo URL) of the safetensors checkpoint of the Hugging Face Hub repository `hub_id`"
+    return f"{hub_id.split('/')[-1]}.safetensors", f"https://huggingface.co/{hub_id} (model.safetensors)"
+
+def _timm_weights_url(name:str)->tuple:
+    "(file name, URL) of timm's pretrained checkpoint of `name`: its URL, else its file on the Hugging Face Hub"
     from timm.models import get_pretrained_cfg
     cfg = get_pretrained_cfg(name)
     if cfg is None: raise ValueError(f"timm model {name!r} has no pretrained weights")
-    if cfg.url: return cfg.url.rsplit('/', 1)[-1], cfg.url
-    return f"{cfg.hf_hub_id.split('/')[-1]}.safetensors", f"https://huggingface.co/{cfg.hf_hub_id} (model.safetensors)"
+    if cfg.url: return _url_file(cfg.url)
+    return _hub_file(cfg.hf_hub_id)
+
+def _weights_url(arch)->tuple:
+    "(file name, URL) of the ImageNet checkpoint of `arch`: `WEIGHT_URLS`, else torchvision's or timm's"
+    if (url := WEIGHT_URLS.get(arch_name(arch))): return _url_file(url)
+    src, name = _source(arch_name(arch))
+    if src == 'torchvision': return _url_file(tvm.get_model_weights(name).DEFAULT.url)
+    return _timm_weights_url(name)
 
 # %% ../../nbs/11_learner.encoders.ipynb #cabfe4e3
 def imagenet_weights_file(arch, # Encoder name or torchvision model function
@@ -91,32 +111,55 @@ def offline()->bool:
     "Whether downloads are switched off by one of `OFFLINE_ENV`"
     return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on') for k in OFFLINE_ENV)
 
+def _downloads_off()->str:
+    "Why nothing is downloaded, in words"
+    return f"downloads are off ({' or '.join(OFFLINE_ENV)} is set)"
+
 # %% ../../nbs/11_learner.encoders.ipynb #c7624ea1
+def _copy_into(src, dst:Path):
+    "Copy `src` to `dst` through a `.partial` file, so that `dst` is never half-written"
+    tmp = dst.with_name(dst.name + '.partial')
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
 def _hub_download(url:str, dst:Path):
     "Copy the timm checkpoint that huggingface_hub downloads (and checks) for `url` to `dst`"
     from huggingface_hub import hf_hub_download
-    f = hf_hub_download(url.split('huggingface.co/')[1].split(' ')[0], 'model.safetensors')
-    tmp = dst.with_name(dst.name + '.partial')
-    shutil.copyfile(f, tmp)
-    os.replace(tmp, dst)
+    _copy_into(hf_hub_download(url.split('huggingface.co/')[1].split(' ')[0], 'model.safetensors'), dst)
+
+def _hash_prefix(name:str)->str|None:
+    "The sha256 prefix in a checkpoint's file `name`, torchvision's convention `<name>-<sha256 prefix>.pth`; else None"
+    h = torch.hub.HASH_REGEX.search(name)
+    return h.group(1) if h else None
+
+def _url_download(url:str, name:str, dst:Path):
+    "Download `url` to `dst` as torchvision does, checking the hash prefix its file `name` carries"
+    torch.hub.download_url_to_file(url, str(dst), _hash_prefix(name), progress=sys.stderr.isatty())
+
+@contextmanager
+def _socket_timeout(timeout:float):
+    "Sockets that give up after `timeout` seconds without an answer, inside the `with` block only"
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try: yield
+    finally: socket.setdefaulttimeout(old)
 
 # %% ../../nbs/11_learner.encoders.ipynb #244bf9a6
+def _is_hub_file(url:str)->bool:
+    "Whether `url` names a Hugging Face Hub file (timm's checkpoints without a URL)"
+    return url.startswith('https://huggingface.co/') and url.endswith('(model.safetensors)')
+
 def download_weights(arch,              # Encoder name, torchvision model function or `resolve_arch` result
                      timeout:float=15., # Seconds without an answer before giving up
                     )->Path:            # `imagenet_weights_file(arch)`, now there
     "Download the ImageNet checkpoint of `arch` into the torch cache as torchvision and timm do, its hash checked"
-    if offline(): raise ConnectionError(f"downloads are off ({' or '.join(OFFLINE_ENV)} is set)")
+    if offline(): raise ConnectionError(_downloads_off())
     name, url = _weights_url(arch)
     dst = imagenet_weights_file(arch)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        if url.startswith('https://huggingface.co/') and url.endswith('(model.safetensors)'): _hub_download(url, dst)
-        else:
-            h = torch.hub.HASH_REGEX.search(name)       # torchvision's convention: `<name>-<sha256 prefix>.pth`
-            torch.hub.download_url_to_file(url, str(dst), h.group(1) if h else None, progress=sys.stderr.isatty())
-    finally: socket.setdefaulttimeout(old)
+    with _socket_timeout(timeout):
+        if _is_hub_file(url): _hub_download(url, dst)
+        else: _url_download(url, name, dst)
     print(f"{arch_name(arch)}: downloaded ImageNet weights from {url} (hash checked)")
     return dst
 
@@ -125,6 +168,14 @@ _FAILED = {}
 "Why the download of each checkpoint URL failed in this process (so it is tried once)."
 
 # %% ../../nbs/11_learner.encoders.ipynb #ce535c26
+def _one_line(e:Exception, n:int)->str:
+    "The message of `e` on one line, cut at `n` characters"
+    return ' '.join(str(e).split())[:n]
+
+def _failure(e:Exception)->str:
+    "Why a download failed, in one short line: the exception's type and message"
+    return f"{type(e).__name__}: {_one_line(e, 200)}"
+
 def fetch_weights(arch, # Encoder name, torchvision model function or `resolve_arch` result
                  )->Path|None:
     "The ImageNet checkpoint of `arch`: from the torch cache, else downloaded; None (the reason in `weights_problem`) when neither works"
@@ -132,14 +183,18 @@ def fetch_weights(arch, # Encoder name, torchvision model function or `resolve_a
     url = _weights_url(arch)[1]
     if offline() or url in _FAILED: return None
     try: return download_weights(arch)
-    except Exception as e: _FAILED[url] = f"{type(e).__name__}: {' '.join(str(e).split())[:200]}"
+    except Exception as e: _FAILED[url] = _failure(e)
     return None
 
 # %% ../../nbs/11_learner.encoders.ipynb #0e41538c
+def _file_and_url(arch)->tuple:
+    "(where the ImageNet checkpoint of `arch` is expected, the URL it comes from)"
+    return imagenet_weights_file(arch), _weights_url(arch)[1]
+
 def weights_problem(arch)->str:
     "Why `fetch_weights(arch)` found no checkpoint, in a few words"
-    p, url = imagenet_weights_file(arch), _weights_url(arch)[1]
-    if offline(): return f"no ImageNet weights at {p} and downloads are off ({' or '.join(OFFLINE_ENV)} is set)"
+    p, url = _file_and_url(arch)
+    if offline(): return f"no ImageNet weights at {p} and {_downloads_off()}"
     if url in _FAILED: return f"no ImageNet weights at {p} and downloading {url} failed ({_FAILED[url]})"
     return f"no ImageNet weights at {p}"
 
@@ -147,21 +202,29 @@ def weights_problem(arch)->str:
 def _require_weights(arch)->Path:
     "The ImageNet checkpoint of `arch` (cached or downloaded), or a `FileNotFoundError` saying why not and where to put it"
     if (p := fetch_weights(arch)) is not None: return p
-    p, url = imagenet_weights_file(arch), _weights_url(arch)[1]
+    p, url = _file_and_url(arch)
     raise FileNotFoundError(f"{arch_name(arch)}: {weights_problem(arch)}; copy {p.name} there (from {url}) "
                             f"or set TORCH_HOME to a folder whose hub/checkpoints/ holds it")
 
 # %% ../../nbs/11_learner.encoders.ipynb #5cdbac43
+def _check_pretrained(pretrained):
+    "Refuse a `pretrained` policy that is not 'auto' or True (False, no weights, is answered before)"
+    if pretrained not in (True, 'auto'):
+        raise ValueError(f"pretrained must be 'auto', True or False, got {pretrained!r}")
+
+def _announced_weights(arch)->Path:
+    "The ImageNet checkpoint `arch` requires, with a line saying where it is"
+    p = _require_weights(arch)
+    print(f"{arch_name(arch)}: ImageNet weights from {p}")
+    return p
+
 def weights_for(arch,       # Encoder name, torchvision model function or `resolve_arch` result
                 pretrained, # 'auto': cached or downloaded when possible; True: require them; False: none, no network
                )->Path|None:
     "The checkpoint to load under the `pretrained` policy ('auto', True, False), saying in one line what happens"
     if pretrained is False: return None
-    if pretrained not in (True, 'auto'): raise ValueError(f"pretrained must be 'auto', True or False, got {pretrained!r}")
-    if pretrained is True or (p := fetch_weights(arch)) is not None:
-        p = _require_weights(arch)
-        print(f"{arch_name(arch)}: ImageNet weights from {p}")
-        return p
+    _check_pretrained(pretrained)
+    if pretrained is True or fetch_weights(arch) is not None: return _announced_weights(arch)
     print(f"{arch_name(arch)}: {weights_problem(arch)}; the encoder starts from random weights (training from scratch)")
     return None
 
@@ -172,73 +235,131 @@ _HEAD_NAMES = {'global_pool', 'head', 'fc', 'classifier', 'head_drop', 'fc_norm'
 def _load_checkpoint(model:nn.Module, file, name:str)->nn.Module:
     "Load the torchvision checkpoint `file` into `model`, every key matched"
     try: model.load_state_dict(torch.load(file, map_location='cpu', weights_only=True))
-    except RuntimeError as e: raise RuntimeError(f"{file}: not an ImageNet checkpoint of {name} ({' '.join(str(e).split())[:300]})") from None
+    except RuntimeError as e:
+        raise RuntimeError(f"{file}: not an ImageNet checkpoint of {name} ({_one_line(e, 300)})") from None
     return model
 
 # %% ../../nbs/11_learner.encoders.ipynb #0664f957
+def _is_chain(l:nn.Module)->bool:
+    "Whether `l` is a plain `nn.Sequential`: its forward is the chain of its children (a subclass may have its own)"
+    return type(l) is nn.Sequential
+
+def _unchain(layers:list)->list:
+    "`layers` with each plain `nn.Sequential` replaced by its children"
+    return [c for l in layers for c in (l.children() if _is_chain(l) else [l])]
+
 def _flatten(layers:list)->list:
     "Expand plain `nn.Sequential` containers (their forward is the chain of their children) until there are enough layers"
-    while len(layers) < 4 and any(type(l) is nn.Sequential for l in layers):
-        layers = [c for l in layers for c in (l.children() if type(l) is nn.Sequential else [l])]
+    while len(layers) < 4 and any(_is_chain(l) for l in layers): layers = _unchain(layers)
     return layers
 
 # %% ../../nbs/11_learner.encoders.ipynb #fced9712
+def _last_pool(children:list)->int:
+    "The index of the last child that has a pooling layer (0 when none has)"
+    return next((i for i in reversed(range(len(children))) if has_pool_type(children[i])), 0)
+
 def _tv_layers(name:str, weights_file=None)->list:
     "Layers of torchvision's `name` before its last pooling layer"
     m = tvm.get_model(name, weights=None)
     if weights_file: _load_checkpoint(m, weights_file, name)
     ch = list(m.children())
-    cut = next((i for i in reversed(range(len(ch))) if has_pool_type(ch[i])), 0)
-    return _flatten(ch[:cut])
+    return _flatten(ch[:_last_pool(ch)])
 
 # %% ../../nbs/11_learner.encoders.ipynb #585d7e06
-def _timm_layers(name:str, weights_file=None)->list:
-    "Layers of timm's `name` that make up its `forward_features`, stages flattened"
+def _timm_kwargs(weights_file=None)->dict:
+    "The arguments of timm's `create_model` that load the checkpoint `weights_file` (None: random weights)"
+    if not weights_file: return dict(pretrained=False)
+    return dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(weights_file)))
+
+def _timm_model(name:str, weights_file=None)->nn.Module:
+    "timm's model `name`, with the checkpoint `weights_file` loaded (None: random weights)"
     import timm
-    kw = dict(pretrained=True, pretrained_cfg_overlay=dict(file=str(weights_file))) if weights_file else dict(pretrained=False)
-    m = timm.create_model(name, **kw)
-    stages = {f['module'].split('.')[0] for f in getattr(m, 'feature_info', []) if '.' in f['module']}
-    layers = []
+    return timm.create_model(name, **_timm_kwargs(weights_file))
+
+def _stage_names(m:nn.Module)->set:
+    "The names of the children of `m` that hold its feature stages"
+    return {f['module'].split('.')[0] for f in getattr(m, 'feature_info', []) if '.' in f['module']}
+
+def _feature_layers(m:nn.Module)->list:
+    "The children of `m` before its head, stage containers expanded into their blocks"
+    stages, layers = _stage_names(m), []
     for n, c in m.named_children():
         if n in _HEAD_NAMES: break
         layers += list(c.children()) if n in stages and isinstance(c, nn.Sequential) else [c]
+    return layers
+
+def _chain_matches(m:nn.Module, layers:list, x:torch.Tensor)->bool:
+    "Whether the chain of `layers` computes what the `forward_features` of `m` does on `x` (False when it cannot run)"
+    try: return torch.allclose(nn.Sequential(*layers)(x), m.forward_features(x), atol=1e-4)
+    except Exception: return False
+
+def _same_features(m:nn.Module, layers:list)->bool:
+    "Whether the chain of `layers` computes the `forward_features` of `m` (in eval mode, on a random image)"
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         m.eval()
-        try: same = torch.allclose(nn.Sequential(*layers)(x), m.forward_features(x), atol=1e-4)
-        except Exception: same = False
+        same = _chain_matches(m, layers, x)
         m.train()
-    if not same: raise ValueError(f"timm model {name!r} is not a chain of layers (a CNN): it cannot be a U-Net encoder")
+    return same
+
+def _timm_layers(name:str, weights_file=None)->list:
+    "Layers of timm's `name` that make up its `forward_features`, stages flattened"
+    m = _timm_model(name, weights_file)
+    layers = _feature_layers(m)
+    if not _same_features(m, layers):
+        raise ValueError(f"timm model {name!r} is not a chain of layers (a CNN): it cannot be a U-Net encoder")
     return layers
 
 # %% ../../nbs/11_learner.encoders.ipynb #4f10d643
+def _is_feature_grid(out:torch.Tensor)->bool:
+    "Whether `out` is a batch of square feature maps smaller than the 64 px image they come from"
+    return out.ndim == 4 and out.shape[-1] == out.shape[-2] and out.shape[-1] < 64
+
 class _Body:
     "`unet_learner` arch: a classification model cut before its pool, stage containers flattened (see `resolve_arch`)"
     def __init__(self, source:str, name:str): self.source, self.name = source, name
     @property
     def arch_name(self): return self.name if self.source == 'torchvision' else f'timm:{self.name}'
     def __repr__(self): return f"{type(self).__name__}({self.arch_name!r})"
-    def __call__(self, pretrained=False, weights=None, weights_file=None)->nn.Sequential:
-        "The body (then a pool, where fastai's `create_body` cuts); `pretrained=True` needs the local ImageNet weights"
-        if pretrained and weights_file is None: weights_file = _require_weights(self)
-        layers = (_tv_layers if self.source == 'torchvision' else _timm_layers)(self.name, weights_file)
+    def _layers(self, weights_file=None)->list:
+        "The layers of the body, from torchvision or timm, with `weights_file` loaded"
+        return (_tv_layers if self.source == 'torchvision' else _timm_layers)(self.name, weights_file)
+    def _features(self, layers:list)->torch.Tensor:
+        "What the chain of `layers` makes of a 64 px image, an error when it cannot run"
         body = nn.Sequential(*layers)
         try: out = dummy_eval(body, (64, 64))
         except Exception as e: raise ValueError(f"{self.arch_name} cannot be a U-Net encoder ({e})") from None
         body.train()
-        if out.ndim != 4 or out.shape[-1] != out.shape[-2] or out.shape[-1] >= 64:
+        return out
+    def _check_features(self, out:torch.Tensor):
+        "Refuse features that are not square maps smaller than the image"
+        if not _is_feature_grid(out):
             raise ValueError(f"{self.arch_name} cannot be a U-Net encoder (its features have shape {tuple(out.shape)})")
+    def __call__(self, pretrained=False, weights=None, weights_file=None)->nn.Sequential:
+        "The body (then a pool, where fastai's `create_body` cuts); `pretrained=True` needs the local ImageNet weights"
+        if pretrained and weights_file is None: weights_file = _require_weights(self)
+        layers = self._layers(weights_file)
+        self._check_features(self._features(layers))
         return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1))
 
 # %% ../../nbs/11_learner.encoders.ipynb #23698e04
+def _is_tv_function(f)->bool:
+    "Whether `f` is one of torchvision's model functions (not a custom arch)"
+    return getattr(tvm, getattr(f, '__name__', ''), None) is f
+
+def _fastai_tv(name:str):
+    "torchvision's model function `name` when fastai's `model_meta` knows where to cut it, else None"
+    f = getattr(tvm, name, None)
+    return f if f in model_meta else None
+
 def resolve_arch(name, # Encoder: torchvision ('resnet34', 'efficientnet_b0', …) or timm ('timm:resnet34', 'resnet50d', …)
                 ):     # What fastai's `unet_learner` takes as `arch`
     "The encoder called `name`, as an `arch` for fastai's `unet_learner`"
     if not isinstance(name, str):
-        if getattr(tvm, getattr(name, '__name__', ''), None) is not name: return name   # a custom arch, as is
+        if not _is_tv_function(name): return name   # a custom arch, as is
         name = name.__name__
     src, n = _source(name)
-    if src == 'torchvision' and getattr(tvm, n, None) in model_meta: return getattr(tvm, n)
+    if src == 'torchvision' and (f := _fastai_tv(n)) is not None: return f
     return _Body(src, n)
 
 # %% ../../nbs/11_learner.encoders.ipynb #ee23f2f4
@@ -258,16 +379,32 @@ def count_parameters(model:nn.Module, # Any PyTorch model
     return dict(total=sum(p.numel() for p in ps), trainable=sum(p.numel() for p in ps if p.requires_grad))
 
 # %% ../../nbs/11_learner.encoders.ipynb #4fff8f5b
+def _ms_per_image(step, bs:int)->float:
+    "Milliseconds per image of one call of `step` on a batch of `bs`"
+    t0 = time.perf_counter()
+    step()
+    return (time.perf_counter() - t0)*1000/bs
+
 def _median_ms(step, n:int, warmup:int, bs:int)->float:
     "Median milliseconds per image of `n` calls of `step` after `warmup` calls"
-    ts = []
-    for i in range(warmup + n):
-        t0 = time.perf_counter()
-        step()
-        if i >= warmup: ts.append((time.perf_counter() - t0)*1000/bs)
-    return float(np.median(ts))
+    return float(np.median([_ms_per_image(step, bs) for _ in range(warmup + n)][warmup:]))
 
 # %% ../../nbs/11_learner.encoders.ipynb #cbf303d6
+def _train_ms(model:nn.Module, x:torch.Tensor, y:torch.Tensor, n:int, warmup:int)->float:
+    "Median milliseconds per image of a training step on (`x`, `y`), at learning rate 0 (the weights stay)"
+    opt = torch.optim.SGD(model.parameters(), lr=0.)
+    def train_step():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.train()
+    return _median_ms(train_step, n, warmup, len(x))
+
+def _predict_ms(model:nn.Module, x:torch.Tensor, n:int, warmup:int)->float:
+    "Median milliseconds per image of a prediction of `x`"
+    model.eval()
+    with torch.no_grad(): return _median_ms(lambda: model(x), n, warmup, len(x))
+
 def time_model(model:nn.Module,   # A segmentation model (n classes out, input's size)
                size:int=256,      # Square input side
                bs:int=4,          # Images per batch
@@ -277,14 +414,8 @@ def time_model(model:nn.Module,   # A segmentation model (n classes out, input's
               )->dict:            # `params`, `train_ms` and `predict_ms` per image
     "Parameters and CPU milliseconds per image of a training step and of a prediction at `size` px; weights unchanged"
     x, y = torch.randn(bs, 3, size, size), torch.randint(0, n_out, (bs, size, size))
-    state, opt = {k: v.clone() for k, v in model.state_dict().items()}, torch.optim.SGD(model.parameters(), lr=0.)
-    def train_step():
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.train()
-    train_ms = _median_ms(train_step, n, warmup, bs)
-    model.eval()
-    with torch.no_grad(): predict_ms = _median_ms(lambda: model(x), n, warmup, bs)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    train_ms = _train_ms(model, x, y, n=n, warmup=warmup)
+    predict_ms = _predict_ms(model, x, n=n, warmup=warmup)
     model.load_state_dict(state)                      # batch-norm statistics back as they were
     return dict(params=count_parameters(model)['total'], train_ms=train_ms, predict_ms=predict_ms)

@@ -27,13 +27,22 @@ __all__ = ['OLD_PATHS', 'TRAINING_ONLY', 'FINISHED', 'read_config', 'file_sha256
            'ModelFolder', 'read_manifest', 'check_finished', 'train_folds', 'refuse_finished', 'staged_output']
 
 # %% ../../nbs/15_learner.folder.ipynb #f24a2232
+def _missing(path)->LesionDataError:
+    "The error for a file that is not there"
+    return LesionDataError(f"{path}: missing")
+
 def _json_object(path:Path, what:str)->dict|list:
     "The JSON in `path`, or a `LesionDataError` naming it (missing, or `what` when it does not parse)"
     try: return json.loads(path.read_text())
-    except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
+    except FileNotFoundError: raise _missing(path) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise LesionDataError(f"{path}: {what} ({e})") from None
 
 # %% ../../nbs/15_learner.folder.ipynb #6db1086f
+def _lacks(obj, required:tuple)->str:
+    "What the JSON `obj` lacks of the keys `required`: 'everything' when it is no object, '' when nothing"
+    if not isinstance(obj, dict): return 'everything'
+    return ', '.join(k for k in required if k not in obj)
+
 def read_config(path,                 # A JSON file: a member's config.json or a folder's manifest
                 required:tuple=(),    # Keys it must have
                 what:str='damaged',   # How to call a file that does not parse
@@ -41,9 +50,7 @@ def read_config(path,                 # A JSON file: a member's config.json or a
     "The JSON object in `path`, or a `LesionDataError` saying what the file lacks; warns if another version wrote it"
     path = Path(path)
     obj = _json_object(path, what)
-    if not isinstance(obj, dict) or (missing := [k for k in required if k not in obj]):
-        lacks = ', '.join(missing) if isinstance(obj, dict) else 'everything'
-        raise LesionDataError(f"{path}: {what} (missing {lacks})")
+    if lacks := _lacks(obj, required): raise LesionDataError(f"{path}: {what} (missing {lacks})")
     check_version(obj, path)
     return obj
 
@@ -54,41 +61,57 @@ def file_sha256(path, # A file
     with open(path, 'rb') as f: return hashlib.file_digest(f, 'sha256').hexdigest()
 
 # %% ../../nbs/15_learner.folder.ipynb #9ac596e8
+def _dig(obj, keys:tuple):
+    "The value at the path `keys` in nested dicts `obj`, None where one is missing"
+    for k in keys: obj = obj.get(k) if isinstance(obj, dict) else None
+    return obj
+
 def recorded_sha256(record,                 # A JSON file a trainer wrote: a member's config.json, a manifest
                     keys=('model_sha256',), # The path to the hash in it
                    )->str|None:             # The SHA-256 it records, or None
     "The SHA-256 that `record` holds at `keys`, if it does and the file reads"
     try: obj = json.loads(Path(record).read_text())
     except (OSError, ValueError): return None
-    for k in keys: obj = obj.get(k) if isinstance(obj, dict) else None
-    return obj
+    return _dig(obj, keys)
 
 # %% ../../nbs/15_learner.folder.ipynb #28670df9
+def _warn_unrecorded(path:Path, record:Path):
+    "Warn that `record` holds no SHA-256 of the pickle `path`, so unpickling it trusts the folder"
+    warnings.warn(f"{path}: {record.name} records no SHA-256 of it (an older folder); unpickling it runs "
+                  "any code it holds: load only folders you trust", LesionDataWarning)
+
+def _replaced(path:Path, record:Path)->LesionDataError:
+    "The error for a pickle `path` whose SHA-256 is not the one `record` holds"
+    return LesionDataError(f"{path}: its SHA-256 is not the one {record.name} records (the file was replaced "
+                           "after training); refusing to unpickle it")
+
+def _record_of(path:Path, record=None)->Path:
+    "The JSON file recording the SHA-256 of the pickle `path`: `record`, else the config.json beside it"
+    return Path(record or path.parent/'config.json')
+
 def check_pickle(path,                   # A pickle a trainer wrote: a member's model.pkl, a classifier's hybrid.pkl
                  record=None,            # The JSON file recording its SHA-256 (default: the config.json beside it)
                  keys=('model_sha256',), # Where `record` holds it
                 ):
     "Refuse `path` unread when its SHA-256 is not the one `record` holds; warn when it holds none"
-    path, record = Path(path), Path(record or Path(path).parent/'config.json')
-    if not path.is_file(): raise LesionDataError(f"{path}: missing")
+    path = Path(path)
+    record = _record_of(path, record)
+    if not path.is_file(): raise _missing(path)
     recorded = recorded_sha256(record, keys)
-    if recorded is None:
-        return warnings.warn(f"{path}: {record.name} records no SHA-256 of it (an older folder); unpickling it runs "
-                             "any code it holds: load only folders you trust", LesionDataWarning)
-    if file_sha256(path) != recorded:
-        raise LesionDataError(f"{path}: its SHA-256 is not the one {record.name} records (the file was replaced "
-                              "after training); refusing to unpickle it")
+    if recorded is None: return _warn_unrecorded(path, record)
+    if file_sha256(path) != recorded: raise _replaced(path, record)
 
 # %% ../../nbs/15_learner.folder.ipynb #f316856d
+def _line_moves(line:str)->dict:
+    "The moves that one line `old new: name old=renamed *` of a moves table names"
+    modules, _, names = line.partition(':')
+    old, new = modules.split()
+    return {(old, name): (new, renamed or name) for name, _, renamed in (n.partition('=') for n in names.split())}
+
 def moves_table(text:str)->dict:
     "{(old module, name): (new module, new name)} of lines `old new: name old=renamed *` (`*`: the whole module)"
     table = {}
-    for line in text.strip().splitlines():
-        modules, _, names = line.partition(':')
-        old, new = modules.split()
-        for name in names.split():
-            name, _, renamed = name.partition('=')
-            table[(old, name)] = (new, renamed or name)
+    for line in text.strip().splitlines(): table.update(_line_moves(line))
     return table
 
 # %% ../../nbs/15_learner.folder.ipynb #5399ea51
@@ -140,6 +163,10 @@ def _attribute(module:str, name:str):
     except ImportError: return None
 
 # %% ../../nbs/15_learner.folder.ipynb #1bc0d429
+def _in_new_modules(name:str):
+    "`name` in the first module that names of old folders moved to which has it, else None"
+    return next((o for m in _new_modules() if (o := _attribute(m, name)) is not None), None)
+
 def find_moved(module:str, # The module a pickle names (`lesion_fastai.train`)
                name:str,   # The name it names in it
               ):
@@ -148,32 +175,39 @@ def find_moved(module:str, # The module a pickle names (`lesion_fastai.train`)
     if (old, name) in OLD_PATHS: return _attribute(*OLD_PATHS[(old, name)])
     if (old, '*') in OLD_PATHS: return _attribute(OLD_PATHS[(old, '*')][0], name)
     if (found := _attribute(old, name)) is not None: return found
-    return next((o for m in _new_modules() if (o := _attribute(m, name)) is not None), None)
+    return _in_new_modules(name)
 
 # %% ../../nbs/15_learner.folder.ipynb #e4f53510
+def _library_module(module:str)->bool:
+    "Whether `module` is one of the library's modules (whose names may have moved), not the package itself"
+    return module != 'lesion_fastai' and module.startswith('lesion_fastai.')
+
 class OldPathsUnpickler(pickle.Unpickler):
     "A `pickle.Unpickler` that finds the library's classes and functions where they live now (`find_moved`)"
     def find_class(self, module:str, name:str):
-        if module == 'lesion_fastai' or not module.startswith('lesion_fastai.'):
-            return super().find_class(module, name)
+        if not _library_module(module): return super().find_class(module, name)
         found = find_moved(module, name)
         if found is None: raise AttributeError(f"{module}.{name}: not in this version of lesion_fastai")
         return found
 
 # %% ../../nbs/15_learner.folder.ipynb #a218df96
+def _old_paths_load(f, **kwargs):
+    "`pickle.load` of the file `f` through `OldPathsUnpickler`"
+    return OldPathsUnpickler(f, **kwargs).load()
+
 def _old_paths_pickle()->types.ModuleType:
     "`pickle`, its `Unpickler` being `OldPathsUnpickler` (what `load_learner(pickle_module=…)` takes)"
     mod = types.ModuleType('lesion_fastai_pickle')
     mod.__dict__.update({k: getattr(pickle, k) for k in ('Pickler', 'dump', 'dumps', 'HIGHEST_PROTOCOL')})
     mod.Unpickler = OldPathsUnpickler
-    mod.load = lambda f, **kw: OldPathsUnpickler(f, **kw).load()
+    mod.load = _old_paths_load
     return mod
 
 # %% ../../nbs/15_learner.folder.ipynb #0c841267
 def _unpickle(path:Path)->Learner:
     "`load_learner(path)` on the CPU unless CUDA is there, old class paths mapped; a failure becomes one line naming it"
     try: return load_learner(path, cpu=not torch.cuda.is_available(), pickle_module=_old_paths_pickle())
-    except FileNotFoundError: raise LesionDataError(f"{path}: missing") from None
+    except FileNotFoundError: raise _missing(path) from None
     except Exception as e: raise LesionDataError(f"{path}: cannot be loaded ({type(e).__name__}: {e})") from None
 
 # %% ../../nbs/15_learner.folder.ipynb #72eed92d
@@ -193,41 +227,66 @@ TRAINING_ONLY = (FreezeBN, HistoryLog, TrackerCallback, ParamScheduler)
 "Callbacks that `export_model` removes before pickling a learner."
 
 # %% ../../nbs/15_learner.folder.ipynb #11aaec2e
+def _drop_training_cbs(learn:Learner):
+    "Remove the callbacks only training needs (`TRAINING_ONLY`) from `learn`"
+    learn.remove_cbs([c for c in learn.cbs if isinstance(c, TRAINING_ONLY)])
+
+def _save_history(learn:Learner, out:Path):
+    "Write the rows of the learner's `HistoryLog` to `out/history.csv`, when it keeps one"
+    if hasattr(learn, 'history_log'): learn.history_log.to_csv(out/'history.csv')
+
 def export_model(learn:Learner, # The trained learner (its `path` is the model folder)
                  config:dict,   # Written to `config.json`, last, with the SHA-256 of `model.pkl`
                 )->dict:        # `config` as written
     "Export `learn` to `model.pkl` and `history.csv` in its folder, then write `config.json`: the finished marker"
     out = Path(learn.path)
-    if hasattr(learn, 'history_log'): learn.history_log.to_csv(out/'history.csv')
-    learn.remove_cbs([c for c in learn.cbs if isinstance(c, TRAINING_ONLY)])
+    _save_history(learn, out)
+    _drop_training_cbs(learn)
     with atomic_write(out/'model.pkl') as tmp: learn.export(tmp)
     config = {**config, 'model_sha256': file_sha256(out/'model.pkl')}
     write_json(config, out/'config.json')
     return config
 
 # %% ../../nbs/15_learner.folder.ipynb #d200b09a
+def _run_settings(cfg:TrainConfig)->dict:
+    "Every setting of `cfg` but the budget and the precision (a run may resume with others)"
+    return {k: v for k, v in cfg.as_dict().items() if k not in ('minutes', 'precision')}
+
+def _as_json(obj):
+    "`obj` as JSON stores it: tuples as lists, other objects as their `str`"
+    return json.loads(json.dumps(obj, default=str))
+
 def run_key(cfg:TrainConfig, ids)->dict:
     "What must match for a run to resume: every setting but the budget and the precision, and the images"
-    d = {k: v for k, v in cfg.as_dict().items() if k not in ('minutes', 'precision')}
-    return json.loads(json.dumps({'config': d, 'images': sorted(map(str, ids))}, default=str))
+    return _as_json({'config': _run_settings(cfg), 'images': sorted(map(str, ids))})
 
 # %% ../../nbs/15_learner.folder.ipynb #ed605140
+def _differing(old:dict, new:dict)->list:
+    "The keys whose values differ between `old` and `new` (a key one of them lacks included), sorted"
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
 def _key_difference(state:dict, key:dict)->str:
     "What differs between the key of `state` and `key`: the settings that differ, else the images"
-    old, new = (state.get('key') or {}).get('config', {}), key['config']
-    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    diff = _differing((state.get('key') or {}).get('config', {}), key['config'])
     return f"settings differ ({', '.join(diff)})" if diff else "images differ"
 
 # %% ../../nbs/15_learner.folder.ipynb #2294f208
+def _state_json(f:Path)->dict:
+    "The state file `f` of an interrupted run, a damaged one refused with the way out"
+    try: return json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e}); delete it to start over") from None
+
+def _state_file(out)->Path:
+    "Where the state of an interrupted run in the folder `out` is"
+    return Path(out)/'checkpoints'/'state.json'
+
 def read_state(out, key:dict)->dict|None:
     "The interrupted run's state in `out`, or None; refuses a state left by different settings or images"
-    f = Path(out)/'checkpoints'/'state.json'
+    f = _state_file(out)
     if not f.exists(): return None
-    try: state = json.loads(f.read_text())
-    except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e}); delete it to start over") from None
+    state = _state_json(f)
     if state.get('key') != key:
-        what = _key_difference(state, key)
-        raise LesionDataError(f"{out}: holds an interrupted run whose {what}; "
+        raise LesionDataError(f"{out}: holds an interrupted run whose {_key_difference(state, key)}; "
                               "resume with the same ones or use a new folder")
     return state
 
@@ -250,46 +309,68 @@ class ModelFolder:
         if not members: raise LesionDataError(f"{self.kind}: needs at least one member")
         self.members, self.tta, self.paths, self.info = members, bool(tta), paths, info or {}
         self.classes = self.check_classes()
+    def _member_names(self)->list:
+        "How a message names each member: by its folder, else by its index"
+        return [str(p) for p in self.paths] if self.paths else [f'member {i}' for i in range(len(self.members))]
+    def _member_classes(self)->list:
+        "The classes of each member, as a tuple"
+        return [tuple(m[-1]['classes']) for m in self.members]
     def check_classes(self)->list:
         "The members' classes, refused when they disagree"
-        classes = [tuple(m[-1]['classes']) for m in self.members]
+        classes = self._member_classes()
         if len(set(classes)) == 1: return list(classes[0])
-        names = [str(p) for p in self.paths] if self.paths else [f'member {i}' for i in range(len(self.members))]
-        which = '; '.join(f"{n}: {list(c)}" for n, c in zip(names, classes))
+        which = '; '.join(f"{n}: {list(c)}" for n, c in zip(self._member_names(), classes))
         raise LesionDataError(f"{self.kind} members disagree on classes: {which}")
     def member_entry(self, member)->dict: return {}
     def manifest_fields(self)->dict: return {}
 
 # %% ../../nbs/15_learner.folder.ipynb #c4dda066
+def _now()->str:
+    "The time now in UTC, to the second, ISO 8601"
+    return datetime.now(timezone.utc).isoformat(timespec='seconds')
+
+def _relative(p, path:Path)->str:
+    "The folder `p` relative to the folder `path`, both resolved"
+    return os.path.relpath(Path(p).resolve(), path.resolve())
+
 @patch
 def manifest_record(self:ModelFolder, path:Path, **extra)->dict:
     "The manifest of the folder in `path`: format, version, members' folders relative to it, classes, TTA, the rest"
-    members = [{'path': os.path.relpath(Path(p).resolve(), path.resolve()), **self.member_entry(m)}
-               for p, m in zip(self.paths, self.members)]
-    return {'format': self.format, 'lesion_fastai': __version__,
-            'created': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'members': members,
+    members = [{'path': _relative(p, path), **self.member_entry(m)} for p, m in zip(self.paths, self.members)]
+    return {'format': self.format, 'lesion_fastai': __version__, 'created': _now(), 'members': members,
             'classes': self.classes, 'tta': self.tta, **self.manifest_fields(), **{**self.info, **extra}}
 
 # %% ../../nbs/15_learner.folder.ipynb #f59ea109
+def _free_name(path:Path, p:Path, i:int)->Path:
+    "`path/<name of p>`, or `path/<name>-<i>` when that is taken"
+    return path/p.name if not (path/p.name).exists() else path/f'{p.name}-{i}'
+
+def _inside(p:Path, path:Path)->bool:
+    "Whether `p` lies inside the folder `path`, both resolved"
+    return p.resolve().is_relative_to(path.resolve())
+
+def _brought_in(p:Path, path:Path, i:int)->Path:
+    "The member folder `p` inside `path`: itself when it is there, else its copy there (hard links), named after it"
+    if _inside(p, path): return p
+    dest = _free_name(path, p, i)
+    shutil.copytree(p, dest, copy_function=_link_or_copy)
+    return dest
+
 def _bring_in(paths:list, path:Path)->list:
     "`paths`, those outside `path` hard-linked (or copied) into `path/<name>`, a name taken getting the member's index"
-    inside = []
-    for i, p in enumerate(map(Path, paths)):
-        if p.resolve().is_relative_to(path.resolve()): inside.append(p)
-        else:
-            dest = path/p.name if not (path/p.name).exists() else path/f'{p.name}-{i}'
-            shutil.copytree(p, dest, copy_function=_link_or_copy)
-            inside.append(dest)
-    return inside
+    return [_brought_in(p, path, i) for i, p in enumerate(map(Path, paths))]
 
 # %% ../../nbs/15_learner.folder.ipynb #a01a517e
+def _unnamed(kind:str)->LesionDataError:
+    "The error for saving members that have no folders to name"
+    return LesionDataError(f"this {kind}'s members have no folders to name; load them from folders")
+
 @patch
 def save(self:ModelFolder, path, **extra)->Path:
     "Write the manifest in `path`, members from elsewhere brought in first (`_bring_in`): the folder is whole"
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    if not self.paths:
-        raise LesionDataError(f"this {self.kind}'s members have no folders to name; load them from folders")
+    if not self.paths: raise _unnamed(self.kind)
     self.paths = _bring_in(self.paths, path)
     write_json(self.manifest_record(path, **extra), path/self.manifest)
     return path/self.manifest
@@ -328,12 +409,18 @@ def _check_member_classes(f:Path,        # The manifest
 
 # %% ../../nbs/15_learner.folder.ipynb #507ca4a0
 @patch(cls_method=True)
-def load(cls:ModelFolder, path, tta=None, **kwargs):
-    "The folder at `path`: its manifest read and checked, every member loaded (`kwargs` go to `load_member`)"
-    path = Path(path)
+def _manifest_file(cls:ModelFolder, path:Path)->Path:
+    "The manifest of the folder `path`, refused when `path` is no folder of this kind"
     if not path.is_dir(): raise LesionDataError(f"{path}: no such {cls.kind} folder")
     f = path/cls.manifest
     if not f.exists(): raise LesionDataError(f"{path}: not a {cls.kind} folder (no {cls.manifest})")
+    return f
+
+@patch(cls_method=True)
+def load(cls:ModelFolder, path, tta=None, **kwargs):
+    "The folder at `path`: its manifest read and checked, every member loaded (`kwargs` go to `load_member`)"
+    path = Path(path)
+    f = cls._manifest_file(path)
     man = read_manifest(f, cls.required, cls.format)
     paths = _member_folders(path, man, f)
     members = [cls.load_member(p, **kwargs) for p in paths]
@@ -342,13 +429,20 @@ def load(cls:ModelFolder, path, tta=None, **kwargs):
     return cls.from_manifest(members, man, paths, man['tta'] if tta is None else tta, info)
 
 # %% ../../nbs/15_learner.folder.ipynb #7eac9e4a
+def _comparable(settings:dict|None, ignore)->dict:
+    "`settings` but those in `ignore`, as JSON stores them (a tuple and its list compare equal)"
+    return _as_json({k: v for k, v in (settings or {}).items() if k not in ignore})
+
 def _settings_difference(old:dict, new:dict, ignore)->list:
     "The settings that differ between `old` and `new`, those in `ignore` aside"
-    norm = lambda o: json.loads(json.dumps({k: v for k, v in (o or {}).items() if k not in ignore}, default=str))
-    old, new = norm(old), norm(new)
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return _differing(_comparable(old, ignore), _comparable(new, ignore))
 
 # %% ../../nbs/15_learner.folder.ipynb #db160181
+def _other_settings(d, diff:list)->LesionDataError:
+    "The error for the finished member `d` whose settings `diff` differ from those asked for"
+    return LesionDataError(f"{d}: a finished member trained with other settings ({', '.join(diff)}); "
+                           "train with the same ones, with --restart (resume=False), or into a new folder")
+
 def check_finished(d,                    # A member folder
                    settings:dict,        # The settings it must have been trained with
                    key:str='train_config', # Where its config.json records them
@@ -358,12 +452,15 @@ def check_finished(d,                    # A member folder
     try: c = json.loads((Path(d)/'config.json').read_text())
     except (OSError, json.JSONDecodeError): return False
     if not (Path(d)/'model.pkl').exists(): return False
-    if diff := _settings_difference(c.get(key), settings, ignore):
-        raise LesionDataError(f"{d}: a finished member trained with other settings ({', '.join(diff)}); "
-                              "train with the same ones, with --restart (resume=False), or into a new folder")
+    if diff := _settings_difference(c.get(key), settings, ignore): raise _other_settings(d, diff)
     return True
 
 # %% ../../nbs/15_learner.folder.ipynb #e9fbd9db
+def _train_fold(f, d:Path, n:int, train_one, log):
+    "Train the member of fold `f` (of `n`) into `d`, saying so"
+    log(f"fold {f} of {n}: training {d}")
+    train_one(f, d)
+
 def train_folds(out,                # Folder of the members
                 folds,              # The folds, one member each
                 train_one,          # `train_one(fold, folder)` trains one member
@@ -380,8 +477,7 @@ def train_folds(out,                # Folder of the members
         if not restart and check_finished(d, settings_of(f), key):
             log(f"fold {f} of {len(folds)}: finished member in {d}, kept")
             continue
-        log(f"fold {f} of {len(folds)}: training {d}")
-        train_one(f, d)
+        _train_fold(f, d, len(folds), train_one, log)
     return paths
 
 # %% ../../nbs/15_learner.folder.ipynb #468aa62a
@@ -390,64 +486,109 @@ FINISHED = {'ensemble.json': 'a finished ensemble', 'classifier.json': 'a finish
 "Files that mark a folder holding a finished model (each written last), and what each one means."
 
 # %% ../../nbs/15_learner.folder.ipynb #9fa245e6
+def _finished_model(out)->str|None:
+    "What finished model the folder `out` holds, by the first of `FINISHED` in it; None when none"
+    return next((what for f, what in FINISHED.items() if (Path(out)/f).exists()), None)
+
 def refuse_finished(out,                # The output folder of a trainer
                     restart:bool=False, # Train it again from scratch, overwriting it
                    ):
     "Refuse to train into a folder holding a finished model (`FINISHED`), unless `restart`"
-    found = next((what for f, what in FINISHED.items() if (Path(out)/f).exists()), None)
+    found = _finished_model(out)
     if found and not restart:
         raise LesionDataError(f"{out}: holds {found}; train it again from scratch with --restart (resume=False from "
                               "Python), overwriting it, or choose a new folder")
 
 # %% ../../nbs/15_learner.folder.ipynb #13c2571b
+def _file_in_the_way(out:Path, rel:Path)->bool:
+    "Whether a file of `out` stands where writing `out/rel` needs a folder"
+    return any((out/p).exists() and not (out/p).is_dir() for p in rel.parents)
+
+def _occupied(p:Path)->bool:
+    "Whether something is at `p`, a dangling link included"
+    return p.exists() or p.is_symlink()
+
 def _taken(out:Path, # An output folder
            rel:Path, # A file to write in it, relative to it
           )->bool:
     "Whether writing `out/rel` would replace something, or needs a folder where a file is"
-    if (out/rel).exists() or (out/rel).is_symlink(): return True
-    return any((out/p).exists() and not (out/p).is_dir() for p in rel.parents)
+    if _occupied(out/rel): return True
+    return _file_in_the_way(out, rel)
 
 # %% ../../nbs/15_learner.folder.ipynb #1da8da3b
+def _files_under(work:Path)->list:
+    "Every file under `work`, relative to it, sorted"
+    return sorted(f.relative_to(work) for f in work.rglob('*') if not f.is_dir())
+
+def _refuse_taken(out:Path, files:list):
+    "Refuse, before any file moves, to write `files` into `out` when one would replace something (`_taken`)"
+    if (taken := next((r for r in files if _taken(out, r)), None)) is not None:
+        raise LesionDataError(f"{out/taken}: already exists; nothing was written ({out} is as it was): "
+                              "choose a new folder")
+
+def _move_file(src:Path, dst:Path):
+    "Move the file `src` to `dst`, its folder made first"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, dst)
+
+def _move_back(out:Path, work:Path, moved:list):
+    "Move the files `moved` back from `out` to `work`, the last moved first"
+    for r in reversed(moved): os.rename(out/r, work/r)
+
+def _move_all(work:Path, out:Path, files:list):
+    "Move `files` from `work` to the same places in `out`, all or nothing: those moved go back when one fails"
+    moved = []
+    try:
+        for r in files:
+            _move_file(work/r, out/r)
+            moved.append(r)
+    except BaseException:
+        _move_back(out, work, moved)                              # all or nothing
+        raise
+
 def _merge_into(work:Path, # The staging folder
                 out:Path,  # An existing output folder
                ):
     "Move every file of `work` to the same place in `out`; refuses, before moving any, to replace a file"
-    files = sorted(f.relative_to(work) for f in work.rglob('*') if not f.is_dir())
-    if (taken := next((r for r in files if _taken(out, r)), None)) is not None:
-        raise LesionDataError(f"{out/taken}: already exists; nothing was written ({out} is as it was): "
-                              "choose a new folder")
-    moved = []
-    try:
-        for r in files:
-            (out/r).parent.mkdir(parents=True, exist_ok=True)
-            os.rename(work/r, out/r)
-            moved.append(r)
-    except BaseException:
-        for r in reversed(moved): os.rename(out/r, work/r)      # all or nothing
-        raise
+    files = _files_under(work)
+    _refuse_taken(out, files)
+    _move_all(work, out, files)
 
 # %% ../../nbs/15_learner.folder.ipynb #b870f4f4
+def _filename(e:OSError)->Path|None:
+    "The file an `OSError` names, None when it names none"
+    return Path(e.filename) if isinstance(e.filename, str) else None
+
 def _staged_error(e:OSError,  # What writing into the staging folder raised (a full disk, say)
                   work:Path,  # The staging folder
                   out:Path,   # The output folder
                  )->OSError:
     "`e` naming the file of `out` rather than of the staging folder, and saying that `out` is as it was"
-    name = Path(e.filename) if isinstance(e.filename, str) else None
+    name = _filename(e)
     if name is None or not name.is_relative_to(work): return e
     return OSError(e.errno, f"{e.strerror} (nothing was written: {out} is as it was)", str(out/name.relative_to(work)))
 
 # %% ../../nbs/15_learner.folder.ipynb #460f461b
+def _staging_folder(out:Path)->Path:
+    "A new, empty hidden folder beside `out` (its parents made) where its files are written first"
+    out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
+    work = out.parent/f'.{out.name}-{uuid.uuid4().hex[:12]}'
+    work.mkdir()                                                    # the usual permissions (`mkdtemp` makes 0700)
+    return work
+
+def _publish(work:Path, out:Path):
+    "Make the files staged in `work` those of `out`: the whole folder at once when `out` is new, else file by file"
+    if not out.exists(): os.replace(work, out)                      # the whole result appears at once
+    else: _merge_into(work, out)
+
 @contextmanager
 def staged_output(out, # The output folder: created, or existing without the files being written
                  ):
     "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds, replacing none"
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
-    work = out.parent/f'.{out.name}-{uuid.uuid4().hex[:12]}'
-    work.mkdir()                                                    # the usual permissions (`mkdtemp` makes 0700)
+    work = _staging_folder(out)
     try:
         yield work
-        if not out.exists(): os.replace(work, out)                  # the whole result appears at once
-        else: _merge_into(work, out)
+        _publish(work, out)
     except OSError as e: raise _staged_error(e, work, out) from None
     finally: shutil.rmtree(work, ignore_errors=True)

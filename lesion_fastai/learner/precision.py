@@ -19,17 +19,30 @@ from ..config import PRECISIONS
 __all__ = ['cpu_has_bf16', 'CPUMixedPrecision', 'CUDAMixedPrecision', 'precision_policy', 'precision_callback', 'precision_line']
 
 # %% ../../nbs/10_learner.precision.ipynb #08e1791c
+def _forced_bf16()->bool|None:
+    "What `LESION_FASTAI_BF16` forces: True for '1', False for '0', None when it says neither"
+    forced = os.environ.get('LESION_FASTAI_BF16')
+    return forced == '1' if forced in ('0', '1') else None
+
+def _cpu_flags()->str:
+    "The text of `/proc/cpuinfo`, empty where it cannot be read"
+    try: return Path('/proc/cpuinfo').read_text()
+    except OSError: return ''
+
 def cpu_has_bf16()->bool:
     "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)"
-    forced = os.environ.get('LESION_FASTAI_BF16')
-    if forced in ('0', '1'): return forced == '1'
-    try: flags = Path('/proc/cpuinfo').read_text()
-    except OSError: return False
+    forced = _forced_bf16()
+    if forced is not None: return forced
+    flags = _cpu_flags()
     return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
 # %% ../../nbs/10_learner.precision.ipynb #45661cd4
 class _LeaveAutocast:
     "Leave the callback's autocast after the loss, or right after the prediction when a batch has no target (`get_preds`)"
+    def _enter(self):
+        "Enter the callback's autocast, and remember it is entered"
+        self.autocast.__enter__()
+        self.entered = True
     def after_pred(self):
         self.learn.pred = self.pred.float()
         if not self.learn.yb: self._leave()
@@ -53,24 +66,32 @@ class CPUMixedPrecision(_LeaveAutocast, Callback):
     def __init__(self, bf16:bool|None=None, # None: when the CPU has native bf16
                  channels_last:bool=True):  # Store activations NHWC
         store_attr()
-    def before_fit(self):
+    def _wants_bf16(self)->bool:
+        "Whether bf16 autocast runs: only when the batches stay on the CPU, and the CPU (or `bf16`) says so"
         on_cpu = getattr(self.dls.device, 'type', 'cpu') == 'cpu'        # no device: the batches stay on the CPU
-        self.on = on_cpu and (cpu_has_bf16() if self.bf16 is None else self.bf16)
+        return on_cpu and (cpu_has_bf16() if self.bf16 is None else self.bf16)
+    def before_fit(self):
+        self.on = self._wants_bf16()
         if self.channels_last: self.learn.model.to(memory_format=torch.channels_last)
-        self.autocast, self.entered = torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.on), False
+        self.autocast = torch.autocast('cpu', dtype=torch.bfloat16, enabled=self.on)
+        self.entered = False
+    def _lay_out_batch(self):
+        "Store the batch's images NHWC when `channels_last`"
+        if self.channels_last: self.learn.xb = tuple(_channels_last(x) for x in self.xb)
     def before_batch(self):
         if getattr(self, 'autocast', None) is None: self.before_fit()      # get_preds on a loaded model has no fit
-        if self.channels_last: self.learn.xb = tuple(_channels_last(x) for x in self.xb)
-        self.autocast.__enter__()
-        self.entered = True
+        self._lay_out_batch()
+        self._enter()
 
 # %% ../../nbs/10_learner.precision.ipynb #c76b37bc
 class CUDAMixedPrecision(_LeaveAutocast, MixedPrecision):
     "fastai's `MixedPrecision` that also serves `get_preds` on a loaded model (no fit, and no target on a `test_dl`)"
+    def _cuda_autocast(self)->torch.autocast:
+        "A CUDA autocast in the callback's mode: bf16 or fp16"
+        dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
+        return torch.autocast('cuda', dtype=dtype)
     def before_batch(self):
-        if getattr(self, 'autocast', None) is None:
-            dtype = torch.bfloat16 if self.amp_mode == AMPMode.BF16 else torch.float16
-            self.autocast = torch.autocast('cuda', dtype=dtype)
+        if getattr(self, 'autocast', None) is None: self.autocast = self._cuda_autocast()   # a loaded model has no fit
         super().before_batch()
         self.entered = True
 
@@ -83,16 +104,23 @@ def _check_precision(precision, device:torch.device):
         raise ValueError("precision fp16 needs a CUDA GPU; on a CPU use bf16 or fp32")
 
 # %% ../../nbs/10_learner.precision.ipynb #cc16236b
+def _torch_device(device)->torch.device:
+    "`device` as a torch device, None meaning CUDA when available, else the CPU"
+    return torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+
+def _best_precision(device:torch.device)->str:
+    "What the hardware of `device` computes fastest: bf16 where it has it, fp16 on an older GPU, else fp32"
+    if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
+    return 'bf16' if device.type == 'cpu' and cpu_has_bf16() else 'fp32'
+
 def precision_policy(device=None,   # A torch device or its name (None: CUDA when available, else the CPU)
                      precision=None, # 'fp32', 'bf16' or 'fp16' (None: `LESION_FASTAI_PRECISION`, else automatic)
                     )->str:          # 'bf16', 'fp16' or 'fp32'
     "The precision to train and predict in on `device`: bf16 where the hardware has it, fp16 on older GPUs, else fp32"
-    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = _torch_device(device)
     precision = precision or os.environ.get('LESION_FASTAI_PRECISION') or None
     _check_precision(precision, device)
-    if precision not in (None, 'auto'): return precision
-    if device.type == 'cuda': return 'bf16' if torch.cuda.is_bf16_supported() else 'fp16'
-    return 'bf16' if device.type == 'cpu' and cpu_has_bf16() else 'fp32'
+    return _best_precision(device) if precision in (None, 'auto') else precision
 
 # %% ../../nbs/10_learner.precision.ipynb #46e3c3cf
 def precision_callback(device, precision:str)->Callback|None:
@@ -107,21 +135,32 @@ _HOW = {'cuda': {'bf16': "fastai MixedPrecision, bf16 autocast",
         'cpu': {'bf16': "bf16 autocast + channels-last", 'fp32': "channels-last"}}
 
 # %% ../../nbs/10_learner.precision.ipynb #1c6ec536
+def _device_name(d:torch.device)->str:
+    "A GPU's name, else the device's type in capitals"
+    return torch.cuda.get_device_name(d) if d.type == 'cuda' else d.type.upper()
+
 def precision_line(device, precision:str)->str:
     "One line saying which precision runs on `device`, and how"
     d = torch.device(device)
-    where = torch.cuda.get_device_name(d) if d.type == 'cuda' else d.type.upper()
     how = _HOW.get(d.type, {}).get(precision, 'float32')
-    return f"precision {precision} on {where} ({how})"
+    return f"precision {precision} on {_device_name(d)} ({how})"
 
 # %% ../../nbs/10_learner.precision.ipynb #7ae2f621
+def _learner_device(learn:Learner)->torch.device:
+    "The device of the learner's data, else of its model's parameters"
+    return getattr(learn.dls, 'device', None) or next(learn.model.parameters()).device
+
+def _precision_cbs(learn:Learner)->list:
+    "The precision callbacks the learner carries: `CPUMixedPrecision` and fastai's `MixedPrecision` (ours included)"
+    return [c for c in learn.cbs if isinstance(c, (CPUMixedPrecision, MixedPrecision))]
+
 @patch
 def use_precision(self:Learner, precision=None, # 'fp32', 'bf16', 'fp16' (None: `precision_policy`'s choice)
                   log=print)->str:              # Where the one line goes (None: nowhere)
     "Install the precision callback `precision_policy` chooses for the learner's device, replacing any other"
-    device = getattr(self.dls, 'device', None) or next(self.model.parameters()).device
+    device = _learner_device(self)
     p = precision_policy(device, precision)
-    self.remove_cbs([c for c in self.cbs if isinstance(c, (CPUMixedPrecision, MixedPrecision))])
+    self.remove_cbs(_precision_cbs(self))
     if (cb := precision_callback(device, p)) is not None: self.add_cb(cb)
     if log: log(precision_line(device, p))
     return p

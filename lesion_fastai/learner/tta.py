@@ -14,28 +14,44 @@ from .precision import CPUMixedPrecision
 __all__ = ['dihedral', 'undo_dihedral', 'DihedralTTA']
 
 # %% ../../nbs/14_learner.tta.ipynb #cf7301a2
+def _turn(x:torch.Tensor, k:int)->torch.Tensor:
+    "`x` turned `k` quarter turns (counter-clockwise, negative: clockwise) in its last two dimensions"
+    return torch.rot90(x, k, dims=(-2, -1))
+
+def _mirror(x:torch.Tensor, k:int)->torch.Tensor:
+    "`x` flipped left to right for the mirrored half of the group (`k >= 4`), else as it is"
+    return x.flip(-1) if k >= 4 else x
+
 def dihedral(x:torch.Tensor, # (..., H, W)
              k:int,          # 0–7: `k % 4` quarter turns, after a horizontal flip when `k >= 4`
             )->torch.Tensor:
     "The `k`-th of the 8 dihedral transforms of the last two dimensions"
-    if k >= 4: x = x.flip(-1)
-    return torch.rot90(x, k % 4, dims=(-2, -1))
+    return _turn(_mirror(x, k), k % 4)
 
 # %% ../../nbs/14_learner.tta.ipynb #4235282d
 def undo_dihedral(x:torch.Tensor, k:int)->torch.Tensor:
     "The inverse of `dihedral(·, k)`"
-    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
-    return x.flip(-1) if k >= 4 else x
+    return _mirror(_turn(x, -(k % 4)), k)
 
 # %% ../../nbs/14_learner.tta.ipynb #602f173f
 class DihedralTTA(Callback):
     "Predict every batch in the dihedral `views` and average their probabilities, masks mapped back to the image's frame"
     order = CPUMixedPrecision.order - 1
     def __init__(self, views=range(8)): self.views = list(views)
-    def before_batch(self):
+    def _in_views(self)->torch.Tensor:
+        "The batch's images in every view, one view after the other along the batch dimension"
         x = self.xb[0].as_subclass(torch.Tensor)
-        self.n, self.learn.xb = len(x), (torch.cat([dihedral(x, k) for k in self.views]),)
+        return torch.cat([dihedral(x, k) for k in self.views])
+    def before_batch(self):
+        self.n = len(self.xb[0])
+        self.learn.xb = (self._in_views(),)
+    def _probabilities(self)->torch.Tensor:
+        "The prediction's softmax, one slice per view: (views, batch, classes, ...)"
+        return F.softmax(self.pred.float(), dim=1).reshape(len(self.views), self.n, *self.pred.shape[1:])
+    def _undo_views(self, p:torch.Tensor)->torch.Tensor:
+        "Every view's masks `p[i]` mapped back to the image's frame"
+        return torch.stack([undo_dihedral(p[i], k) for i, k in enumerate(self.views)])
     def after_pred(self):
-        p = F.softmax(self.pred.float(), dim=1).reshape(len(self.views), self.n, *self.pred.shape[1:])
-        if p.ndim > 3: p = torch.stack([undo_dihedral(p[i], k) for i, k in enumerate(self.views)])
+        p = self._probabilities()
+        if p.ndim > 3: p = self._undo_views(p)                # masks; a class's probabilities need no mapping
         self.learn.pred = p.mean(0).log()
