@@ -54,6 +54,10 @@ def _point(value:float, level:float)->Interval:
     "The interval of a statistic that resampling cannot move: `value` at both ends"
     return Interval(value, value, value, level)
 
+def _value(statistic, samples:tuple, vectorized:bool)->float:
+    "The statistic on the images themselves"
+    return float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
+
 def _resample(statistic, samples:tuple, paired:bool, vectorized:bool, seed:int, level:float):
     "`scipy.stats.bootstrap`'s result, quiet about a statistic that never moves (identical predictions compared)"
     with warnings.catch_warnings():
@@ -70,7 +74,7 @@ def bootstrap_interval(statistic,         # `statistic(*samples, axis=-1)` (vect
                       )->Interval:
     "`scipy.stats.bootstrap`'s interval of `statistic` over `samples`"
     samples = _as_samples(samples)
-    value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
+    value = _value(statistic, samples, vectorized)
     if _constant(samples): return _point(value, level)
     res = _resample(statistic, samples, paired=paired, vectorized=vectorized, seed=seed, level=level)
     if np.ptp(res.bootstrap_distribution) == 0: return _point(value, level)
@@ -120,10 +124,17 @@ def _group_table(path:Path)->pd.DataFrame:
     return t
 
 # %% ../nbs/04_stats.ipynb #f2bad3c7
-def _group_columns(t:pd.DataFrame)->tuple:
-    "The image ID column (`image_id`, `image` or the first) and the group column (`group` or the next) of `t`"
-    ids = next((c for c in ('image_id', 'image') if c in t.columns), t.columns[0])
-    return ids, 'group' if 'group' in t.columns else next(c for c in t.columns if c != ids)
+def _id_column(t:pd.DataFrame)->str:
+    "The image ID column of a groups table: `image_id`, `image`, or the first"
+    return next((c for c in ('image_id', 'image') if c in t.columns), t.columns[0])
+
+def _group_column(t, ids)->str:
+    "The group column of a groups table: `group`, or the first after the image ID column `ids`"
+    return 'group' if 'group' in t.columns else next(c for c in t.columns if c != ids)
+
+def _stripped(s:pd.Series)->np.ndarray:
+    "The strings of `s` without the blanks around them"
+    return s.str.strip().to_numpy()
 
 def _check_filled(path:Path, ids:pd.Series, groups:pd.Series):
     "Refuse a row of the groups CSV with an empty image ID or group, naming its line"
@@ -140,16 +151,21 @@ def read_groups(path, # CSV: image ID (`image_id`, `image`, or the first column)
     "The group of each image, from a CSV such as a source, a lesion-size band or a skin-tone band per image"
     path = Path(path)
     t = _group_table(path)
-    ids, grp = _group_columns(t)
+    ids = _id_column(t)
+    grp = _group_column(t, ids)
     _check_filled(path, t[ids], t[grp])
     _check_unique(path, t[ids])
-    return pd.Series(t[grp].str.strip().to_numpy(), index=t[ids].str.strip().to_numpy(), name='group')
+    return pd.Series(_stripped(t[grp]), index=_stripped(t[ids]), name='group')
 
 # %% ../nbs/04_stats.ipynb #dbfac342
 def _check_covered(groups:pd.Series, ids:pd.Index):
     "Refuse image IDs to which `groups` gives no group"
     if (no := ids.difference(groups.index)).size:
         raise LesionDataError(f"the groups file names no group for {len(no)} of the {len(ids)} images: {', '.join(no[:5])}")
+
+def _members(g, ids)->list:
+    "`(group, ids)` for each group of `g` (one group per image of `ids`), sorted by name"
+    return [(k, ids[(g == k).to_numpy()]) for k in sorted(g.unique())]
 
 def grouped(groups:pd.Series|None, # Group by image ID (from `read_groups`), or None
             ids,                   # The images scored
@@ -158,8 +174,7 @@ def grouped(groups:pd.Series|None, # Group by image ID (from `read_groups`), or 
     ids = pd.Index(ids)
     if groups is None: return [('all', ids)]
     _check_covered(groups, ids)
-    g = groups.reindex(ids)
-    return [('all', ids)] + [(k, ids[(g == k).to_numpy()]) for k in sorted(g.unique())]
+    return [('all', ids)] + _members(groups.reindex(ids), ids)
 
 # %% ../nbs/04_stats.ipynb #b5f88eaf
 def interval_row(scores:pd.Series, # One score per image
@@ -201,7 +216,7 @@ def paired_row(b:pd.Series,      # Scores of B, by image ID
     return dict(n=len(d), a=a.mean(), b=b.mean(), diff=iv.value, low=iv.low, high=iv.high, **_tally(d, tie))
 
 # %% ../nbs/04_stats.ipynb #58340e9c
-def _check_same_images(b:pd.Series, a:pd.Series):
+def _check_same_images(b, a):
     "Refuse two sets of scores that do not cover the same images"
     if (diff := a.index.symmetric_difference(b.index)).size:
         raise LesionDataError(f"the two sets of predictions cover different images, e.g. {', '.join(diff[:5])}")
