@@ -66,10 +66,13 @@ def _count(x):
     return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) or a.dtype == bool else a.astype(np.float64)
 
 # %% ../nbs/03_metrics.ipynb #e6e4ab13
+def _divide(num, den):
+    "`num/den` in float64, quietly NaN or infinite where `den == 0`."
+    with np.errstate(divide='ignore', invalid='ignore'): return np.true_divide(num, den)
+
 def _ratio(num, den):
     "`num/den` in float64, and 1.0 (the scorer's freebie) where `den == 0`."
-    with np.errstate(divide='ignore', invalid='ignore'): r = np.true_divide(num, den)
-    return np.where(den == 0, 1.0, r)
+    return np.where(den == 0, 1.0, _divide(num, den))
 
 # %% ../nbs/03_metrics.ipynb #8c1ff135
 def isic_scores(tp, # true-positive pixel count(s): scalar or array
@@ -80,10 +83,8 @@ def isic_scores(tp, # true-positive pixel count(s): scalar or array
                )->dict: # metric name -> float (scalar counts) or float64 array (array counts)
     "The ISIC challenge per-image scores computed from confusion counts, with the official scorer's rules."
     tp,fp,fn,tn = np.broadcast_arrays(*map(_count, (tp,fp,fn,tn)))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        accuracy = np.true_divide(tp + tn, tp + tn + fp + fn)
     jaccard = _ratio(tp, tp + fp + fn)
-    res = dict(accuracy=accuracy,
+    res = dict(accuracy=_divide(tp + tn, tp + tn + fp + fn),
                sensitivity=_ratio(tp, tp + fn),
                specificity=_ratio(tn, tn + fp),
                jaccard=jaccard,
@@ -242,7 +243,7 @@ def _class_iou(cm):
     "Per-class IoU, NaN for classes absent from both truth and prediction."
     inter = np.diag(cm)
     union = cm.sum(0) + cm.sum(1) - inter
-    with np.errstate(divide='ignore', invalid='ignore'): return np.where(union > 0, inter / union, np.nan)
+    return np.where(union > 0, _divide(inter, union), np.nan)
 
 # %% ../nbs/03_metrics.ipynb #6c931a88
 def pixel_accuracy(cm, # confusion matrix (rows = truth, columns = prediction)
