@@ -21,6 +21,23 @@ __all__ = ['METRIC_ORDER', 'PIXEL_ORDER', 'SIZE_BANDS', 'evaluate', 'format_scor
            'task3_intervals', 'compare_task3', 'task3_statistics', 'format_task3_statistics']
 
 # %% ../nbs/05_evaluation.ipynb #88a7ed66
+def _check_csv(csv):
+    "Refuse a `csv` path that is a folder, before any scoring"
+    if csv and Path(csv).is_dir(): raise LesionDataError(f"{csv}: is a folder; --csv takes the name of a file to write")
+
+def _check_report(report):
+    "Refuse a `report` path that is a file, before any scoring"
+    if report and Path(report).is_file():
+        raise LesionDataError(f"{report}: is a file; --report takes a folder to write into")
+
+def _write_csv(table:pd.DataFrame, path):
+    "Write `table` to the CSV file `path` atomically"
+    with atomic_write(path) as tmp: table.to_csv(tmp)
+
+def _reading(lenient:bool)->dict:
+    "The mark of a lenient reading in `evaluate`'s result (none for the official scorer's rule)"
+    return {'reading': 'lenient'} if lenient else {}
+
 def evaluate(truth,                        # Folder of truth masks
              pred,                         # Folder of predicted masks
              csv=None,                     # Write the per-image scores here
@@ -29,14 +46,13 @@ def evaluate(truth,                        # Folder of truth masks
              report=None,                  # Folder for the pooled pixel report: table, normalised confusion matrix PNG, per-image CSV
             )->dict:                       # Mean of each metric, `n_images` (and `reading: 'lenient'` with `lenient`)
     "ISIC Task 1 scores of the masks in `pred` against those in `truth`, read as the official scorer reads them"
-    if csv and Path(csv).is_dir(): raise LesionDataError(f"{csv}: is a folder; --csv takes the name of a file to write")
-    if report and Path(report).is_file(): raise LesionDataError(f"{report}: is a file; --report takes a folder to write into")
+    _check_csv(csv)
+    _check_report(report)
     kw = dict(missing_as_empty=missing_as_empty, lenient=lenient)
     per_image = score_folders(truth, pred, **kw)
-    if csv:
-        with atomic_write(csv) as tmp: per_image.to_csv(tmp)
+    if csv: _write_csv(per_image, csv)
     scores = pixel_report(truth, pred, report, **kw) if report else summarize_scores(per_image)
-    return {**scores, **({'reading': 'lenient'} if lenient else {})}
+    return {**scores, **_reading(lenient)}
 
 # %% ../nbs/05_evaluation.ipynb #5631fa8e
 METRIC_ORDER = ['threshold_jaccard', 'jaccard', 'dice', 'accuracy', 'sensitivity', 'specificity']
@@ -47,28 +63,43 @@ PIXEL_ORDER = ['global_accuracy', 'mean_accuracy', 'mean_iou', 'weighted_iou', '
 "Order of the pooled pixel figures (`lesion_fastai.metrics.PIXEL_METRICS`) in `format_scores`."
 
 # %% ../nbs/05_evaluation.ipynb #c3ff2b34
+def _score_lines(scores:dict, keys)->list:
+    "An aligned `name value` line for each of `keys` that `scores` holds, in the order of `keys`"
+    return [f"{k:<18} {scores[k]:.4f}" for k in keys if k in scores]
+
+def _scores_head(scores:dict)->str:
+    "The title line of `format_scores`: how many images, and a warning for a lenient reading"
+    head = f"ISIC Task 1 scores over {scores['n_images']} images (mean of per-image values)"
+    if scores.get('reading') == 'lenient': head += "; --lenient reading: not the official scorer's numbers"
+    return head
+
+def _pixel_lines(scores:dict)->list:
+    "The lines of the pooled pixel figures under a blank line and their title (none when `scores` has none)"
+    pixel = _score_lines(scores, PIXEL_ORDER)
+    return ['', 'Pixel report (pooled pixels; BF score: mean per image)'] + pixel if pixel else []
+
 def format_scores(scores:dict, # From `evaluate`
                  )->str:
     "The aggregate scores as an aligned text table (with the pooled pixel figures of `evaluate(report=…)` when present)"
-    lines = [f"{k:<18} {scores[k]:.4f}" for k in METRIC_ORDER if k in scores]
-    head = f"ISIC Task 1 scores over {scores['n_images']} images (mean of per-image values)"
-    if scores.get('reading') == 'lenient': head += "; --lenient reading: not the official scorer's numbers"
-    pixel = [f"{k:<18} {scores[k]:.4f}" for k in PIXEL_ORDER if k in scores]
-    pixel_head = ['', 'Pixel report (pooled pixels; BF score: mean per image)'] if pixel else []
-    return '\n'.join([head] + lines + pixel_head + pixel)
+    return '\n'.join([_scores_head(scores)] + _score_lines(scores, METRIC_ORDER) + _pixel_lines(scores))
 
 # %% ../nbs/05_evaluation.ipynb #7dc4ba5a
 SIZE_BANDS = {'small (< 10 %)': 0.1, 'medium (10-30 %)': 0.3, 'large (>= 30 %)': 1.01}
 "Lesion-size bands of `size_groups`: the band's name and the lesion share of the image it ends below."
 
 # %% ../nbs/05_evaluation.ipynb #a4e823bf
+def _lesion_shares(truth)->pd.Series:
+    "The share of the image that the lesion covers, of every truth mask in the folder `truth`, by image ID"
+    return pd.Series({iid: float(read_mask(f).mean()) for iid, f in list_masks(truth).items()})
+
+def _size_band(share:float)->str:
+    "The name of the first band of `SIZE_BANDS` that ends above `share`"
+    return list(SIZE_BANDS)[int(np.searchsorted(list(SIZE_BANDS.values()), share, side='right'))]
+
 def size_groups(truth, # Folder of truth masks
                )->pd.Series: # Size band by image ID
     "The lesion-size band of every truth mask: the share of the image the lesion covers"
-    masks = list_masks(truth)
-    share = pd.Series({iid: float(read_mask(f).mean()) for iid, f in masks.items()})
-    names, ends = list(SIZE_BANDS), list(SIZE_BANDS.values())
-    return share.map(lambda s: names[int(np.searchsorted(ends, s, side='right'))]).rename('group')
+    return _lesion_shares(truth).map(_size_band).rename('group')
 
 # %% ../nbs/05_evaluation.ipynb #576abad5
 def image_groups(groups,   # A groups CSV, 'size', or None
@@ -90,6 +121,10 @@ def score_intervals(truth,                 # Folder of truth masks
     return interval_table(per_image, columns=METRIC_ORDER, groups=image_groups(groups, truth), seed=seed)
 
 # %% ../nbs/05_evaluation.ipynb #48706dd2
+def _per_image(truth, pred, metric:str, kwargs:dict)->pd.Series:
+    "One metric's per-image scores of the folder of predictions `pred` (`score_folders` with `kwargs`)"
+    return score_folders(truth, pred, **kwargs)[metric]
+
 def compare_folders(truth,                   # Folder of truth masks
                     pred_b,                  # Folder of B's predicted masks
                     pred_a,                  # Folder of A's predicted masks, the same images
@@ -99,24 +134,46 @@ def compare_folders(truth,                   # Folder of truth masks
                     **kwargs,                # `missing_as_empty`, `lenient` (see `evaluate`)
                    )->pd.DataFrame:          # `paired_table`: a row for all images, then one per group
     "B against A on the same truth: the paired per-image difference, its interval, wins/ties/losses, per group"
-    b = score_folders(truth, pred_b, **kwargs)[metric]
-    a = score_folders(truth, pred_a, **kwargs)[metric]
+    b = _per_image(truth, pred_b, metric, kwargs)
+    a = _per_image(truth, pred_a, metric, kwargs)
     return paired_table(b, a, groups=image_groups(groups, truth), seed=seed)
 
 # %% ../nbs/05_evaluation.ipynb #686dd066
+def _comparison_head(what:str, b:str, a:str)->str:
+    "The two title lines of `format_comparison`: what is compared, then the column names"
+    return (f"{what}: {b} against {a} on the same images (difference {b} - {a}, paired 95 % bootstrap interval)\n"
+            f"{'group':<32} {'n':>5} {a:>8} {b:>8} {'diff':>8}  {'interval':<19} wins ties losses")
+
+def _tally_cells(r)->str:
+    "The wins, ties and losses of a comparison row, aligned under their titles"
+    return f" {r.wins:>4} {r.ties:>4} {r.losses:>6}"
+
+def _comparison_row(r)->str:
+    "One row of a comparison table (a named tuple from `itertuples`) as an aligned line"
+    return (f"{str(r.group)[:32]:<32} {r.n:>5} {r.a:>8.4f} {r.b:>8.4f} {r.diff:>+8.4f}  [{r.low:+.4f}, {r.high:+.4f}]"
+            + _tally_cells(r))
+
 def format_comparison(table:pd.DataFrame,     # From `compare_folders` or `compare_task3`
                       what:str='threshold_jaccard', # The metric compared
                       names:tuple=('B', 'A'),  # How to call the two predictions
                      )->str:
     "A comparison table as aligned text: a row per group"
     b, a = names
-    head = (f"{what}: {b} against {a} on the same images (difference {b} - {a}, paired 95 % bootstrap interval)\n"
-            f"{'group':<32} {'n':>5} {a:>8} {b:>8} {'diff':>8}  {'interval':<19} wins ties losses")
-    rows = [f"{str(r.group)[:32]:<32} {r.n:>5} {r.a:>8.4f} {r.b:>8.4f} {r.diff:>+8.4f}  [{r.low:+.4f}, {r.high:+.4f}]"
-            f" {r.wins:>4} {r.ties:>4} {r.losses:>6}" for r in table.itertuples()]
-    return '\n'.join([head] + rows)
+    return '\n'.join([_comparison_head(what, b, a)] + [_comparison_row(r) for r in table.itertuples()])
 
 # %% ../nbs/05_evaluation.ipynb #22208aca
+def _metric_dict(d:pd.DataFrame)->dict:
+    "The interval rows of one group as metric → `n`, `mean`, `low`, `high`"
+    return d.set_index('metric')[['n', 'mean', 'low', 'high']].to_dict(orient='index')
+
+def _by_group(t:pd.DataFrame)->dict:
+    "An interval table as group → metric → `n`, `mean`, `low`, `high`"
+    return {g: _metric_dict(d) for g, d in t.groupby('group', sort=False)}
+
+def _wants_intervals(ci:bool, groups, compare)->bool:
+    "Whether to add the intervals: asked for, or implied by `groups` without `compare` (the intervals per group)"
+    return ci or (groups is not None and not compare)
+
 def statistics_report(truth,          # Folder of truth masks
                       pred,           # Folder of predicted masks (A)
                       ci:bool=False,  # Add the intervals of every metric (implied by `groups` without `compare`)
@@ -127,27 +184,41 @@ def statistics_report(truth,          # Folder of truth masks
                      )->dict:         # `intervals` (group → metric → n, mean, low, high), `comparison` (rows)
     "The intervals and the paired comparison that `evaluate` prints beside the scores"
     res = {}
-    if ci or (groups is not None and not compare):    # groups alone: the intervals per group
-        t = score_intervals(truth, pred, groups=groups, seed=seed, **kwargs)
-        by_group = t.groupby('group', sort=False)
-        cols = ['n', 'mean', 'low', 'high']
-        res['intervals'] = {g: d.set_index('metric')[cols].to_dict(orient='index') for g, d in by_group}
+    if _wants_intervals(ci, groups, compare):
+        res['intervals'] = _by_group(score_intervals(truth, pred, groups=groups, seed=seed, **kwargs))
     if compare:
         res['comparison'] = compare_folders(truth, compare, pred, groups=groups, seed=seed, **kwargs).to_dict('records')
     return res
 
 # %% ../nbs/05_evaluation.ipynb #1c283ca4
+def _interval_line(m:str, r:dict)->str:
+    "One metric's mean and its interval, as an aligned line"
+    return f"{m:<18} {r['mean']:.4f}  [{r['low']:.4f}, {r['high']:.4f}]"
+
+def _group_title(g, metrics:dict)->str:
+    "The title line of one group's intervals, with its number of images"
+    n = next(iter(metrics.values()))['n']
+    return f"{g} ({n} images): mean  [95 % bootstrap interval]"
+
+def _interval_block(g, metrics:dict)->str:
+    "The intervals of one group as text: a title line with its number of images, then a line per metric"
+    rows = [_interval_line(m, r) for m, r in metrics.items()]
+    return '\n'.join([_group_title(g, metrics)] + rows)
+
+def _comparison_block(res, what)->list:
+    "The comparison of a statistics report `res` as one text block in a list (an empty list without one)"
+    if 'comparison' not in res: return []
+    return [format_comparison(pd.DataFrame(res['comparison']), what, names=('--compare', '--pred'))]
+
+def _blocks_text(blocks:list)->str:
+    "The text blocks, each after a blank line"
+    return ''.join(f'\n\n{b}' for b in blocks)
+
 def format_statistics(res:dict, # From `statistics_report`
                      )->str:
     "The intervals and the comparison of `statistics_report` as text (empty when neither was asked for)"
-    blocks = []
-    for g, metrics in res.get('intervals', {}).items():
-        rows = [f"{m:<18} {r['mean']:.4f}  [{r['low']:.4f}, {r['high']:.4f}]" for m, r in metrics.items()]
-        n = next(iter(metrics.values()))['n']
-        blocks.append('\n'.join([f"{g} ({n} images): mean  [95 % bootstrap interval]"] + rows))
-    if 'comparison' in res:
-        blocks.append(format_comparison(pd.DataFrame(res['comparison']), names=('--compare', '--pred')))
-    return ''.join(f'\n\n{b}' for b in blocks)
+    blocks = [_interval_block(g, metrics) for g, metrics in res.get('intervals', {}).items()]
+    return _blocks_text(blocks + _comparison_block(res, 'threshold_jaccard'))
 
 # %% ../nbs/05_evaluation.ipynb #46093616
 def _class_rows(inp, c:int, seed:int)->dict:
@@ -157,6 +228,10 @@ def _class_rows(inp, c:int, seed:int)->dict:
     return dict(n=int(rows.sum()), sensitivity=iv.value, low=iv.low, high=iv.high)
 
 # %% ../nbs/05_evaluation.ipynb #26ac43af
+def _class_intervals(inp, seed:int)->dict:
+    "`_class_rows` of each class present in the truth of `inp` (a `task3_inputs`), by class name"
+    return {name: _class_rows(inp, c, seed) for c, name in enumerate(inp.classes) if (inp.labels == c).any()}
+
 def task3_intervals(truth_csv, # Truth: `image` and one-hot class columns (optionally `score_weight`)
                     pred_csv,  # Prediction: `image` and the same class columns
                     seed:int=0, # Seed of the resampling
@@ -164,10 +239,24 @@ def task3_intervals(truth_csv, # Truth: `image` and one-hot class columns (optio
     "Balanced accuracy and each class's sensitivity, with bootstrap intervals"
     inp = task3_inputs(truth_csv, pred_csv)
     ba = balanced_accuracy_interval(inp.labels, inp.probs, inp.weights, seed=seed)
-    per_class = {name: _class_rows(inp, c, seed) for c, name in enumerate(inp.classes) if (inp.labels == c).any()}
-    return dict(balanced_accuracy=ba, per_class=pd.DataFrame.from_dict(per_class, orient='index'))
+    per_class = pd.DataFrame.from_dict(_class_intervals(inp, seed), orient='index')
+    return dict(balanced_accuracy=ba, per_class=per_class)
 
 # %% ../nbs/05_evaluation.ipynb #40fbf262
+def _check_same_rows(b, a, pred_b, pred_a):
+    "Refuse two read prediction files (`task3_inputs`) that do not hold the same images"
+    if list(a.ids) != list(b.ids): raise LesionDataError(f"{pred_a}: not the images of {pred_b}")
+
+def _right_tally(right_b:np.ndarray, right_a:np.ndarray)->dict:
+    "Images that only B gets right (wins), that both or neither get right (ties), that only A gets right (losses)"
+    return dict(wins=int((right_b & ~right_a).sum()), ties=int((right_b == right_a).sum()),
+                losses=int((right_a & ~right_b).sum()))
+
+def _task3_row(b, a, iv)->dict:
+    "The comparison row of B and A (both `task3_inputs`) with the interval `iv` of their difference"
+    return dict(group='all', n=len(a.ids), a=a.score(), b=b.score(), diff=iv.value, low=iv.low, high=iv.high,
+                **_right_tally(b.correct(), a.correct()))
+
 def compare_task3(truth_csv, # Truth: `image` and one-hot class columns
                   pred_b,    # B's prediction CSV
                   pred_a,    # A's prediction CSV, the same images
@@ -175,14 +264,15 @@ def compare_task3(truth_csv, # Truth: `image` and one-hot class columns
                  )->pd.DataFrame: # One row: `n`, `a`, `b`, `diff`, `low`, `high`, `wins`, `ties`, `losses`
     "B's balanced accuracy against A's on the same images: the difference with its paired interval"
     b, a = task3_inputs(truth_csv, pred_b), task3_inputs(truth_csv, pred_a)
-    if list(a.ids) != list(b.ids): raise LesionDataError(f"{pred_a}: not the images of {pred_b}")
+    _check_same_rows(b, a, pred_b, pred_a)
     iv = balanced_accuracy_difference(b.labels, b.probs, a.probs, b.weights, seed=seed)
-    right_b, right_a = b.correct(), a.correct()
-    return pd.DataFrame([dict(group='all', n=len(a.ids), a=a.score(), b=b.score(), diff=iv.value,
-                              low=iv.low, high=iv.high, wins=int((right_b & ~right_a).sum()),
-                              ties=int((right_b == right_a).sum()), losses=int((right_a & ~right_b).sum()))])
+    return pd.DataFrame([_task3_row(b, a, iv)])
 
 # %% ../nbs/05_evaluation.ipynb #acc33eac
+def _interval_entries(balanced_accuracy, per_class)->dict:
+    "The report entries of `task3_intervals`' result: the ends of `balanced_accuracy`'s interval, `per_class` as a dict"
+    return dict(interval=[balanced_accuracy.low, balanced_accuracy.high], per_class=per_class.to_dict(orient='index'))
+
 def task3_statistics(truth_csv,     # Truth CSV
                      pred_csv,      # Prediction CSV (A)
                      ci:bool=False, # Add the intervals of the balanced accuracy and of each class's sensitivity
@@ -191,24 +281,26 @@ def task3_statistics(truth_csv,     # Truth CSV
                     )->dict:        # `interval`, `per_class` (class → sensitivity and interval), `comparison`, as asked
     "The intervals and the paired comparison that `classify-evaluate` prints beside the scores"
     res = {}
-    if ci:
-        iv = task3_intervals(truth_csv, pred_csv, seed=seed)
-        res['interval'] = [iv['balanced_accuracy'].low, iv['balanced_accuracy'].high]
-        res['per_class'] = iv['per_class'].to_dict(orient='index')
+    if ci: res.update(_interval_entries(**task3_intervals(truth_csv, pred_csv, seed=seed)))
     if compare: res['comparison'] = compare_task3(truth_csv, compare, pred_csv, seed=seed).to_dict('records')
     return res
 
 # %% ../nbs/05_evaluation.ipynb #a8b90dd4
+def _class_line(c:str, r:dict)->str:
+    "One class's sensitivity, its interval and its number of images, as an aligned line"
+    return f"{c:<6} {r['sensitivity']:.4f}  [{r['low']:.4f}, {r['high']:.4f}]  ({r['n']} images)"
+
+def _task3_head(lo:float, hi:float)->list:
+    "The title lines of the Task 3 intervals: the balanced accuracy's interval, then the heading of the classes"
+    return [f"balanced accuracy, 95 % bootstrap interval [{lo:.4f}, {hi:.4f}]", 'sensitivity per class:']
+
+def _task3_interval_block(res:dict)->list:
+    "The balanced accuracy's interval and each class's sensitivity as one text block in a list (empty without them)"
+    if 'interval' not in res: return []
+    rows = [_class_line(c, r) for c, r in res['per_class'].items()]
+    return ['\n'.join(_task3_head(*res['interval']) + rows)]
+
 def format_task3_statistics(res:dict, # From `task3_statistics`
                            )->str:
     "The intervals and the comparison of `task3_statistics` as text (empty when neither was asked for)"
-    blocks = []
-    if 'interval' in res:
-        lo, hi = res['interval']
-        rows = [f"{c:<6} {r['sensitivity']:.4f}  [{r['low']:.4f}, {r['high']:.4f}]  ({r['n']} images)"
-                for c, r in res['per_class'].items()]
-        blocks.append('\n'.join([f"balanced accuracy, 95 % bootstrap interval [{lo:.4f}, {hi:.4f}]",
-                                  'sensitivity per class:'] + rows))
-    if 'comparison' in res:
-        blocks.append(format_comparison(pd.DataFrame(res['comparison']), 'balanced_accuracy', names=('--compare', '--pred')))
-    return ''.join(f'\n\n{b}' for b in blocks)
+    return _blocks_text(_task3_interval_block(res) + _comparison_block(res, 'balanced_accuracy'))

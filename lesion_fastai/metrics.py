@@ -66,10 +66,13 @@ def _count(x):
     return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) or a.dtype == bool else a.astype(np.float64)
 
 # %% ../nbs/03_metrics.ipynb #e6e4ab13
+def _divide(num, den):
+    "`num/den` in float64, quietly NaN or infinite where `den == 0`."
+    with np.errstate(divide='ignore', invalid='ignore'): return np.true_divide(num, den)
+
 def _ratio(num, den):
     "`num/den` in float64, and 1.0 (the scorer's freebie) where `den == 0`."
-    with np.errstate(divide='ignore', invalid='ignore'): r = np.true_divide(num, den)
-    return np.where(den == 0, 1.0, r)
+    return np.where(den == 0, 1.0, _divide(num, den))
 
 # %% ../nbs/03_metrics.ipynb #8c1ff135
 def isic_scores(tp, # true-positive pixel count(s): scalar or array
@@ -80,10 +83,8 @@ def isic_scores(tp, # true-positive pixel count(s): scalar or array
                )->dict: # metric name -> float (scalar counts) or float64 array (array counts)
     "The ISIC challenge per-image scores computed from confusion counts, with the official scorer's rules."
     tp,fp,fn,tn = np.broadcast_arrays(*map(_count, (tp,fp,fn,tn)))
-    with np.errstate(divide='ignore', invalid='ignore'):
-        accuracy = np.true_divide(tp + tn, tp + tn + fp + fn)
     jaccard = _ratio(tp, tp + fp + fn)
-    res = dict(accuracy=accuracy,
+    res = dict(accuracy=_divide(tp + tn, tp + tn + fp + fn),
                sensitivity=_ratio(tp, tp + fn),
                specificity=_ratio(tn, tn + fp),
                jaccard=jaccard,
@@ -242,7 +243,7 @@ def _class_iou(cm):
     "Per-class IoU, NaN for classes absent from both truth and prediction."
     inter = np.diag(cm)
     union = cm.sum(0) + cm.sum(1) - inter
-    with np.errstate(divide='ignore', invalid='ignore'): return np.where(union > 0, inter / union, np.nan)
+    return np.where(union > 0, _divide(inter, union), np.nan)
 
 # %% ../nbs/03_metrics.ipynb #6c931a88
 def pixel_accuracy(cm, # confusion matrix (rows = truth, columns = prediction)
@@ -336,6 +337,10 @@ def _checked_masks(truth_dir:Path, pred_dir:Path, missing_as_empty:bool)->tuple:
                               f"{_id_list(missing)}; pass missing_as_empty=True to score them as empty masks")
     return truths,preds
 
+def _mask_items(truth_dir, pred_dir, missing_as_empty:bool, lenient:bool):
+    "The `_folder_items` of a truth and a prediction folder, once `_checked_masks` has checked them"
+    return _folder_items(*_checked_masks(Path(truth_dir), Path(pred_dir), missing_as_empty), lenient)
+
 # %% ../nbs/03_metrics.ipynb #49f2b935
 def score_folders(truth_dir, # folder of ground-truth masks (8-bit greyscale, lesion > 128)
                   pred_dir,  # folder of predicted masks (8-bit greyscale, lesion > 128)
@@ -345,9 +350,7 @@ def score_folders(truth_dir, # folder of ground-truth masks (8-bit greyscale, le
                   lenient:bool=False,
                  )->pd.DataFrame: # `score_table` of every truth mask
     "Per-image ISIC scores of a folder of predicted masks against a folder of ground-truth masks, matched by image ID."
-    truth_dir,pred_dir = Path(truth_dir),Path(pred_dir)
-    truths,preds = _checked_masks(truth_dir, pred_dir, missing_as_empty)
-    return score_table(_folder_items(truths, preds, lenient), threshold=threshold)
+    return score_table(_mask_items(truth_dir, pred_dir, missing_as_empty, lenient), threshold=threshold)
 
 # %% ../nbs/03_metrics.ipynb #4ed728cf
 def mask_boundary(mask, # (H,W) bool or 0/1 mask
@@ -386,10 +389,9 @@ def pixel_table(items, # iterable of `(image_id, truth, pred)` with bool or 0/1 
                 tol:float=None, # BF tolerance in pixels (None: 0.75 % of each image's diagonal)
                )->pd.DataFrame: # `score_table`'s columns plus `bf_precision`, `bf_recall`, `bf_score`
     "Per-image ISIC scores, BF scores and confusion counts of a set of `(image_id, truth, pred)`"
-    ids,bfs = [],[]
+    bfs = []
     def _items():
         for image_id,t,p in items:
-            ids.append(str(image_id))
             bfs.append(bf_score(t, p, tol))
             yield image_id,t,p
     df = score_table(_items(), threshold=threshold)
@@ -437,8 +439,7 @@ def pixel_report(truth_dir, # folder of ground-truth masks
                  lenient:bool=False,
                 )->dict: # `PIXEL_METRICS` and the ISIC means
     "The pixel report of a folder of predictions: pooled pixel figures, mean BF score, ISIC scores"
-    truth_dir,pred_dir = Path(truth_dir),Path(pred_dir)
-    df = pixel_table(_folder_items(*_checked_masks(truth_dir, pred_dir, missing_as_empty), lenient), threshold)
+    df = pixel_table(_mask_items(truth_dir, pred_dir, missing_as_empty, lenient), threshold)
     return write_pixel_report(df, out) if out is not None else pixel_summary(df)
 
 # %% ../nbs/03_metrics.ipynb #d9620ebe
@@ -473,9 +474,8 @@ def _binary_scores(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
     "The scorer's binary scores of one class: truth `t` and prediction `p` binarised at > 0.5, weights `w`"
     tp, tn = np.sum((t & p)*w), np.sum((~t & ~p)*w)
     fp, fn = np.sum((~t & p)*w), np.sum((t & ~p)*w)
-    free = lambda num, den: 1.0 if den == 0 else num/den           # the scorer's freebie for an empty denominator
-    return dict(accuracy=(tp + tn)/(tp + tn + fp + fn), sensitivity=free(tp, tp + fn), specificity=free(tn, tn + fp),
-                dice=free(2*tp, 2*tp + fp + fn), ppv=free(tp, tp + fp), npv=free(tn, tn + fn))
+    s = isic_scores(tp, fp, fn, tn)                               # accuracy, sensitivity, specificity and dice
+    return {**{k: s[k] for k in CLASS_METRICS[:4]}, 'ppv': _ratio(tp, tp + fp), 'npv': _ratio(tn, tn + fn)}
 
 # %% ../nbs/03_metrics.ipynb #3e13ff2c
 def _class_row(t:np.ndarray, p:np.ndarray, w:np.ndarray)->dict:
@@ -526,14 +526,17 @@ def _task3_table(path:Path)->pd.DataFrame:
     return df.set_index('image')
 
 # %% ../nbs/03_metrics.ipynb #9109c7a5
+def _select_classes(df:pd.DataFrame, path:Path, classes)->pd.DataFrame:
+    "`df`'s columns `classes`, in that order; refuses a missing class column or an extra column"
+    if (missing := [c for c in classes if c not in df.columns]):
+        raise LesionDataError(f"{path}: missing class columns {missing}")
+    if (extra := [c for c in df.columns if c not in classes]):
+        raise LesionDataError(f"{path}: extra columns {extra} (classes are {list(classes)})")
+    return df[list(classes)]
+
 def _class_values(df:pd.DataFrame, path:Path, classes=None)->pd.DataFrame:
     "`df`'s class columns as float64; refuses missing/extra classes or values, non-floats (in a prediction), values off [0, 1]"
-    if classes is not None:
-        if (missing := [c for c in classes if c not in df.columns]):
-            raise LesionDataError(f"{path}: missing class columns {missing}")
-        if (extra := [c for c in df.columns if c not in classes]):
-            raise LesionDataError(f"{path}: extra columns {extra} (classes are {list(classes)})")
-        df = df[list(classes)]
+    if classes is not None: df = _select_classes(df, path, classes)
     if (bad := df.index[df.isnull().any(axis=1)]).size:
         raise LesionDataError(f"{path}: missing values for images {list(bad[:10])}")
     if (non_float := [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]):

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,29 @@ BOOTSTRAP = dict(n_resamples=9999, method='BCa')
 "The settings of every interval: scipy's bias-corrected and accelerated bootstrap with 9,999 resamples."
 
 # %% ../nbs/04_stats.ipynb #981cab6a
+def _as_samples(samples:tuple)->tuple:
+    "Each sample as a float64 array"
+    return tuple(np.asarray(s, dtype=np.float64) for s in samples)
+
+def _constant(samples:tuple)->bool:
+    "Whether every sample holds one value only, so that no resample can move the statistic"
+    return all(np.ptp(s) == 0 for s in samples)
+
+def _point(value:float, level:float)->Interval:
+    "The interval of a statistic that resampling cannot move: `value` at both ends"
+    return Interval(value, value, value, level)
+
+def _value(statistic, samples:tuple, vectorized:bool)->float:
+    "The statistic on the images themselves"
+    return float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
+
+def _resample(statistic, samples:tuple, paired:bool, vectorized:bool, seed:int, level:float):
+    "`scipy.stats.bootstrap`'s result, quiet about a statistic that never moves (identical predictions compared)"
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', stats.DegenerateDataWarning)
+        return stats.bootstrap(samples, statistic, paired=paired, vectorized=vectorized, confidence_level=level,
+                               random_state=np.random.default_rng(seed), **BOOTSTRAP)
+
 def bootstrap_interval(statistic,         # `statistic(*samples, axis=-1)` (vectorized) or `statistic(*samples)`
                        *samples,          # 1-D arrays of one length: one value per image
                        paired:bool=False, # Resample the samples' images together (a paired comparison)
@@ -49,15 +73,13 @@ def bootstrap_interval(statistic,         # `statistic(*samples, axis=-1)` (vect
                        level:float=0.95,  # Confidence level
                       )->Interval:
     "`scipy.stats.bootstrap`'s interval of `statistic` over `samples`"
-    samples = tuple(np.asarray(s, dtype=np.float64) for s in samples)
-    value = float(statistic(*samples, axis=-1) if vectorized else statistic(*samples))
-    if all(np.ptp(s) == 0 for s in samples): return Interval(value, value, value, level)
-    with warnings.catch_warnings():          # a statistic that never moves (identical predictions compared)
-        warnings.simplefilter('ignore', stats.DegenerateDataWarning)
-        res = stats.bootstrap(samples, statistic, paired=paired, vectorized=vectorized, confidence_level=level,
-                              random_state=np.random.default_rng(seed), **BOOTSTRAP)
-    if np.ptp(res.bootstrap_distribution) == 0: return Interval(value, value, value, level)
-    return Interval(value, float(res.confidence_interval.low), float(res.confidence_interval.high), level)
+    samples = _as_samples(samples)
+    value = _value(statistic, samples, vectorized)
+    if _constant(samples): return _point(value, level)
+    res = _resample(statistic, samples, paired=paired, vectorized=vectorized, seed=seed, level=level)
+    if np.ptp(res.bootstrap_distribution) == 0: return _point(value, level)
+    ci = res.confidence_interval
+    return Interval(value, float(ci.low), float(ci.high), level)
 
 # %% ../nbs/04_stats.ipynb #05db7ce9
 def _mean(x, axis=-1): return np.mean(x, axis=axis)
@@ -74,50 +96,85 @@ def mean_interval(scores,           # One score per image
 def _mean_difference(a, b, axis=-1): return np.mean(a - b, axis=axis)
 
 # %% ../nbs/04_stats.ipynb #c2301ef3
+def _check_paired(b, a):
+    "Refuse paired scores of two lengths"
+    if len(a) != len(b): raise ValueError(f"paired scores need one length, got {len(b)} and {len(a)}")
+
 def paired_interval(b,                # Scores of B, one per image
                     a,                # Scores of A on the same images, in the same order
                     seed:int=0,       # Seed of the resampling
                     level:float=0.95, # Confidence level
                    )->Interval:
     "The mean per-image difference `b - a` with its paired bootstrap interval"
-    if len(a) != len(b): raise ValueError(f"paired scores need one length, got {len(b)} and {len(a)}")
+    _check_paired(b, a)
     return bootstrap_interval(_mean_difference, b, a, paired=True, seed=seed, level=level)
 
 # %% ../nbs/04_stats.ipynb #4b3e7b34
+def _read_text_csv(path:Path)->pd.DataFrame:
+    "Every cell of the CSV at `path` as a string, or a `LesionDataError` when it cannot be parsed"
+    try: return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LesionDataError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+
 def _group_table(path:Path)->pd.DataFrame:
     "The rows of a groups CSV, with its checks"
     if not path.is_file(): raise LesionDataError(f"{path}: no such file")
-    try: t = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise LesionDataError(f"{path}: not a readable CSV ({' '.join(str(e).split())})") from None
+    t = _read_text_csv(path)
     if len(t.columns) < 2: raise LesionDataError(f"{path}: needs two columns, an image ID and its group")
     return t
 
 # %% ../nbs/04_stats.ipynb #f2bad3c7
+def _id_column(t:pd.DataFrame)->str:
+    "The image ID column of a groups table: `image_id`, `image`, or the first"
+    return next((c for c in ('image_id', 'image') if c in t.columns), t.columns[0])
+
+def _group_column(t, ids)->str:
+    "The group column of a groups table: `group`, or the first after the image ID column `ids`"
+    return 'group' if 'group' in t.columns else next(c for c in t.columns if c != ids)
+
+def _stripped(s:pd.Series)->np.ndarray:
+    "The strings of `s` without the blanks around them"
+    return s.str.strip().to_numpy()
+
+def _check_filled(path:Path, ids:pd.Series, groups:pd.Series):
+    "Refuse a row of the groups CSV with an empty image ID or group, naming its line"
+    for i, (iid, g) in enumerate(zip(ids, groups)):
+        if not iid.strip() or not g.strip(): raise LesionDataError(f"{path}, line {i + 2}: an empty image ID or group")
+
+def _check_unique(path:Path, ids:pd.Series):
+    "Refuse an image ID that the groups CSV names twice, naming its second line"
+    if (dup := ids[ids.duplicated()]).size:
+        raise LesionDataError(f"{path}, line {dup.index[0] + 2}: image {dup.iloc[0]} has a group already")
+
 def read_groups(path, # CSV: image ID (`image_id`, `image`, or the first column), group (`group`, or the second column)
                )->pd.Series: # Group by image ID
     "The group of each image, from a CSV such as a source, a lesion-size band or a skin-tone band per image"
     path = Path(path)
     t = _group_table(path)
-    ids = next((c for c in ('image_id', 'image') if c in t.columns), t.columns[0])
-    grp = 'group' if 'group' in t.columns else next(c for c in t.columns if c != ids)
-    for i, (iid, g) in enumerate(zip(t[ids], t[grp])):
-        if not iid.strip() or not g.strip(): raise LesionDataError(f"{path}, line {i + 2}: an empty image ID or group")
-    if (dup := t[ids][t[ids].duplicated()]).size:
-        raise LesionDataError(f"{path}, line {dup.index[0] + 2}: image {dup.iloc[0]} has a group already")
-    return pd.Series(t[grp].str.strip().to_numpy(), index=t[ids].str.strip().to_numpy(), name='group')
+    ids = _id_column(t)
+    grp = _group_column(t, ids)
+    _check_filled(path, t[ids], t[grp])
+    _check_unique(path, t[ids])
+    return pd.Series(_stripped(t[grp]), index=_stripped(t[ids]), name='group')
 
 # %% ../nbs/04_stats.ipynb #dbfac342
+def _check_covered(groups:pd.Series, ids:pd.Index):
+    "Refuse image IDs to which `groups` gives no group"
+    if (no := ids.difference(groups.index)).size:
+        raise LesionDataError(f"the groups file names no group for {len(no)} of the {len(ids)} images: {', '.join(no[:5])}")
+
+def _members(g, ids)->list:
+    "`(group, ids)` for each group of `g` (one group per image of `ids`), sorted by name"
+    return [(k, ids[(g == k).to_numpy()]) for k in sorted(g.unique())]
+
 def grouped(groups:pd.Series|None, # Group by image ID (from `read_groups`), or None
             ids,                   # The images scored
            )->list:                # `('all', ids)`, then `(group, ids)` for each group, sorted by name
     "The image IDs of the whole set and of each group"
     ids = pd.Index(ids)
     if groups is None: return [('all', ids)]
-    if (no := ids.difference(groups.index)).size:
-        raise LesionDataError(f"the groups file names no group for {len(no)} of the {len(ids)} images: {', '.join(no[:5])}")
-    g = groups.reindex(ids)
-    return [('all', ids)] + [(k, ids[(g == k).to_numpy()]) for k in sorted(g.unique())]
+    _check_covered(groups, ids)
+    return [('all', ids)] + _members(groups.reindex(ids), ids)
 
 # %% ../nbs/04_stats.ipynb #b5f88eaf
 def interval_row(scores:pd.Series, # One score per image
@@ -128,18 +185,26 @@ def interval_row(scores:pd.Series, # One score per image
     return dict(n=len(scores), mean=iv.value, low=iv.low, high=iv.high)
 
 # %% ../nbs/04_stats.ipynb #1f27c140
+def _score_columns(table:pd.DataFrame, columns)->list:
+    "`columns`, or every numeric column of `table` when it is empty or None"
+    return list(columns or table.select_dtypes('number').columns)
+
 def interval_table(table:pd.DataFrame,     # Per-image scores, one column per metric, indexed by image ID
                    columns=None,           # The columns to summarise (default: every numeric column)
                    groups:pd.Series|None=None, # Group by image ID, for a row per group and metric
                    seed:int=0,             # Seed of the resampling
                   )->pd.DataFrame:         # `group`, `metric`, `n`, `mean`, `low`, `high`
     "Mean and bootstrap interval of each score column, over all images and per group"
-    columns = list(columns or table.select_dtypes('number').columns)
+    columns = _score_columns(table, columns)
     rows = [dict(group=k, metric=c, **interval_row(table.loc[ids, c], seed=seed))
             for k, ids in grouped(groups, table.index) for c in columns]
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_stats.ipynb #0dd2ccdb
+def _tally(d:np.ndarray, tie:float)->dict:
+    "How many differences `d` are wins (over `tie`), ties (within it) and losses (under `-tie`)"
+    return dict(wins=int((d > tie).sum()), ties=int((abs(d) <= tie).sum()), losses=int((d < -tie).sum()))
+
 def paired_row(b:pd.Series,      # Scores of B, by image ID
                a:pd.Series,      # Scores of A on the same images
                seed:int=0,       # Seed of the resampling
@@ -148,10 +213,14 @@ def paired_row(b:pd.Series,      # Scores of B, by image ID
     "The paired comparison of B with A on the same images, as a table row"
     d = (b - a).to_numpy()
     iv = paired_interval(b.to_numpy(), a.to_numpy(), seed=seed)
-    return dict(n=len(d), a=a.mean(), b=b.mean(), diff=iv.value, low=iv.low, high=iv.high,
-                wins=int((d > tie).sum()), ties=int((abs(d) <= tie).sum()), losses=int((d < -tie).sum()))
+    return dict(n=len(d), a=a.mean(), b=b.mean(), diff=iv.value, low=iv.low, high=iv.high, **_tally(d, tie))
 
 # %% ../nbs/04_stats.ipynb #58340e9c
+def _check_same_images(b, a):
+    "Refuse two sets of scores that do not cover the same images"
+    if (diff := a.index.symmetric_difference(b.index)).size:
+        raise LesionDataError(f"the two sets of predictions cover different images, e.g. {', '.join(diff[:5])}")
+
 def paired_table(b:pd.Series,      # Scores of B, by image ID
                  a:pd.Series,      # Scores of A, by image ID: the same images
                  groups:pd.Series|None=None, # Group by image ID, for a row per group
@@ -159,13 +228,21 @@ def paired_table(b:pd.Series,      # Scores of B, by image ID
                  tie:float=1e-9,   # Differences within this count as ties
                 )->pd.DataFrame:   # A `paired_row` per group, `all` first
     "B against A image by image: the mean difference, its paired interval, wins, ties and losses, per group"
-    if (diff := a.index.symmetric_difference(b.index)).size:
-        raise LesionDataError(f"the two sets of predictions cover different images, e.g. {', '.join(diff[:5])}")
+    _check_same_images(b, a)
     rows = [dict(group=k, **paired_row(b[ids], a[ids], seed=seed, tie=tie)) for k, ids in grouped(groups, a.index)]
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_stats.ipynb #1b712c6f
 def _rows(n:int)->np.ndarray: return np.arange(n, dtype=np.float64)
+
+def _weights(weights, n:int)->np.ndarray:
+    "`weights` as float64, or `n` ones when it is None"
+    return np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+
+def _rows_accuracy(i:np.ndarray, labels:np.ndarray, probs:np.ndarray, w:np.ndarray)->float:
+    "The balanced accuracy of rows `i` (a resample of `_rows`, as floats)"
+    i = i.astype(int)
+    return balanced_accuracy(labels[i], probs[i], w[i])
 
 # %% ../nbs/04_stats.ipynb #6fdead03
 def balanced_accuracy_interval(labels,          # True class index per image
@@ -176,8 +253,7 @@ def balanced_accuracy_interval(labels,          # True class index per image
                               )->Interval:
     "The balanced accuracy of `probs` with its bootstrap interval (images resampled)"
     labels, probs = np.asarray(labels), np.asarray(probs)
-    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
-    score = lambda i: balanced_accuracy(labels[i.astype(int)], probs[i.astype(int)], w[i.astype(int)])
+    score = partial(_rows_accuracy, labels=labels, probs=probs, w=_weights(weights, len(labels)))
     return bootstrap_interval(score, _rows(len(labels)), vectorized=False, seed=seed, level=level)
 
 # %% ../nbs/04_stats.ipynb #0be25856
@@ -190,8 +266,6 @@ def balanced_accuracy_difference(labels,       # True class index per image
                                 )->Interval:
     "Balanced accuracy of B minus that of A, with the interval of a paired bootstrap (images resampled together)"
     labels, pb, pa = np.asarray(labels), np.asarray(probs_b), np.asarray(probs_a)
-    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
-    def score(i):
-        i = i.astype(int)
-        return balanced_accuracy(labels[i], pb[i], w[i]) - balanced_accuracy(labels[i], pa[i], w[i])
+    w = _weights(weights, len(labels))
+    def score(i): return _rows_accuracy(i, labels, pb, w) - _rows_accuracy(i, labels, pa, w)
     return bootstrap_interval(score, _rows(len(labels)), vectorized=False, seed=seed, level=level)
