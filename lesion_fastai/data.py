@@ -41,10 +41,14 @@ def shades_of_gray(img,      # RGB PIL image or uint8 array
     return Image.fromarray(out) if isinstance(img, Image.Image) else out
 
 # %% ../nbs/02_data.ipynb #8ef456a5
+def _sha12(text:str)->str:
+    "The first 12 hex digits of the SHA-1 of `text`"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
 def _cache_key(src:Path, *settings)->str:
     "12 hex digits identifying `src` (path, size, mtime) and `settings`"
     st = src.stat()
-    return hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{settings}".encode()).hexdigest()[:12]
+    return _sha12(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{settings}")
 
 # %% ../nbs/02_data.ipynb #d285a7f1
 def _cached_size(w, h, size)->tuple:
@@ -110,17 +114,23 @@ def cache_pairs(pairs:pd.DataFrame,        # From `find_pairs`
     return _with_cached(pairs, res)
 
 # %% ../nbs/02_data.ipynb #6ef91fee
+def _strs(xs)->list:
+    "The items of `xs` as strings (IDs, groups and classes are compared as text)"
+    return [str(x) for x in xs]
+
 def _shuffled(items, seed):
     "`items` in an order drawn with `seed`"
     rng = np.random.default_rng(seed)
     return [items[i] for i in rng.permutation(len(items))]
 
+def _largest_first(uniq:list, counts:pd.Series)->list:
+    "The groups `uniq` by their image `counts`, largest first (stable: ties keep their order)"
+    return sorted(uniq, key=lambda g: -counts[g])
+
 def _group_order(groups:list, seed:int)->tuple:
     "(unique groups, largest first, ties in a seeded shuffle; image count per group)"
-    uniq = _shuffled(sorted(set(groups)), seed)
     counts = pd.Series(groups).value_counts()
-    uniq.sort(key=lambda g: -counts[g])            # stable: ties keep the shuffled order
-    return uniq, counts
+    return _largest_first(_shuffled(sorted(set(groups)), seed), counts), counts   # ties: in the shuffled order
 
 # %% ../nbs/02_data.ipynb #7c6d154c
 def _mode(s:pd.Series):
@@ -129,7 +139,7 @@ def _mode(s:pd.Series):
 
 def _group_strata(groups:list, strata)->dict:
     "Each group's stratum: its most frequent class (ties: the first in sorted order)"
-    df = pd.DataFrame({'g': groups, 's': [str(s) for s in strata]})
+    df = pd.DataFrame({'g': groups, 's': _strs(strata)})
     return df.groupby('g').s.agg(_mode)
 
 # %% ../nbs/02_data.ipynb #35cdfd8d
@@ -141,22 +151,26 @@ def _check_k(k:int):
     "Refuse fewer than two folds"
     if k < 2: raise ValueError(f"k must be at least 2, got {k}")
 
-def _check_enough(groups:list, k:int):
+def _check_enough(groups, k):
     "Refuse fewer groups than folds"
     if len(set(groups)) < k: raise ValueError(f"{len(set(groups))} groups cannot fill {k} folds")
 
 def _fold_groups(ids:list, k:int, groups, strata)->list:
     "The group of each item as a string (default: the item itself), checked against `k` folds and `strata`"
     _check_k(k)
-    groups = ids if groups is None else [str(g) for g in groups]
+    groups = ids if groups is None else _strs(groups)
     _check_length(ids, groups, 'groups')
     _check_length(ids, strata, 'strata')
     _check_enough(groups, k)
     return groups
 
+def _emptiest(sizes, n_s)->int:
+    "The fold with fewest items of a stratum (`n_s`), then fewest items (`sizes`), then the first"
+    return int(np.lexsort((sizes, n_s))[0])
+
 def _place(n, sizes, n_s)->int:
-    "The fold with fewest items of a stratum (`n_s`), then fewest items (`sizes`); its counts grow by `n`"
-    f = int(np.lexsort((sizes, n_s))[0])
+    "The fold `_emptiest` picks for a group of `n` items, its counts grown by `n`"
+    f = _emptiest(sizes, n_s)
     sizes[f] += n
     n_s[f] += n
     return f
@@ -166,6 +180,10 @@ def _assign_folds(uniq:list, counts:pd.Series, main, k:int)->dict:
     sizes, per = np.zeros(k, int), {}
     return {g: _place(counts[g], sizes, per.setdefault(main[g], np.zeros(k, int))) for g in uniq}
 
+def _strata_or_one(strata, n:int)->list:
+    "`strata`, or a single stratum for all `n` items (folds balanced by size alone)"
+    return strata if strata is not None else [''] * n
+
 def kfold_splits(ids,            # Item IDs (their order is kept in the result)
                  k:int=3,        # Number of folds
                  seed:int=42,    # Same IDs, k and seed: same folds
@@ -173,10 +191,10 @@ def kfold_splits(ids,            # Item IDs (their order is kept in the result)
                  strata=None,    # Optional class per item; each fold gets about the same share of every class
                 )->np.ndarray:   # Fold number (0..k-1) per item
     "Deterministic, optionally grouped and stratified, k-fold assignment"
-    ids = [str(i) for i in ids]
+    ids = _strs(ids)
     groups = _fold_groups(ids, k, groups, strata)
     uniq, counts = _group_order(groups, seed)
-    main = _group_strata(groups, strata if strata is not None else [''] * len(ids))   # unstratified: one stratum
+    main = _group_strata(groups, _strata_or_one(strata, len(ids)))
     fold_of = _assign_folds(uniq, counts, main, k)
     return np.array([fold_of[g] for g in groups])
 
