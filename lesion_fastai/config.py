@@ -80,6 +80,14 @@ VARIANTS = ('hybrid', 'cnn', 'features')
 "What a classifier predicts with (`--variant`): CNN and dermoscopic features stacked, the CNN alone, the features."
 
 # %% ../nbs/00_config.ipynb #06ce51bc
+def _default_shares(n:int)->list:
+    "Budget share of each of `n` sizes: all to one, else 60 % to the first and the rest shared evenly"
+    return [1.] if n == 1 else [0.6] + [0.4/(n-1)]*(n-1)
+
+def _padded(bs:list, n:int)->list:
+    "The batch sizes `bs`, the last repeated so that `n` stages have one"
+    return list(bs) + [bs[-1]]*n
+
 @settings
 class TrainConfig(Settings):
     "Settings of one training run (all stored in the model's config.json)"
@@ -116,25 +124,52 @@ class TrainConfig(Settings):
     def schedule(self, pretrained:bool)->list:
         "(size, batch size, budget share) per stage"
         sizes = list(self.sizes or ([128, 256] if pretrained else [128]))
-        shares = self.shares or ([1.] if len(sizes) == 1 else [0.6] + [0.4/(len(sizes)-1)]*(len(sizes)-1))
-        return list(zip(sizes, list(self.bs) + [self.bs[-1]]*len(sizes), shares))
+        shares = self.shares or _default_shares(len(sizes))
+        return list(zip(sizes, _padded(self.bs, len(sizes)), shares))
 
 # %% ../nbs/00_config.ipynb #3d7b1f60
+def _choice_checks(c:TrainConfig)->list:
+    "`loss`, `precision` and `pretrained` are among their options"
+    return [one_of('loss', c.loss, LOSS_NAMES), one_of('precision', c.precision, (None, *PRECISIONS)),
+            one_of('pretrained', c.pretrained, ('auto', True, False))]
+
+def _fold_check(c:TrainConfig)->tuple:
+    "`valid_fold` is None or one of the `k` folds"
+    return (c.valid_fold is None or 0 <= c.valid_fold < c.k,
+            f"valid_fold must be None or a fold from 0 to k-1 = {c.k - 1}, got {c.valid_fold}")
+
+def _threshold_check(c:TrainConfig)->tuple:
+    "`threshold` lies strictly between 0 and 1"
+    return 0 < c.threshold < 1, f"threshold must lie between 0 and 1, got {c.threshold}"
+
+def _bs_check(c:TrainConfig)->tuple:
+    "Every batch size is at least 1"
+    return min(c.bs) >= 1, f"bs must be at least 1, got {list(c.bs)}"
+
+def _test_fraction_check(c:TrainConfig)->tuple:
+    "`test_fraction` lies in [0, 1)"
+    return 0 <= c.test_fraction < 1, f"test_fraction must lie in [0, 1), got {c.test_fraction}"
+
 @patch
 def checks(self:TrainConfig)->list:
     "What a `TrainConfig` may hold: (allowed, message) per setting"
-    folds = (self.valid_fold is None or 0 <= self.valid_fold < self.k,
-             f"valid_fold must be None or a fold from 0 to k-1 = {self.k - 1}, got {self.valid_fold}")
-    return [one_of('loss', self.loss, LOSS_NAMES), one_of('precision', self.precision, (None, *PRECISIONS)),
-            one_of('pretrained', self.pretrained, ('auto', True, False)), positive('minutes', self.minutes),
-            at_least('min_epochs', self.min_epochs, 0), positive('lr', self.lr),
-            (0 < self.threshold < 1, f"threshold must lie between 0 and 1, got {self.threshold}"),
-            at_least('k', self.k, 2), folds, (min(self.bs) >= 1, f"bs must be at least 1, got {list(self.bs)}"),
-            (0 <= self.test_fraction < 1, f"test_fraction must lie in [0, 1), got {self.test_fraction}"),
-            positive('cache_size', self.cache_size), at_least('colour_aug', self.colour_aug, 0),
-            positive('min_zoom', self.min_zoom, optional=False), at_least('wd', self.wd, 0)]
+    folds = _fold_check(self)
+    return [*_choice_checks(self), positive('minutes', self.minutes), at_least('min_epochs', self.min_epochs, 0),
+            positive('lr', self.lr), _threshold_check(self), at_least('k', self.k, 2), folds, _bs_check(self),
+            _test_fraction_check(self), positive('cache_size', self.cache_size),
+            at_least('colour_aug', self.colour_aug, 0), positive('min_zoom', self.min_zoom, optional=False),
+            at_least('wd', self.wd, 0)]
 
 # %% ../nbs/00_config.ipynb #9c75506f
+def _input_check(c:ClassifyConfig)->tuple:
+    "`input` is 'crop' or 'full'"
+    return c.input in ('crop', 'full'), f"input must be 'crop' or 'full', got {c.input!r}"
+
+def _balance_check(c:ClassifyConfig)->tuple:
+    "`balance` is 'weights', 'oversample' or 'none'"
+    return (c.balance in ('weights', 'oversample', 'none'),
+            f"balance must be 'weights', 'oversample' or 'none', got {c.balance!r}")
+
 @settings
 class ClassifyConfig(Settings):
     "Settings of one classifier member (all stored in its config.json)"
@@ -157,10 +192,7 @@ class ClassifyConfig(Settings):
 
     def checks(self)->list:
         "What a `ClassifyConfig` may hold: (allowed, message) per setting"
-        return [positive('minutes', self.minutes),
-                (self.input in ('crop', 'full'), f"input must be 'crop' or 'full', got {self.input!r}"),
-                (self.balance in ('weights', 'oversample', 'none'),
-                 f"balance must be 'weights', 'oversample' or 'none', got {self.balance!r}"),
+        return [positive('minutes', self.minutes), _input_check(self), _balance_check(self),
                 (self.keep >= 1, f"keep must be at least 1, got {self.keep}")]
 
     def stages(self)->list:
@@ -175,14 +207,20 @@ def version_tuple(v:str, # A version string such as '0.1.0' or '0.2.0.dev1'
     return tuple(int(n) for n in re.findall(r'\d+', re.match(r'[\d.]*', str(v)).group(0)))
 
 # %% ../nbs/00_config.ipynb #09a29485
+def _older_or_newer(v:str)->str:
+    "'an older' or 'a newer': version `v` compared with this one"
+    return 'an older' if version_tuple(v) < version_tuple(__version__) else 'a newer'
+
+def _version_note(v:str|None, path)->str|None:
+    "The warning about a model in `path` written by lesion_fastai `v` (None: records none); None for this version"
+    if v is None: return (f"{path}: records no lesion_fastai version (this is {__version__}); "
+                          "it may not load as it was trained")
+    if version_tuple(v) == version_tuple(__version__): return None
+    return (f"{path}: written by {_older_or_newer(v)} lesion_fastai, {v}; this is {__version__}: check its results, "
+            "or retrain it with this version")
+
 def check_version(obj:dict, # A model folder's config.json or manifest, as read
                   path,     # Its file, named in the warning
                  ):
     "Warn when the model in `path` was written by another `lesion_fastai` version (or records none)"
-    v = obj.get('lesion_fastai')
-    if v is None: return warnings.warn(f"{path}: records no lesion_fastai version (this is {__version__}); "
-                                       "it may not load as it was trained", LesionDataWarning, stacklevel=3)
-    if version_tuple(v) == version_tuple(__version__): return
-    how = 'an older' if version_tuple(v) < version_tuple(__version__) else 'a newer'
-    warnings.warn(f"{path}: written by {how} lesion_fastai, {v}; this is {__version__}: check its results, or retrain "
-                  "it with this version", LesionDataWarning, stacklevel=3)
+    if (note := _version_note(obj.get('lesion_fastai'), path)): warnings.warn(note, LesionDataWarning, stacklevel=3)

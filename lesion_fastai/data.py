@@ -23,49 +23,85 @@ __all__ = ['CODES', 'shades_of_gray', 'cache_pairs', 'kfold_splits', 'get_image'
            'seg_datablock', 'seg_dataloaders']
 
 # %% ../nbs/02_data.ipynb #0381494b
+def _minkowski_mean(a, p):
+    "The `p`-norm mean of each channel of the RGB values `a`"
+    return np.power(np.mean(np.power(a.reshape(-1, 3), p), axis=0), 1/p)
+
+def _illuminant(a, p):
+    "The Shades of Gray estimate of the light's colour in `a`, scaled to the length of (1, 1, 1)"
+    illum = _minkowski_mean(a, p)
+    return illum/np.sqrt((illum**2).sum()) * np.sqrt(3)
+
 def shades_of_gray(img,      # RGB PIL image or uint8 array
                    p:int=6,  # Minkowski norm (1: grey world; ∞: max-RGB)
                   ):
     "Colour-balance `img` with the Shades of Gray illuminant estimate"
     a = np.asarray(img, dtype=np.float32)
-    illum = np.power(np.mean(np.power(a.reshape(-1, 3), p), axis=0), 1/p)
-    illum = illum/np.sqrt((illum**2).sum()) * np.sqrt(3)
-    out = np.clip(a/np.maximum(illum, 1e-6), 0, 255).round().astype(np.uint8)
+    out = np.clip(a/np.maximum(_illuminant(a, p), 1e-6), 0, 255).round().astype(np.uint8)
     return Image.fromarray(out) if isinstance(img, Image.Image) else out
 
 # %% ../nbs/02_data.ipynb #8ef456a5
+def _sha12(text:str)->str:
+    "The first 12 hex digits of the SHA-1 of `text`"
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
 def _cache_key(src:Path, *settings)->str:
     "12 hex digits identifying `src` (path, size, mtime) and `settings`"
     st = src.stat()
-    return hashlib.sha1(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{settings}".encode()).hexdigest()[:12]
+    return _sha12(f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{settings}")
 
 # %% ../nbs/02_data.ipynb #d285a7f1
+def _cached_size(w, h, size)->tuple:
+    "(width, height) of a `w`x`h` image with its longer side brought down to `size`"
+    return resize_to(Image.new('1', (w, h)), size) if max(w, h) > size else (w, h)
+
+def _resized(img, new, resample, **kwargs):
+    "`img` resized to `new` (`kwargs` to `Image.resize`), or `img` itself if it has that size"
+    return img if img.size == new else img.resize(new, resample, **kwargs)
+
 def _resized_pair(src_img:Path, src_msk:Path, w:int, h:int, size:int, colour_constancy:bool)->tuple:
     "(image, 0/255 mask image) of one validated `w`x`h` pair, the longer side at most `size`"
     check_orientation(src_img, src_msk)
     img = load_image(src_img, draft=(size, size))
     mask = read_mask(src_msk, strict=True, size=(w, h))
     if colour_constancy: img = shades_of_gray(img)
-    new = resize_to(Image.new('1', (w, h)), size) if max(w, h) > size else (w, h)
-    if img.size != new: img = img.resize(new, Image.BILINEAR, reducing_gap=3.0)
-    m = Image.fromarray(mask*255)
-    if m.size != new: m = m.resize(new, Image.NEAREST)
-    return img, m
+    new = _cached_size(w, h, size)
+    return _resized(img, new, Image.BILINEAR, reducing_gap=3.0), _resized(Image.fromarray(mask*255), new, Image.NEAREST)
 
 # %% ../nbs/02_data.ipynb #f687113c
+def _cache_files(row, size:int, dest:Path, colour_constancy:bool)->tuple:
+    "(image file, mask file) in `dest` for `row`'s pair: its ID and a key of both sources and the settings"
+    key = _cache_key(Path(row['image']), size, colour_constancy) + _cache_key(Path(row['mask']), size)[:6]
+    return dest/f"{row['image_id']}_{key}.jpg", dest/f"{row['image_id']}_{key}_segmentation.png"
+
+def _save_pair(img, m, img_out, msk_out):
+    "Save the resized image (JPEG quality 95) and its mask to their cache files"
+    save_image(img, img_out, quality=95)
+    save_image(m, msk_out)
+
 def _cache_one(row, size, dest, colour_constancy):
     "Validate and resize one pair; return (image, mask, width, height)"
     src_img, src_msk = Path(row['image']), Path(row['mask'])
-    key = _cache_key(src_img, size, colour_constancy) + _cache_key(src_msk, size)[:6]
-    img_out, msk_out = dest/f"{row['image_id']}_{key}.jpg", dest/f"{row['image_id']}_{key}_segmentation.png"
+    img_out, msk_out = _cache_files(row, size, dest, colour_constancy)
     w, h = image_size(src_img)
-    if img_out.exists() and msk_out.exists(): return img_out, msk_out, w, h
-    img, m = _resized_pair(src_img, src_msk, w, h, size, colour_constancy)
-    save_image(img, img_out, quality=95)
-    save_image(m, msk_out)
+    if not (img_out.exists() and msk_out.exists()):
+        _save_pair(*_resized_pair(src_img, src_msk, w, h, size, colour_constancy), img_out, msk_out)
     return img_out, msk_out, w, h
 
 # %% ../nbs/02_data.ipynb #287c3123
+def _cache_folder(dest)->Path:
+    "The cache folder `dest` (default: `data_home()/'cache'`), created if needed"
+    dest = Path(dest) if dest is not None else data_home()/'cache'
+    dest.mkdir(parents=True, exist_ok=True)
+    return dest
+
+def _with_cached(pairs:pd.DataFrame, res:list)->pd.DataFrame:
+    "`pairs` pointing at the cached files of `res` (`_cache_one`'s results), its sources kept as `src_*`"
+    out = pairs.copy()
+    out['src_image'], out['src_mask'] = pairs['image'], pairs['mask']
+    out['image'], out['mask'], out['orig_w'], out['orig_h'] = [list(c) for c in zip(*res)]
+    return out.reset_index(drop=True)
+
 def cache_pairs(pairs:pd.DataFrame,        # From `find_pairs`
                 size:int=384,              # Longer side of the cached copies
                 dest=None,                 # Cache folder (default: `data_home()/'cache'`)
@@ -73,32 +109,81 @@ def cache_pairs(pairs:pd.DataFrame,        # From `find_pairs`
                 n_workers:int=0,           # Processes (0: in this one; fastest for small sets)
                )->pd.DataFrame:            # `pairs` with `image`/`mask` in the cache and `orig_w`, `orig_h`, `src_image`
     "Validate every pair and cache it resized to `size`"
-    dest = Path(dest) if dest is not None else data_home()/'cache'
-    dest.mkdir(parents=True, exist_ok=True)
-    res = parallel(_cache_one, [r for _, r in pairs.iterrows()], size=size, dest=dest,
+    res = parallel(_cache_one, [r for _, r in pairs.iterrows()], size=size, dest=_cache_folder(dest),
                    colour_constancy=colour_constancy, n_workers=n_workers, progress=False)
-    out = pairs.copy()
-    out['src_image'], out['src_mask'] = pairs['image'], pairs['mask']
-    out['image'], out['mask'], out['orig_w'], out['orig_h'] = [list(c) for c in zip(*res)]
-    return out.reset_index(drop=True)
+    return _with_cached(pairs, res)
 
 # %% ../nbs/02_data.ipynb #6ef91fee
+def _strs(xs)->list:
+    "The items of `xs` as strings (IDs, groups and classes are compared as text)"
+    return [str(x) for x in xs]
+
+def _shuffled(items, seed):
+    "`items` in an order drawn with `seed`"
+    rng = np.random.default_rng(seed)
+    return [items[i] for i in rng.permutation(len(items))]
+
+def _largest_first(uniq:list, counts:pd.Series)->list:
+    "The groups `uniq` by their image `counts`, largest first (stable: ties keep their order)"
+    return sorted(uniq, key=lambda g: -counts[g])
+
 def _group_order(groups:list, seed:int)->tuple:
     "(unique groups, largest first, ties in a seeded shuffle; image count per group)"
-    uniq = sorted(set(groups))
-    rng = np.random.default_rng(seed)
-    uniq = [uniq[i] for i in rng.permutation(len(uniq))]
     counts = pd.Series(groups).value_counts()
-    uniq.sort(key=lambda g: -counts[g])            # stable: ties keep the shuffled order
-    return uniq, counts
+    return _largest_first(_shuffled(sorted(set(groups)), seed), counts), counts   # ties: in the shuffled order
 
 # %% ../nbs/02_data.ipynb #7c6d154c
+def _mode(s:pd.Series):
+    "The most frequent value of `s` (ties: the first in sorted order)"
+    return s.value_counts().sort_index().idxmax()
+
 def _group_strata(groups:list, strata)->dict:
     "Each group's stratum: its most frequent class (ties: the first in sorted order)"
-    df = pd.DataFrame({'g': groups, 's': [str(s) for s in strata]})
-    return df.groupby('g').s.agg(lambda s: s.value_counts().sort_index().idxmax())
+    df = pd.DataFrame({'g': groups, 's': _strs(strata)})
+    return df.groupby('g').s.agg(_mode)
 
 # %% ../nbs/02_data.ipynb #35cdfd8d
+def _check_length(ids, xs, what):
+    "Refuse `xs` (`what`: groups or strata) not of one entry per item"
+    if xs is not None and len(xs) != len(ids): raise ValueError(f"ids and {what} differ in length")
+
+def _check_k(k:int):
+    "Refuse fewer than two folds"
+    if k < 2: raise ValueError(f"k must be at least 2, got {k}")
+
+def _check_enough(groups, k):
+    "Refuse fewer groups than folds"
+    if len(set(groups)) < k: raise ValueError(f"{len(set(groups))} groups cannot fill {k} folds")
+
+def _fold_groups(ids:list, k:int, groups, strata)->list:
+    "The group of each item as a string (default: the item itself), checked against `k` folds and `strata`"
+    _check_k(k)
+    groups = ids if groups is None else _strs(groups)
+    _check_length(ids, groups, 'groups')
+    _check_length(ids, strata, 'strata')
+    _check_enough(groups, k)
+    return groups
+
+def _emptiest(sizes, n_s)->int:
+    "The fold with fewest items of a stratum (`n_s`), then fewest items (`sizes`), then the first"
+    return int(np.lexsort((sizes, n_s))[0])
+
+def _place(n, sizes, n_s)->int:
+    "The fold `_emptiest` picks for a group of `n` items, its counts grown by `n`"
+    f = _emptiest(sizes, n_s)
+    sizes[f] += n
+    n_s[f] += n
+    return f
+
+def _assign_folds(uniq:list, counts:pd.Series, main, k:int)->dict:
+    "Group → fold, placing the groups in the order of `uniq`, each balancing its stratum `main[g]` first"
+    sizes, per = np.zeros(k, int), {}
+    return {g: _place(counts[g], sizes, per.setdefault(main[g], np.zeros(k, int))) for g in uniq}
+
+def _strata_or_one(strata, n:int)->list:
+    "`strata`, or a single stratum for all `n` items (folds balanced by size alone)"
+    return strata if strata is not None else [''] * n
+
 def kfold_splits(ids,            # Item IDs (their order is kept in the result)
                  k:int=3,        # Number of folds
                  seed:int=42,    # Same IDs, k and seed: same folds
@@ -106,21 +191,11 @@ def kfold_splits(ids,            # Item IDs (their order is kept in the result)
                  strata=None,    # Optional class per item; each fold gets about the same share of every class
                 )->np.ndarray:   # Fold number (0..k-1) per item
     "Deterministic, optionally grouped and stratified, k-fold assignment"
-    ids = [str(i) for i in ids]
-    if k < 2: raise ValueError(f"k must be at least 2, got {k}")
-    groups = ids if groups is None else [str(g) for g in groups]
-    if len(groups) != len(ids): raise ValueError("ids and groups differ in length")
-    if strata is not None and len(strata) != len(ids): raise ValueError("ids and strata differ in length")
-    if len(set(groups)) < k: raise ValueError(f"{len(set(groups))} groups cannot fill {k} folds")
+    ids = _strs(ids)
+    groups = _fold_groups(ids, k, groups, strata)
     uniq, counts = _group_order(groups, seed)
-    main = _group_strata(groups, strata) if strata is not None else {}
-    fold_of, sizes, per = {}, np.zeros(k, int), {}
-    for g in uniq:
-        n_s = per.setdefault(main[g], np.zeros(k, int)) if strata is not None else np.zeros(k, int)
-        f = int(np.lexsort((sizes, n_s))[0])        # fewest of this stratum, then the smallest fold
-        fold_of[g] = f
-        sizes[f] += counts[g]
-        n_s[f] += counts[g]
+    main = _group_strata(groups, _strata_or_one(strata, len(ids)))
+    fold_of = _assign_folds(uniq, counts, main, k)
     return np.array([fold_of[g] for g in groups])
 
 # %% ../nbs/02_data.ipynb #3a447e55
@@ -138,6 +213,10 @@ def get_mask(row):
     return read_mask(row['mask'])
 
 # %% ../nbs/02_data.ipynb #c0c88450
+def _colour_augs(colour:float)->list:
+    "Saturation change `colour` and hue change `colour/2` (none for 0)"
+    return [Saturation(max_lighting=colour), Hue(max_hue=colour/2)] if colour else []
+
 def seg_augmentations(max_rotate:float=0.,    # Degrees (Guth & de Campos' report: 44)
                       max_zoom:float=1.,      # Largest zoom factor (their report: 1.05)
                       min_zoom:float=1.,      # Smallest zoom factor (below 1: the lesion smaller, more skin around it)
@@ -150,9 +229,13 @@ def seg_augmentations(max_rotate:float=0.,    # Degrees (Guth & de Campos' repor
     tfms = aug_transforms(do_flip=True, flip_vert=True, max_rotate=max_rotate, min_zoom=min_zoom, max_zoom=max_zoom,
                           max_lighting=max_lighting, max_warp=0., p_affine=p_affine,
                           pad_mode='zeros' if min_zoom < 1 else 'reflection')
-    return tfms + ([Saturation(max_lighting=colour), Hue(max_hue=colour/2)] if colour else [])
+    return tfms + _colour_augs(colour)
 
 # %% ../nbs/02_data.ipynb #eb69463f
+def _splitter(valid_idx)->IndexSplitter:
+    "fastai splitter holding out the rows `valid_idx` (none for None)"
+    return IndexSplitter(list(valid_idx) if valid_idx is not None else [])
+
 def seg_datablock(size:int=128,         # Square input size
                   valid_idx=None,       # Row positions of the validation set
                   augment:bool=True,    # Use `seg_augmentations`
@@ -162,10 +245,14 @@ def seg_datablock(size:int=128,         # Square input size
     "DataBlock for lesion segmentation on a pairs table"
     augs = seg_augmentations(min_zoom=min_zoom, colour=colour_aug) if augment else []
     return DataBlock(blocks=(ImageBlock, MaskBlock(codes=CODES)), get_x=get_image, get_y=get_mask,
-                     splitter=IndexSplitter(list(valid_idx) if valid_idx is not None else []),
-                     item_tfms=Resize(size, method='squish'), batch_tfms=[*augs, Normalize.from_stats(*imagenet_stats)])
+                     splitter=_splitter(valid_idx), item_tfms=Resize(size, method='squish'),
+                     batch_tfms=[*augs, Normalize.from_stats(*imagenet_stats)])
 
 # %% ../nbs/02_data.ipynb #917d05fc
+def _valid_idx(pairs:pd.DataFrame, valid_fold)->list:
+    "Row positions of fold `valid_fold` in `pairs` (none for None)"
+    return [] if valid_fold is None else np.flatnonzero(pairs['fold'].to_numpy() == valid_fold)
+
 def seg_dataloaders(pairs:pd.DataFrame,   # Pairs table (cached), with a `fold` column if `valid_fold` is used
                     valid_fold=0,         # Fold held out for validation (None: no validation set)
                     size:int=128,         # Square input size
@@ -176,6 +263,6 @@ def seg_dataloaders(pairs:pd.DataFrame,   # Pairs table (cached), with a `fold` 
                     seed:int=42,          # Shuffling seed
                     **kwargs):            # `DataBlock.dataloaders` options (`num_workers` defaults to 0: fastest on 2 cores)
     "fastai `DataLoaders` for segmentation, holding out fold `valid_fold`"
-    valid_idx = [] if valid_fold is None else np.flatnonzero(pairs['fold'].to_numpy() == valid_fold)
-    dblock = seg_datablock(size=size, valid_idx=valid_idx, augment=augment, colour_aug=colour_aug, min_zoom=min_zoom)
+    dblock = seg_datablock(size=size, valid_idx=_valid_idx(pairs, valid_fold), augment=augment, colour_aug=colour_aug,
+                           min_zoom=min_zoom)
     return dblock.dataloaders(pairs.reset_index(drop=True), bs=bs, seed=seed, **{'num_workers': 0, **kwargs})

@@ -43,9 +43,13 @@ def _from_wide(img:Image.Image)->Image.Image:
     return Image.fromarray(np.clip(a/257 if a.max() > 255 else a, 0, 255).astype(np.uint8))
 
 # %% ../nbs/01_io.ipynb #a3856a3c
+def _is_wide(img:Image.Image)->bool:
+    "Whether `img` has more than 8 bits per value: 16-bit, 32-bit integer or float"
+    return img.mode.startswith('I;16') or img.mode in ('I', 'F')
+
 def _to_8bit(img:Image.Image)->Image.Image:
     "Scale 16-bit (and 32-bit integer or float) images down to 8 bits"
-    return _from_wide(img) if img.mode.startswith('I;16') or img.mode in ('I', 'F') else img
+    return _from_wide(img) if _is_wide(img) else img
 
 # %% ../nbs/01_io.ipynb #0bd308a2
 def _bomb(e:Exception)->str:
@@ -89,9 +93,13 @@ def load_image(path,        # Image file (any format PIL reads)
     return img if img.mode == 'RGB' else img.convert('RGB')
 
 # %% ../nbs/01_io.ipynb #bcd31a7c
+def _exif_orientation(img:Image.Image)->int:
+    "The EXIF orientation tag (0x0112) of `img`; 1 (upright) without one"
+    return img.getexif().get(0x0112, 1)
+
 def _upright_size(img:Image.Image)->tuple:
     "(width, height) of `img` once its EXIF orientation is applied"
-    return (img.height, img.width) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else img.size
+    return (img.height, img.width) if _exif_orientation(img) in (5, 6, 7, 8) else img.size
 
 # %% ../nbs/01_io.ipynb #a9c3d016
 def image_size(path)->tuple:
@@ -101,30 +109,47 @@ def image_size(path)->tuple:
     except (OSError, Image.DecompressionBombError) as e: raise _decode_error(path, e, 'unreadable image') from None
 
 # %% ../nbs/01_io.ipynb #e5744e67
+def _is_index_mask(img:Image.Image)->bool:
+    "Whether `img` is a palette image whose indices are only 0 and 1"
+    return img.mode == 'P' and np.asarray(img).max(initial=0) <= 1
+
 def _mask_values(img:Image.Image)->np.ndarray:
     "Single-channel uint8 values of a mask image"
-    if img.mode == 'P' and np.asarray(img).max(initial=0) <= 1: return np.asarray(img).astype(np.uint8)
+    if _is_index_mask(img): return np.asarray(img).astype(np.uint8)
     img = _to_8bit(img.convert('RGB') if img.mode == 'P' else img)
     if img.mode == '1': return np.asarray(img.convert('L'))
     if img.mode in ('L', 'LA'): return np.asarray(img.getchannel(0))
     return np.asarray(img.convert('RGB')).max(axis=2)
 
 # %% ../nbs/01_io.ipynb #d229a381
+def _of_two(v, levels):
+    "0/1 lesion mask of values `v` of two `levels`: the upper one where the lower is 0, else the scorer's `> 128`"
+    return (v == levels[1] if levels[0] == 0 else v > 128).astype(np.uint8)
+
 def _binarise(v:np.ndarray, strict:bool)->np.ndarray|None:
     "0/1 lesion mask of mask values `v` by the rules of the table above; None for a ground truth of 3+ levels"
     levels = np.unique(v)
     if set(levels.tolist()) <= {0, 1}: return v.astype(np.uint8)
     if not strict or len(levels) == 1: return (v > 128).astype(np.uint8)   # the scorer's rule
-    if len(levels) == 2: return (v == levels[1] if levels[0] == 0 else v > 128).astype(np.uint8)
-    return None
+    return _of_two(v, levels) if len(levels) == 2 else None
 
 # %% ../nbs/01_io.ipynb #7c3f4884
+def _shown(items, n:int=5, more:str='…')->str:
+    "'a, b, …': the first `n` of `items`, then `more` when there are more"
+    return f"{', '.join(map(str, items[:n]))}{more if len(items) > n else ''}"
+
 def _levels(v:np.ndarray)->str:
     "'N distinct values (a, b, …)' of the values in `v`"
     levels = np.unique(v)
-    return f"{len(levels)} distinct values ({', '.join(map(str, levels[:5]))}{'…' if len(levels) > 5 else ''})"
+    return f"{len(levels)} distinct values ({_shown(levels)})"
 
 # %% ../nbs/01_io.ipynb #dad9cbe7
+def _binarised(path, v, strict):
+    "`_binarise` of the mask values `v`, refusing the ground truth of more than two levels"
+    if (m := _binarise(v, strict)) is None:
+        raise LesionDataError(f"{path}: mask has {_levels(v)}; expected two levels (0/255 or 0/1)")
+    return m
+
 def read_mask(path,             # Mask file
               strict:bool=True,  # Reject more than two levels (ground truth); else threshold at > 128 (predictions)
               size=None,         # Expected (width, height); a different size is an error naming the file
@@ -133,19 +158,22 @@ def read_mask(path,             # Mask file
     v = _mask_values(_open(path))
     if size is not None and (v.shape[1], v.shape[0]) != tuple(size):
         raise LesionDataError(f"{path}: mask is {v.shape[1]}x{v.shape[0]} but its image is {size[0]}x{size[1]}")
-    if (m := _binarise(v, strict)) is None:
-        raise LesionDataError(f"{path}: mask has {_levels(v)}; expected two levels (0/255 or 0/1)")
-    return m
+    return _binarised(path, v, strict)
 
 # %% ../nbs/01_io.ipynb #36c98520
+def _one_sided(levels, shown):
+    "The note for mask values all on one side of the scorer's `> 128` (None: on both sides)"
+    if levels.max() <= 128:
+        return f"values {shown} are all ≤ 128: the ISIC scorer reads this mask as empty (lesion is > 128)"
+    if levels.min() > 128: return f"values {shown} are all > 128: the ISIC scorer reads this mask as all lesion"
+
 def scorer_note(v:np.ndarray, # The 8-bit values of a mask, as the scorer reads them
                )->str|None:   # How the scorer's `> 128` reads them, when that may surprise; None for 0/255
     "What a warning should say about the scorer's reading of the mask values `v`"
     levels = np.unique(v)
-    shown = _levels(v).split('(', 1)[1][:-1]
     if set(levels.tolist()) <= {0, 255}: return None
-    if levels.max() <= 128: return f"values {shown} are all ≤ 128: the ISIC scorer reads this mask as empty (lesion is > 128)"
-    if levels.min() > 128: return f"values {shown} are all > 128: the ISIC scorer reads this mask as all lesion"
+    shown = _shown(levels)
+    if (note := _one_sided(levels, shown)): return note
     return f"{len(levels)} grey levels ({shown}): the ISIC scorer thresholds them at > 128" if len(levels) > 2 else None
 
 # %% ../nbs/01_io.ipynb #f3d71796
@@ -166,6 +194,10 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)     # the process's umask (reading it means setting it)
 
 # %% ../nbs/01_io.ipynb #dd1c8c3b
+def _names_temp(e:BaseException, tmp:str)->bool:
+    "Whether `e` is an OSError of the temporary file `tmp` (a full disk), which should name the destination instead"
+    return isinstance(e, OSError) and bool(e.errno) and e.filename in (None, tmp)
+
 @contextmanager
 def atomic_write(path, # The file to write; its parent folders are created
                 ):     # Yields the temporary path to write to
@@ -180,8 +212,7 @@ def atomic_write(path, # The file to write; its parent folders are created
         os.replace(tmp, path)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno and e.filename in (None, tmp):   # a full disk: name `path`, not the temp
-            raise OSError(e.errno, e.strerror, str(path)) from e
+        if _names_temp(e, tmp): raise OSError(e.errno, e.strerror, str(path)) from e   # name `path`, not the temp
         raise
 
 # %% ../nbs/01_io.ipynb #a3ddcc2b
@@ -208,16 +239,24 @@ def save_mask(mask, # (H,W) array, nonzero = lesion
     save_image(Image.fromarray(arr, mode='L'), path)
 
 # %% ../nbs/01_io.ipynb #bace5efd
+def _check_dir(path):
+    "Refuse a `path` that is not a folder"
+    if not Path(path).is_dir(): raise LesionDataError(f"{path}: no such folder")
+
 def _skipped(f:Path)->bool:
     "Whether `f` is hidden, a folder or documentation"
     return f.name.startswith('.') or f.is_dir() or f.suffix.lower() in SKIPPED_EXTS
 
 # %% ../nbs/01_io.ipynb #fa25f741
+def _files_in(folder:Path)->list:
+    "The files and folders in `folder` that are not skipped (`_skipped`), sorted"
+    return [f for f in sorted(folder.iterdir()) if not _skipped(f)]
+
 def _listing(folder, what:str)->list:
     "Image files in `folder`, refusing unexpected files and anything not a regular file (a named pipe hangs a read)"
     folder = Path(folder)
-    if not folder.is_dir(): raise LesionDataError(f"{folder}: no such folder")
-    files = [f for f in sorted(folder.iterdir()) if not _skipped(f)]
+    _check_dir(folder)
+    files = _files_in(folder)
     if (odd := [f for f in files if f.exists() and not f.is_file()]):
         raise LesionDataError(f"{odd[0]}: not a regular file (a named pipe, socket or device); "
                               f"remove it or move it out of the {what} folder")
@@ -228,12 +267,16 @@ def _listing(folder, what:str)->list:
     return files
 
 # %% ../nbs/01_io.ipynb #17cd65e2
+def _check_new_id(res, i, f, what):
+    "Refuse the file `f` whose image ID `i` a file in `res` already has"
+    if i in res: raise LesionDataError(f"{f}: same image ID '{i}' as {res[i]}; keep one {what} per ID")
+
 def _by_id(files, what:str)->dict:
     "Map image ID → file, refusing two files with one ID"
     res = {}
     for f in files:
         i = image_id_of(f)
-        if i in res: raise LesionDataError(f"{f}: same image ID '{i}' as {res[i]}; keep one {what} per ID")
+        _check_new_id(res, i, f, what)
         res[i] = f
     return res
 
@@ -251,7 +294,7 @@ def list_masks(folder)->dict:
 def _missing(ids, what)->str:
     "'N what: ID, ID, …' naming at most ten of `ids`"
     ids = sorted(ids)
-    return f"{len(ids)} {what}: {', '.join(ids[:10])}{' …' if len(ids) > 10 else ''}"
+    return f"{len(ids)} {what}: {_shown(ids, 10, ' …')}"
 
 # %% ../nbs/01_io.ipynb #15a75537
 def _only(folders:list, pattern:str)->Path|None:
@@ -268,20 +311,23 @@ def _layout(path:Path):
     return (inp, _only(subs, r'groundtruth|ground_truth')) if inp else (path, path)
 
 # %% ../nbs/01_io.ipynb #4b1c1d3e
+def _is_mask(f:Path)->bool:
+    "Whether `f` is named as a mask: `<ID>_segmentation.<ext>`"
+    return bool(re.search(r'_segmentation$', f.stem, re.I))
+
 def _pair_files(images:Path, masks:Path)->tuple:
     "(ID → image, ID → mask) from two folders, or from one folder holding both"
     if masks != images: return list_images(images), list_masks(masks)
     files = _listing(images, 'image')
-    is_mask = {f: bool(re.search(r'_segmentation$', f.stem, re.I)) for f in files}
-    imgs = _by_id([f for f in files if not is_mask[f]], 'image')
+    imgs = _by_id([f for f in files if not _is_mask(f)], 'image')
     if not imgs: raise LesionDataError(f"{images}: no images (only *_segmentation files)")
-    return imgs, _by_id([f for f in files if is_mask[f]], 'mask')
+    return imgs, _by_id([f for f in files if _is_mask(f)], 'mask')
 
 # %% ../nbs/01_io.ipynb #935d7388
 def _found_folders(path)->tuple:
     "(images folder, masks folder) of the data folder `path`, refusing one without masks"
     if path is None: raise LesionDataError("find_pairs: give a data folder or an images folder")
-    if not Path(path).is_dir(): raise LesionDataError(f"{path}: no such folder")
+    _check_dir(path)
     images, masks = _layout(Path(path))
     if masks is None: raise LesionDataError(f"{path}: no masks folder found (expected `masks/`, a *GroundTruth folder "
                                             "or *_segmentation files)")
@@ -296,11 +342,15 @@ def _folders(path, images, masks)->tuple:
     return images, masks
 
 # %% ../nbs/01_io.ipynb #2c167bb2
+def _in_order(d:dict, ids:list)->list:
+    "The values of `d` for `ids`, in that order"
+    return [d[i] for i in ids]
+
 def _pairs_table(imgs:dict, msks:dict|None=None)->pd.DataFrame:
     "The pairs table of ID → image (and ID → mask) dicts, sorted by ID"
     ids = sorted(imgs)
-    cols = {'image_id': ids, 'image': [imgs[i] for i in ids]}
-    return pd.DataFrame(cols if msks is None else {**cols, 'mask': [msks[i] for i in ids]})
+    cols = {'image_id': ids, 'image': _in_order(imgs, ids)}
+    return pd.DataFrame(cols if msks is None else {**cols, 'mask': _in_order(msks, ids)})
 
 # %% ../nbs/01_io.ipynb #2e2b92f7
 def find_pairs(path=None,      # Data folder in one of the known layouts
@@ -324,29 +374,42 @@ EXIF_ORIENTATIONS = {2: 'mirrored', 3: 'rotated 180°', 4: 'flipped upside down'
 def _orientation(image, mask)->tuple|None:
     "(EXIF orientation, stored size of `image`, size of `mask`), or None where either cannot be opened"
     try:
-        with Image.open(image) as img, Image.open(mask) as msk: return img.getexif().get(0x0112, 1), img.size, msk.size
+        with Image.open(image) as img, Image.open(mask) as msk: return _exif_orientation(img), img.size, msk.size
     except (OSError, Image.DecompressionBombError): return None      # the readers name unreadable files
 
 # %% ../nbs/01_io.ipynb #f782e53b
 def _orientation_note(what:str, upright:tuple, told:bool)->str:
     "The warning about an image read upright: whether its mask's size tells that it was drawn on the upright image"
-    match = "matches the upright image" if told else "has the same size either way: check that it was drawn on the upright image"
+    match = ("matches the upright image" if told else
+             "has the same size either way: check that it was drawn on the upright image")
     return f"{what}: read upright, {upright[0]}x{upright[1]}; its mask {match}"
 
 # %% ../nbs/01_io.ipynb #4de12125
+def _upright(stored:tuple, o:int)->tuple:
+    "(width, height) of an image stored as `stored` once its EXIF orientation `o` is applied"
+    return stored[::-1] if o >= 5 else stored
+
+def _exif_what(image, o:int)->str:
+    "'<image>: EXIF orientation <o> (what it asks a viewer to do)'"
+    return f"{image}: EXIF orientation {o} ({EXIF_ORIENTATIONS[o]})"
+
+def _size_tells(o:int, stored:tuple)->bool:
+    "Whether a mask's size tells the upright image from the stored one: a quarter turn of a non-square image"
+    return o >= 5 and stored[0] != stored[1]
+
 def check_orientation(image, # An image file
                       mask,  # Its mask file
                      ):
     "Refuse a mask drawn on the stored pixels of an EXIF-rotated image; warn about any image with an EXIF orientation"
     o, stored, got = _orientation(image, mask) or (1, None, None)
     if o not in EXIF_ORIENTATIONS: return
-    upright, what = (stored[::-1] if o >= 5 else stored), f"{image}: EXIF orientation {o} ({EXIF_ORIENTATIONS[o]})"
+    upright, what = _upright(stored, o), _exif_what(image, o)
     if got != upright and got == stored:
         raise LesionDataError(f"{mask}: mask is {got[0]}x{got[1]}, the stored pixels of its image, but {what} is read "
-                              f"upright as {upright[0]}x{upright[1]}, as viewers show it: rotate the mask to the upright image")
+                              f"upright as {upright[0]}x{upright[1]}, as viewers show it: "
+                              "rotate the mask to the upright image")
     if got != upright: return                                    # `read_mask` names the sizes
-    told = o >= 5 and stored[0] != stored[1]
-    warnings.warn(_orientation_note(what, upright, told), LesionDataWarning, stacklevel=2)
+    warnings.warn(_orientation_note(what, upright, _size_tells(o, stored)), LesionDataWarning, stacklevel=2)
 
 # %% ../nbs/01_io.ipynb #12bc2d85
 def _check_one(row)->tuple:
@@ -357,13 +420,17 @@ def _check_one(row)->tuple:
     return img.size[0], img.size[1], float(m.mean())
 
 # %% ../nbs/01_io.ipynb #335481fa
+def _columns(res, n):
+    "The `n` columns of the rows `res` as lists (`n` empty ones for no rows)"
+    return [list(c) for c in zip(*res)] if len(res) else [[] for _ in range(n)]
+
 def check_pairs(pairs:pd.DataFrame, # From `find_pairs`
                 n_workers:int=0,    # Processes
                )->pd.DataFrame:     # `pairs` with `width`, `height`, `lesion_fraction`
     "Decode and validate every pair; the first bad file raises `LesionDataError`"
     res = parallel(_check_one, [r for _, r in pairs.iterrows()], n_workers=n_workers, progress=False)
-    cols = [list(c) for c in zip(*res)] if len(res) else ([], [], [])
-    return pairs.assign(width=cols[0], height=cols[1], lesion_fraction=cols[2])
+    w, h, frac = _columns(res, 3)
+    return pairs.assign(width=w, height=h, lesion_fraction=frac)
 
 # %% ../nbs/01_io.ipynb #91c43dad
 def data_home()->Path:
@@ -451,30 +518,48 @@ def lock_file(out, # An output folder
     return out.parent/f'.{out.name or "root"}.lock'
 
 # %% ../nbs/01_io.ipynb #08cab6d5
+def _first_word(argv:list)->str:
+    "The first word of the command line `argv` after the program that is not an option ('' if none)"
+    return next((a for a in argv[1:] if not a.startswith('-')), '')
+
+def _shows(w:str)->bool:
+    "Whether the word `w` names the program: not empty, not an option, not a path"
+    return bool(w) and not w.startswith('-') and os.sep not in w
+
 def _program(argv:list)->str:
     "The program and its first word, `lesion_fastai predict` for `…/lesion_fastai --traceback predict --out o`"
-    word = next((a for a in argv[1:] if not a.startswith('-')), '')
-    return ' '.join(w for w in (argv[0], word) if w and not w.startswith('-') and os.sep not in w) or 'python'
+    return ' '.join(w for w in (argv[0], _first_word(argv)) if _shows(w)) or 'python'
 
 # %% ../nbs/01_io.ipynb #0d4b2fb5
+def _argv()->list:
+    "This process's command line, its program by file name only"
+    return [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else ['python']
+
 def _holder(what:str|None=None)->dict:
     "This process as a lock records it: pid, host, what it is (default: `_program`), command line, start time"
-    argv = [Path(sys.argv[0]).name, *sys.argv[1:]] if sys.argv else ['python']
+    argv = _argv()
     return dict(pid=os.getpid(), host=socket.gethostname(), what=what or _program(argv), command=' '.join(argv),
                 since=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
 
 # %% ../nbs/01_io.ipynb #bde8a82e
+def _is_holder(h)->bool:
+    "Whether `h`, read from a lock file, records every field of a holder that `_who` names"
+    return isinstance(h, dict) and {'what', 'pid', 'host', 'since'} <= h.keys()
+
 def _who(h)->str:
     "The holder a lock file records (a dict read from it), in words"
-    if not isinstance(h, dict) or not {'what', 'pid', 'host', 'since'} <= h.keys(): return 'another process'
+    if not _is_holder(h): return 'another process'
     return f"{h['what']} (pid {h['pid']} on host {h['host']}) since {h['since']}"
 
 # %% ../nbs/01_io.ipynb #2a4ea430
+def _recorded(f:Path)->dict|None:
+    "The holder recorded in the lock file `f`, or None where it has not written itself yet"
+    try: return json.loads(f.read_text())
+    except (OSError, ValueError): return None
+
 def _in_use(out, f:Path)->LesionDataError:
     "The refusal to write `out`, naming the process that holds its lock file `f`"
-    try: h = json.loads(f.read_text())
-    except (OSError, ValueError): h = None                      # the holder has not written itself yet
-    return LesionDataError(f"{out}: in use by {_who(h)}; wait for it to end, or write to another folder")
+    return LesionDataError(f"{out}: in use by {_who(_recorded(f))}; wait for it to end, or write to another folder")
 
 # %% ../nbs/01_io.ipynb #9033343b
 def _same_file(fd:int, f:Path)->bool:
@@ -504,17 +589,23 @@ def _new_folders(d:Path)->list:
     return new
 
 # %% ../nbs/01_io.ipynb #a81049ef
+def _cannot_lock(out, f:Path, e:OSError)->None:
+    "Give up locking `out` on a file system without locks: remove `f`, warn that nothing refuses another writer; None"
+    f.unlink(missing_ok=True)
+    warnings.warn(f"{out}: cannot lock ({e.strerror}); another process writing it would not be refused",
+                  LesionDataWarning)
+
+def _record(fd, what):
+    "Write this process into the lock file `fd`, over what a killed holder left"
+    os.ftruncate(fd, 0)                                           # a lock left by a killed process: taken over
+    os.pwrite(fd, json.dumps(_holder(what)).encode(), 0)
+
 def _acquire(out, f:Path, what:str|None)->int|None:
     "Lock `f` for `out` and record this process in it; None where the file system cannot lock (with a warning)"
     try: fd = _locked_fd(f)
-    except OSError as e:
-        f.unlink(missing_ok=True)
-        warnings.warn(f"{out}: cannot lock ({e.strerror}); another process writing it would not be refused",
-                      LesionDataWarning)
-        return None
+    except OSError as e: return _cannot_lock(out, f, e)
     if fd is None: raise _in_use(out, f)
-    os.ftruncate(fd, 0)                                           # a lock left by a killed process: taken over
-    os.pwrite(fd, json.dumps(_holder(what)).encode(), 0)
+    _record(fd, what)
     return fd
 
 # %% ../nbs/01_io.ipynb #ae53ae04
@@ -522,14 +613,21 @@ _HELD = set()
 "The lock files this process holds: a block inside another that holds the same one reuses it"
 
 # %% ../nbs/01_io.ipynb #18daccc5
-def _release(f:Path, fd:int|None, new:list):
-    "Remove lock file `f` while still holding it, then unlock; remove the folders made for it when they are empty"
-    if fd is not None:
-        f.unlink(missing_ok=True)
-        os.close(fd)
+def _remove_empty(new:list):
+    "Remove the folders `new`, deepest first, up to the first that is not empty"
     for d in new:
         try: d.rmdir()
         except OSError: break                          # in use: what the block wrote is there
+
+def _unlock(f:Path, fd:int):
+    "Remove lock file `f` while still holding it through `fd`, then unlock it"
+    f.unlink(missing_ok=True)
+    os.close(fd)
+
+def _release(f:Path, fd:int|None, new:list):
+    "Remove lock file `f` while still holding it, then unlock; remove the folders made for it when they are empty"
+    if fd is not None: _unlock(f, fd)
+    _remove_empty(new)
 
 # %% ../nbs/01_io.ipynb #586e74d9
 @contextmanager

@@ -23,41 +23,61 @@ def shown_default(default, # A parameter's default
     return str(default)
 
 # %% ../nbs/85_script.ipynb #ec1fadac
+def _escaped(docment:str|None)->str:
+    "A docment as argparse shows it: `%` doubled (argparse reads `%` as a format)"
+    return (docment or '').replace('%', '%%')
+
+def _no_default(default)->bool:
+    "Whether `default` is none to show: None, or `inspect.Parameter.empty` (no default at all)"
+    return default is None or default is inspect.Parameter.empty
+
 def option_help(docment:str|None, # The parameter's inline comment
                 default,          # Its default (`inspect.Parameter.empty`: none)
                )->str:
     "An option's help: its docment, ending with its default unless there is none or the docment states it"
-    doc = (docment or '').replace('%', '%%')           # argparse reads `%` as a format
-    if default is None or default is inspect.Parameter.empty or '(default' in doc: return doc
+    doc = _escaped(docment)
+    if _no_default(default) or '(default' in doc: return doc
     return f"{doc} (default: {shown_default(default)})".strip()
 
 # %% ../nbs/85_script.ipynb #a529dca3
+def _typed(anno)->list:
+    "The types of the union `anno` other than `None`"
+    return [t for t in get_args(anno) if t is not type(None)]
+
 def _value_type(anno):
     "The type of one value: `float` for `float|None`, `str` for no annotation or a union of several types"
     if anno in (None, type(None), inspect.Parameter.empty): return str
     if get_origin(anno) not in (Union, UnionType): return anno
-    typed = [t for t in get_args(anno) if t is not type(None)]
+    typed = _typed(anno)
     return typed[0] if len(typed) == 1 else str
 
 # %% ../nbs/85_script.ipynb #db1b0e05
+def _choices(t)->dict:
+    "argparse's `type` and `choices` for the annotation `Literal[...]` `t`"
+    return dict(type=type(get_args(t)[0]), choices=list(get_args(t)))
+
 def option_kwargs(anno, # A parameter's annotation
                  )->dict:
     "argparse's `action`, `type`, `nargs` and `choices` for a parameter's annotation"
     t = _value_type(anno)
     if t is bool: return dict(action=argparse.BooleanOptionalAction)
     if get_origin(t) is list: return dict(type=get_args(t)[0], nargs='+')
-    if get_origin(t) is Literal: return dict(type=type(get_args(t)[0]), choices=list(get_args(t)))
+    if get_origin(t) is Literal: return _choices(t)
     return dict(type=t)
 
 # %% ../nbs/85_script.ipynb #beb46bbd
+def _given(default)->dict:
+    "argparse's `required` for a parameter without a default, else its `default`"
+    return dict(required=True) if default is inspect.Parameter.empty else dict(default=default)
+
 def add_option(parser,    # A parser, or a group of one
                name:str,  # The parameter: `valid_fold` is the option `--valid-fold`
                d:dict,    # Its `docments(full=True)` entry: `anno`, `default`, `docment`
               ):
     "Add the option of one parameter: type from its annotation, default from its default, help from its docment"
-    given = dict(required=True) if d.default is inspect.Parameter.empty else dict(default=d.default)
     flag = '--' + name.replace('_', '-')
-    parser.add_argument(flag, dest=name, help=option_help(d.docment, d.default), **given, **option_kwargs(d.anno))
+    parser.add_argument(flag, dest=name, help=option_help(d.docment, d.default), **_given(d.default),
+                        **option_kwargs(d.anno))
 
 # %% ../nbs/85_script.ipynb #2ad571f3
 def cli_command(exclusive=(), # Parameters of which at most one may be given
@@ -69,11 +89,15 @@ def cli_command(exclusive=(), # Parameters of which at most one may be given
     return _f
 
 # %% ../nbs/85_script.ipynb #574dd05c
+def _delegatee_docments(f)->dict:
+    "The comments of the parameters of the function `f` delegates to (`@delegates`), or none"
+    return docments(f.__delwrap__, returns=False) if hasattr(f, '__delwrap__') else {}
+
 def command_docments(f, # A `cli_*` function
                     )->dict:
     "`docments(f, full=True)`, where a parameter without a comment takes the help of its namesake in `f`'s delegatee"
     docs = docments(f, full=True, eval_str=True, returns=False)
-    theirs = docments(f.__delwrap__, returns=False) if hasattr(f, '__delwrap__') else {}
+    theirs = _delegatee_docments(f)
     for k, d in docs.items():
         d.docment = d.docment or theirs.get(k)
     return docs
@@ -85,6 +109,13 @@ def command_name(f, # A `cli_*` function
     return f.__name__.removeprefix('cli_').replace('_', '-')
 
 # %% ../nbs/85_script.ipynb #7e2d6e2d
+def _add_options(p:argparse.ArgumentParser, f):
+    "Add the parameters of `f` as options of `p`, its exclusive ones (`cli_command`) in a group of their own"
+    exclusive = getattr(f, 'exclusive', ())
+    group = p.add_mutually_exclusive_group() if exclusive else None
+    for k, d in command_docments(f).items():
+        add_option(group if k in exclusive else p, k, d)
+
 def add_command(sub,              # The `add_subparsers()` of the parser
                 f,                # A `cli_*` function
                 options:bool=True, # Add its options (False: its name and description only)
@@ -92,11 +123,7 @@ def add_command(sub,              # The `add_subparsers()` of the parser
     "Add `f` as a subcommand whose options are its parameters"
     p = sub.add_parser(command_name(f), help=f.__doc__, description=f.__doc__)
     p.set_defaults(func=f)
-    if not options: return p
-    exclusive = getattr(f, 'exclusive', ())
-    group = p.add_mutually_exclusive_group() if exclusive else None
-    for k, d in command_docments(f).items():
-        add_option(group if k in exclusive else p, k, d)
+    if options: _add_options(p, f)
     return p
 
 # %% ../nbs/85_script.ipynb #ccba2d12
@@ -135,14 +162,19 @@ def _resolve(qualname:str):
     return getattr(importlib.import_module(mod), name)
 
 # %% ../nbs/85_script.ipynb #54aee683
+def _default_difference(k:str, mine:dict, theirs:dict, where:str)->list:
+    "How the default of field `k` differs from the one in `where` (empty: it does not)"
+    differs = mine.default != theirs.default
+    return [f"{k}: default {mine.default!r} here, {theirs.default!r} in {where}"] if differs else []
+
+def _help_difference(k:str, mine:dict, theirs:dict, where:str)->list:
+    "How the help of field `k` differs from the one in `where` (empty: it does not, or `where` has none)"
+    differs = theirs.docment and mine.docment != theirs.docment
+    return [f"{k}: help {mine.docment!r} here, {theirs.docment!r} in {where}"] if differs else []
+
 def _field_differences(k:str, mine:dict, theirs:dict, where:str)->list:
     "How field `k` of an option set differs from the parameter of that name in the function `where`: default, help"
-    res = []
-    if mine.default != theirs.default:
-        res.append(f"{k}: default {mine.default!r} here, {theirs.default!r} in {where}")
-    if theirs.docment and mine.docment != theirs.docment:
-        res.append(f"{k}: help {mine.docment!r} here, {theirs.docment!r} in {where}")
-    return res
+    return _default_difference(k, mine, theirs, where) + _help_difference(k, mine, theirs, where)
 
 # %% ../nbs/85_script.ipynb #5a007703
 def _library_docments(fs:list)->dict:
@@ -154,6 +186,10 @@ def _library_docments(fs:list)->dict:
     return res
 
 # %% ../nbs/85_script.ipynb #4be7c306
+def _not_theirs(mine:dict, theirs:dict, where:str)->list:
+    "A line for each field of `mine` that is not a parameter in `theirs` (of `where`)"
+    return [f"{k}: not a parameter of {where}" for k in mine if k not in theirs]
+
 def mirror_differences(opts,          # An option set made with `option_set`
                        fs:list=None,  # What it mirrors (default: `opts.mirrors`, imported)
                       )->list:        # One line per difference; empty when `opts` agrees with `fs`
@@ -161,5 +197,5 @@ def mirror_differences(opts,          # An option set made with `option_set`
     fs = fs or [_resolve(q) for q in opts.mirrors]
     where = ' or '.join(f.__name__ for f in fs)
     theirs, mine = _library_docments(fs), docments(opts, full=True, returns=False)
-    missing = [f"{k}: not a parameter of {where}" for k in mine if k not in theirs]
-    return missing + [l for k in mine if k in theirs for l in _field_differences(k, mine[k], theirs[k], where)]
+    return _not_theirs(mine, theirs, where) + [l for k in mine if k in theirs
+                                               for l in _field_differences(k, mine[k], theirs[k], where)]
