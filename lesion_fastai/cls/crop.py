@@ -21,7 +21,7 @@ from ..seg.predict import load_model
 
 # %% auto #0
 __all__ = ['CROP_SETTINGS', 'CROP_DEFAULTS', 'lesion_box', 'crop_to_box', 'crop_lesions', 'crop_settings', 'with_full',
-           'lesion_crops']
+           'whole_images', 'lesion_crops']
 
 # %% ../../nbs/31_cls.crop.ipynb #3d9d5360
 def _centre_box(W:int, H:int, centre_fraction:float)->tuple:
@@ -179,13 +179,16 @@ def _mask_files(images, masks, model)->tuple:
     return files, given, _oof_masks(model, files)
 
 # %% ../../nbs/31_cls.crop.ipynb #f364af64
+def _saved_prediction(iid:str, predicted:dict, dest:Path)->np.ndarray:
+    "The mask predicted for image `iid`, written to `dest/masks/`"
+    save_mask(predicted[iid]['mask'], _predicted_file(dest, iid))
+    return predicted[iid]['mask']
+
 def _mask_of(iid:str, img:Image.Image, given:dict, oof:dict, predicted:dict, dest:Path)->tuple:
     "(mask at the size of `img`, where it came from) of image `iid`"
     if iid in given: return read_mask(given[iid], size=img.size), 'given'
     if iid in oof: return read_mask(oof[iid], size=img.size), 'out-of-fold'
-    if iid in predicted:
-        save_mask(predicted[iid]['mask'], _predicted_file(dest, iid))
-        return predicted[iid]['mask'], 'predicted'
+    if iid in predicted: return _saved_prediction(iid, predicted, dest), 'predicted'
     return np.ones((img.height, img.width), np.uint8), 'none'
 
 # %% ../../nbs/31_cls.crop.ipynb #66223317
@@ -204,10 +207,14 @@ def _box_of(mask, frm:str, settings:dict)->dict:
     if frm == 'none': box.update(source='full', reason='', lesion_fraction=float('nan'))
     return box
 
+def _save_crop(img:Image.Image, box:dict, max_size:int|None, f:Path):
+    "Write the part of `img` inside `box`, shrunk to `max_size`, to the JPEG file `f`"
+    save_image(crop_to_box(img, box, max_size).convert('RGB'), f, quality=95)
+
 def _crop_row(iid:str, file, img:Image.Image, mask, frm:str, key:str, settings:dict, dest:Path)->dict:
     "Crop image `iid` by `mask` into `dest/crops/` and return its `boxes.csv` row"
     box = _box_of(mask, frm, settings)
-    save_image(crop_to_box(img, box, settings['max_size']).convert('RGB'), _crop_file(dest, iid), quality=95)
+    _save_crop(img, box, settings['max_size'], _crop_file(dest, iid))
     size = {'width': img.width, 'height': img.height}
     return {'image_id': iid, 'image': str(file), **size, **box, 'mask_from': frm, 'key': key}
 
@@ -235,6 +242,10 @@ def _segmenter(model, needed:bool):
     return load_model(model) if isinstance(model, (str, Path)) else model
 
 # %% ../../nbs/31_cls.crop.ipynb #5962a9f5
+def _load_batch(batch:list, files:dict)->dict:
+    "Image ID → loaded image of the (image ID, cache key) pairs of `batch`"
+    return {i: load_image(files[i]) for i, _ in batch}
+
 def _predict_batch(ens, imgs:dict, oof:dict, bs:int)->dict:
     "Image ID → prediction of `ens` for the images of `imgs` with no out-of-fold mask (empty without `ens`)"
     ids = [i for i in imgs if ens is not None and i not in oof]
@@ -242,9 +253,8 @@ def _predict_batch(ens, imgs:dict, oof:dict, bs:int)->dict:
 
 def _crop_batch(batch:list, files:dict, masks:tuple, ens, settings:dict, dest:Path, bs:int=8)->dict:
     "The `boxes.csv` rows of a batch of (image ID, cache key), its masks predicted at once when `ens` is given"
-    (given, oof), imgs = masks, {i: load_image(files[i]) for i, _ in batch}
-    predicted = _predict_batch(ens, imgs, oof, bs)
-    rows = {}
+    (given, oof), imgs = masks, _load_batch(batch, files)
+    predicted, rows = _predict_batch(ens, imgs, oof, bs), {}
     for iid, k in batch:
         m, frm = _mask_of(iid, imgs[iid], given, oof, predicted, dest)
         rows[iid] = _crop_row(iid, files[iid], imgs[iid], m, frm, k, settings, dest)
@@ -298,6 +308,16 @@ def with_full(crops:pd.DataFrame, full:pd.DataFrame)->pd.DataFrame:
     "`crops` with a `full` column: the `crop` path of each image in `full`"
     return crops.merge(full[['image_id', 'crop']].rename(columns={'crop': 'full'}), on='image_id')
 
+# %% ../../nbs/31_cls.crop.ipynb #7dfe45e6
+def whole_images(files:dict,         # Image ID → image file
+                 dest,               # Cache folder
+                 settings:dict=None, # The lesion crops' `crop_lesions` settings (only `max_size` counts)
+                 progress:bool=True, # Show a progress bar
+                )->pd.DataFrame:     # `boxes.csv` rows of the whole images
+    "Every image of `files` whole, shrunk as its lesion crop by `settings` is, cached in `dest`"
+    max_size = (settings or {}).get('max_size', CROP_DEFAULTS['max_size'])
+    return crop_lesions(files, dest, max_size=max_size, progress=progress, log=None)
+
 # %% ../../nbs/31_cls.crop.ipynb #58efbf31
 def _source_of(masks=None, seg_model=None)->str:
     "What images are cropped by: the resolved masks or model folder ('none': whole images)"
@@ -319,6 +339,4 @@ def lesion_crops(files:dict,         # Image ID → image file
     settings = settings or {}
     root, key = Path(cache) if cache else data_home()/'crops', _cache_key(files, masks, seg_model)
     crop = crop_lesions(files, root/f'crop-{key}', masks=masks, model=seg_model, progress=progress, log=log, **settings)
-    max_size = settings.get('max_size', CROP_DEFAULTS['max_size'])
-    full = crop_lesions(files, root/f'full-{key}', max_size=max_size, progress=progress, log=None)
-    return with_full(crop, full)
+    return with_full(crop, whole_images(files, root/f'full-{key}', settings, progress))

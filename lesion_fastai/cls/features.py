@@ -25,6 +25,10 @@ __all__ = ['ABCD_COLOURS', 'FEATURE_GROUPS', 'shrink_pair', 'one_piece', 'centre
            'peer_features', 'feature_table']
 
 # %% ../../nbs/32_cls.features.ipynb #bd50a297
+def _scaled_size(img:Image.Image, s:float)->tuple:
+    "(width, height) of `img` scaled by `s`, at least 1 pixel each"
+    return max(1, round(img.width*s)), max(1, round(img.height*s))
+
 def _shrunk_mask(m:np.ndarray, size:tuple)->np.ndarray:
     "The boolean mask `m` resized to `size` (width, height) by its nearest pixels"
     return np.asarray(Image.fromarray(m.astype(np.uint8)*255).resize(size, Image.NEAREST)) > 0
@@ -35,17 +39,20 @@ def shrink_pair(img:Image.Image, # RGB image
                )->tuple:         # (image, boolean mask)
     "The image and its mask shrunk together, the image bilinearly and the mask to its nearest pixels"
     if (s := max_side/max(img.size)) >= 1: return img, m
-    size = (max(1, round(img.width*s)), max(1, round(img.height*s)))
+    size = _scaled_size(img, s)
     return img.resize(size, Image.BILINEAR, reducing_gap=3.0), _shrunk_mask(m, size)
 
 # %% ../../nbs/32_cls.features.ipynb #e132b849
+def _largest_piece(lab:np.ndarray)->np.ndarray:
+    "The mask of the largest labelled piece of `lab` (label 0 is the background)"
+    return lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+
 def one_piece(m:np.ndarray, # Boolean mask
              )->np.ndarray: # Boolean mask without holes, in one connected piece
     "The mask with its holes filled and only its largest connected piece kept"
     m = ndi.binary_fill_holes(m)
     lab, n = ndi.label(m)
-    if n > 1: m = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
-    return m
+    return _largest_piece(lab) if n > 1 else m
 
 # %% ../../nbs/32_cls.features.ipynb #989455cd
 def centre_half(m:np.ndarray, # Boolean mask, for its shape and type
@@ -76,10 +83,14 @@ def feature_inputs(img:Image.Image,     # RGB image at any resolution
     return np.asarray(img.convert('RGB')), m if ok else centre_half(m), ok
 
 # %% ../../nbs/32_cls.features.ipynb #1f7f0bb6
+def _ring_width(m:np.ndarray)->int:
+    "A tenth of the lesion's equivalent side, at least 3 pixels"
+    return max(3, int(0.1*np.sqrt(m.sum())))
+
 def skin_ring(m:np.ndarray, # Boolean lesion mask
              )->np.ndarray: # Boolean mask of the surrounding skin
     "A ring of skin around the lesion, about a tenth of its size wide"
-    ring = ndi.binary_dilation(m, iterations=max(3, int(0.1*np.sqrt(m.sum())))) & ~m
+    ring = ndi.binary_dilation(m, iterations=_ring_width(m)) & ~m
     if ring.sum() < 20: ring = ~m
     return ring if ring.sum() >= 20 else np.ones_like(m)
 
@@ -101,12 +112,16 @@ def _pixel_set(pts:np.ndarray)->set:
     "The (u, v) rows of `pts` as a set of pixels"
     return set(map(tuple, pts.tolist()))
 
+def _uncovered(own:set, pts:np.ndarray, flip:np.ndarray)->float:
+    "Share of the pixels `own` (rows of `pts`) and their mirror image by `flip` that only one of them covers"
+    return len(own ^ _pixel_set(pts*flip))/(2*len(own))
+
 def axis_asymmetry(u:np.ndarray, v:np.ndarray, # From `principal_coords`
                   )->tuple:                    # (asymmetry about the major axis, about the minor axis)
     "Share of the lesion that its mirror image about each principal axis does not cover"
     pts = np.stack([np.round(u), np.round(v)], 1).astype(np.int64)
     own = _pixel_set(pts)
-    return tuple(len(own ^ _pixel_set(pts*f))/(2*len(own)) for f in (np.array([1, -1]), np.array([-1, 1])))
+    return tuple(_uncovered(own, pts, f) for f in (np.array([1, -1]), np.array([-1, 1])))
 
 # %% ../../nbs/32_cls.features.ipynb #7c97e807
 def _frame(H:int, W:int)->np.ndarray:
@@ -120,6 +135,10 @@ def frame_share(m:np.ndarray, # Boolean lesion mask
     return (edge & _frame(*m.shape)).sum()/max(edge.sum(), 1)
 
 # %% ../../nbs/32_cls.features.ipynb #d7c4afe1
+def _size(r, H:int, W:int)->dict:
+    "The lesion's (region `r`) area and equivalent diameter as shares of the `H`×`W` image's area and diagonal"
+    return dict(area_fraction=r.area/(H*W), diameter_fraction=np.sqrt(4*r.area/np.pi)/np.hypot(H, W))
+
 def _asymmetry(m:np.ndarray)->dict:
     "The lesion's smaller and larger asymmetry about its two principal axes"
     a_major, a_minor = axis_asymmetry(*principal_coords(m))
@@ -134,10 +153,8 @@ def _border(m:np.ndarray, r, P:float)->dict:
 def shape_features(m:np.ndarray, # Boolean lesion mask (`feature_inputs`)
                   )->dict:
     "Size, asymmetry and border shape of the lesion"
-    H, W = m.shape
     r = regionprops(m.astype(np.uint8))[0]
-    return dict(area_fraction=r.area/(H*W), diameter_fraction=np.sqrt(4*r.area/np.pi)/np.hypot(H, W),
-                **_asymmetry(m), **_border(m, r, perimeter(m)), touches_border=frame_share(m))
+    return {**_size(r, *m.shape), **_asymmetry(m), **_border(m, r, perimeter(m)), 'touches_border': frame_share(m)}
 
 # %% ../../nbs/32_cls.features.ipynb #87dac3de
 ABCD_COLOURS = {'white': (235, 230, 225), 'red': (180, 60, 60), 'light_brown': (170, 110, 70),
@@ -194,6 +211,10 @@ def _abcd_features(share:np.ndarray)->dict:
     "The share of each ABCD colour (`abcd_shares`) and how many of them cover at least 5 % of the lesion"
     return {**{f'colour_{k}': s for k, s in zip(ABCD_COLOURS, share)}, 'colour_count': int((share >= 0.05).sum())}
 
+def _variegation(inside:np.ndarray)->float:
+    "How varied the lesion's colours are: the root of the total variance of its CIELAB pixels `inside`"
+    return float(np.sqrt(np.trace(np.cov(inside.T))))
+
 def colour_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
                     m:np.ndarray,    # Boolean lesion mask
                     ring:np.ndarray, # Boolean skin mask (`skin_ring`)
@@ -201,8 +222,7 @@ def colour_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
     "Colour statistics of the lesion, against its skin, and the shares of the ABCD colours"
     inside, skin = lab[m], lab[ring].mean(0)
     return {**channel_stats(inside, skin), 'deltaE_contrast': float(np.linalg.norm(inside.mean(0) - skin)),
-            **_abcd_features(abcd_shares(inside)),
-            'colour_variegation': float(np.sqrt(np.trace(np.cov(inside.T)))),
+            **_abcd_features(abcd_shares(inside)), 'colour_variegation': _variegation(inside),
             'colour_asymmetry': colour_asymmetry(inside, m)}
 
 # %% ../../nbs/32_cls.features.ipynb #c3380e88
@@ -337,13 +357,16 @@ def _row_mask(mask, img:Image.Image)->np.ndarray:
     "The mask of `img`: an array as given, a file read at the image's size"
     return mask if isinstance(mask, np.ndarray) else read_mask(mask, strict=False, size=img.size)
 
+def _peer_row(img:Image.Image, m:np.ndarray)->dict:
+    "The peer's features of `img` as columns `peer_0`…"
+    return {f'peer_{i}': v for i, v in enumerate(peer_features(img, m))}
+
 def _row(item, kind:str='lesion')->dict:
     "The features of one (image ID, image file, mask file or array) item"
     iid, file, mask = item
     img = load_image(file)
     m = _row_mask(mask, img)
-    if kind == 'peer': return {'image_id': iid, **{f'peer_{i}': v for i, v in enumerate(peer_features(img, m))}}
-    return {'image_id': iid, **lesion_features(img, m)}
+    return {'image_id': iid, **(_peer_row(img, m) if kind == 'peer' else lesion_features(img, m))}
 
 # %% ../../nbs/32_cls.features.ipynb #17caed8c
 def _check_table_args(files:dict, masks:dict, kind:str):
@@ -351,6 +374,10 @@ def _check_table_args(files:dict, masks:dict, kind:str):
     if kind not in ('lesion', 'peer'): raise ValueError(f"kind must be 'lesion' or 'peer', got {kind!r}")
     if (missing := sorted(set(files) - set(masks))):
         raise LesionDataError(f"no mask for {len(missing)} image(s): {', '.join(missing[:10])}")
+
+def _workers(n_workers:int|None, n:int)->int|None:
+    "The processes for `n` images: `n_workers` when given, else none (in-process) under 8 images, else one per core"
+    return n_workers if n_workers is not None else 0 if n < 8 else None
 
 def feature_table(files:dict,           # Image ID → image file
                   masks:dict,           # Image ID → mask file (or array) at the image's size
@@ -361,6 +388,6 @@ def feature_table(files:dict,           # Image ID → image file
     "The features of every image in `files` from its mask in `masks`"
     _check_table_args(files, masks, kind)
     items = [(i, files[i], masks[i]) for i in sorted(files)]
-    workers = n_workers if n_workers is not None else 0 if len(items) < 8 else None
-    rows = parallel(_row, items, kind=kind, n_workers=workers, progress=progress, threadpool=False)
+    rows = parallel(_row, items, kind=kind, n_workers=_workers(n_workers, len(items)), progress=progress,
+                    threadpool=False)
     return pd.DataFrame(list(rows)).set_index('image_id')

@@ -85,6 +85,11 @@ def _classifier_model(arch, weights, n_out:int)->nn.Sequential:
     body = classifier_body(arch, weights)
     return nn.Sequential(body, logsoftmax_head(num_features_model(body), n_out))
 
+def _note_weights(learn:Learner, arch, weights):
+    "Record on `learn` its encoder and the weights it started from; freeze the body when they are pretrained"
+    learn.arch_name, learn.pretrained_weights, learn.pretrained = arch_name(arch), weights, weights is not None
+    if weights is not None: learn.freeze()
+
 def classifier_learner(dls,                # DataLoaders with a `CategoryBlock` target
                        arch='resnet50',    # torchvision encoder name
                        pretrained='auto',  # 'auto': ImageNet weights when found; True: require them; False: random
@@ -96,8 +101,7 @@ def classifier_learner(dls,                # DataLoaders with a `CategoryBlock` 
     weights = weights_for(arch, pretrained)
     learn = Learner(dls, _classifier_model(arch, weights, len(dls.vocab)), loss_func=NLLLossFlat(weight=weight),
                     metrics=[ISICBalancedAccuracy()], splitter=_cls_split, **kwargs)
-    learn.arch_name, learn.pretrained_weights, learn.pretrained = arch_name(arch), weights, weights is not None
-    if weights is not None: learn.freeze()
+    _note_weights(learn, arch, weights)
     return learn
 
 # %% ../../nbs/34_cls.learner.ipynb #53573f97
@@ -133,6 +137,10 @@ def _valid_rows(table:pd.DataFrame, valid_fold)->np.ndarray|list:
     "The rows of `table` in fold `valid_fold` (none when it is None)"
     return [] if valid_fold is None else np.flatnonzero(table['fold'].to_numpy() == valid_fold)
 
+def _loader_options(bs:int, kwargs:dict)->dict:
+    "`DataBlock.dataloaders` options: batch size `bs`, in-process loading and seed 42 unless `kwargs` say otherwise"
+    return {'bs': bs, 'num_workers': 0, 'seed': 42, **kwargs}
+
 def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
                     classes,            # Class order
                     valid_fold=0,       # Fold held out (None: no validation set)
@@ -146,7 +154,7 @@ def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
     table = table.reset_index(drop=True)
     valid_idx = _valid_rows(table, valid_fold)
     dblock = cls_datablock(classes, valid_idx, size=size, x_col=x_col, augment=augment)
-    kwargs = {'bs': bs, 'num_workers': 0, 'seed': 42, **kwargs}
+    kwargs = _loader_options(bs, kwargs)
     if not oversample: return dblock.dataloaders(table, **kwargs)
     return dblock.weighted_dataloaders(table, wgts=_balancing_weights(table, classes, valid_idx), **kwargs)
 
@@ -186,9 +194,12 @@ class SnapshotSaver(Callback):
         if not self._cycle_ended(): return
         self.saved.append(self.save_weights())
         self.scores.append(self.last_score())
+    def _next_file(self)->Path:
+        "The file of the next snapshot: `folder/prefixN.pth`"
+        return Path(self.folder)/f'{self.prefix}{len(self.saved)}.pth'
     def save_weights(self)->Path:
         "Write the model's weights to the next snapshot file"
-        f = Path(self.folder)/f'{self.prefix}{len(self.saved)}.pth'
+        f = self._next_file()
         f.parent.mkdir(parents=True, exist_ok=True)
         torch.save(_cpu_state(self.learn.model), f)
         return f
@@ -244,13 +255,20 @@ def _image_counts(dls)->str:
     "How many training and validation images `dls` holds, in words"
     return f"{len(dls.train_ds)} training and {len(dls.valid_ds)} validation images"
 
+def _millions(model:nn.Module)->float:
+    "How many parameters `model` has, in millions"
+    return sum(p.numel() for p in model.parameters())/1e6
+
 def _parameter_line(learn:Learner)->str:
     "Size of `learn`'s model, its initialisation and its images, in one line"
-    n = sum(p.numel() for p in learn.model.parameters())/1e6
     init = 'ImageNet weights' if learn.pretrained else 'random initialisation (no ImageNet weights)'
-    return f"{n:.1f} M parameters, {init}; {_image_counts(learn.dls)}"
+    return f"{_millions(learn.model):.1f} M parameters, {init}; {_image_counts(learn.dls)}"
 
 # %% ../../nbs/34_cls.learner.ipynb #2264ab4a
+def _in_folder(learn:Learner, out):
+    "Make `learn` save its snapshots in the member folder `out` (under `out/snapshots`)"
+    learn.path, learn.model_dir = Path(out).resolve(), 'snapshots'
+
 def member_learner(dls,                 # The first stage's DataLoaders
                    cfg:ClassifyConfig,  # Settings
                    out,                 # Member folder (snapshots go to `out/snapshots`)
@@ -259,7 +277,7 @@ def member_learner(dls,                 # The first stage's DataLoaders
     "The classifier for a member in `out`, in the precision `precision_policy` chooses, with a `HistoryLog`"
     learn = classifier_learner(dls, cfg.arch, cfg.pretrained, weight=weight, wd=cfg.wd, cbs=[HistoryLog()])
     learn.use_precision(cfg.precision, log)
-    learn.path, learn.model_dir = Path(out).resolve(), 'snapshots'
+    _in_folder(learn, out)
     if not progress: learn.plain_logging(log)
     log(f"{cfg.arch}: {_parameter_line(learn)}")
     return learn
@@ -311,6 +329,10 @@ def _stage_line(stage:str, n_cycles:int, cfg:ClassifyConfig, lr:float, clocked:b
     length = 'by the clock' if clocked else f'of {cfg.cycle_len} epochs'
     return f"{stage} stage ({what}): {n_cycles} cycles {length}, lr {lr:g}"
 
+def _discriminative(lr:float, pretrained:bool):
+    "`lr` for the head and a tenth of it for a pretrained body (`lr` for all when trained from scratch)"
+    return slice(lr/10, lr) if pretrained else lr
+
 @patch
 def snapshot_stage(self:Learner,
                    stage:str,          # 'full' (whole images) or 'crop' (lesion crops)
@@ -325,6 +347,6 @@ def snapshot_stage(self:Learner,
     if self.pretrained: self.frozen_cycle(stage, cfg.cycle_len, lr, folder, clock)
     self.mark_stage(stage)
     log(_stage_line(stage, n_cycles, cfg, lr, bool(clock)))
-    lrs = slice(lr/10, lr) if self.pretrained else lr
+    lrs = _discriminative(lr, self.pretrained)
     files = self.fit_snapshots(n_cycles, cfg.cycle_len, lrs, Path(folder), stage, clock=clock)
     return keep_snapshots(files, self.snapshot_scores, cfg.keep)

@@ -22,7 +22,7 @@ from ..learner.tta import DihedralTTA
 from ..learner.folder import ModelFolder, read_config, read_learner, staged_output
 from ..seg.predict import check_out, refuse_outputs
 from .labels import read_labels
-from .crop import CROP_DEFAULTS, crop_lesions, with_full
+from .crop import crop_lesions, whole_images, with_full
 from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, member_disagreement,
                                       expected_calibration_error, reliability_table, plot_reliability,
                                       classifier_features)
@@ -158,16 +158,21 @@ def _decisions(probs:np.ndarray, classes:list)->list:
     "The most probable of `classes` in each row of `probs`"
     return [classes[j] for j in probs.argmax(1)]
 
+def _validation_rows(clf:Classifier, table:pd.DataFrame, folds:list, bs:int)->list:
+    "The `_fold_rows` of every member of `clf`, each predicting its validation fold in `folds` with 8 views"
+    rows = []
+    for (learn, snaps, mc), f in zip(clf.members, folds):
+        v = table[table.fold == f]
+        rows += _fold_rows(clf.classes, v, f, snapshot_probs(learn, snaps, v[mc['input']], True, bs))
+    return rows
+
 @patch
 def oof_predictions(self:Classifier, table:pd.DataFrame, # `image_id`, `label`, `fold` and image paths
                     folds:list,       # The fold each member was validated on
                     bs:int=16)->pd.DataFrame: # By image ID: label, fold, the probability of each class, `pred`
     "Each member's 8-view probabilities of its validation fold (each image by a member that did not train on it)"
-    rows = []
-    for (learn, snaps, mc), f in zip(self.members, folds):
-        v = table[table.fold == f]
-        rows += _fold_rows(self.classes, v, f, snapshot_probs(learn, snaps, v[mc['input']], True, bs))
-    oof = pd.DataFrame(rows).set_index('image_id').loc[table.image_id[table.fold.isin(folds)]]
+    oof = pd.DataFrame(_validation_rows(self, table, folds, bs)).set_index('image_id')
+    oof = oof.loc[table.image_id[table.fold.isin(folds)]]
     oof['pred'] = _decisions(oof[self.classes].to_numpy(), self.classes)
     return oof
 
@@ -248,16 +253,11 @@ def _crop_model(clf:Classifier, masks=None, seg_model=None):
     return _own_seg_model(clf)
 
 # %% ../../nbs/36_cls.predict.ipynb #172b12a4
-def _whole_images(files:dict, work:Path, settings:dict, progress=True)->pd.DataFrame:
-    "The whole images of `files` in `work/full`, shrunk as the crops by `settings` are"
-    max_size = settings.get('max_size', CROP_DEFAULTS['max_size'])
-    return crop_lesions(files, work/'full', max_size=max_size, progress=progress, log=None)
-
 def _folder_crops(clf:Classifier, files:dict, work:Path, masks=None, seg_model=None, progress=True, log=print):
     "The crops of `files` in `work` (as the classifier's were cut) and, for full-image members, the whole images"
     settings = clf.info.get('crop_settings', {})
     crops = crop_lesions(files, work, masks=masks, model=seg_model, progress=progress, log=log, **settings)
-    return with_full(crops, _whole_images(files, work, settings, progress) if _uses(clf, 'full') else crops)
+    return with_full(crops, whole_images(files, work/'full', settings, progress) if _uses(clf, 'full') else crops)
 
 # %% ../../nbs/36_cls.predict.ipynb #21929b61
 _BOX_COLUMNS = ['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']
@@ -332,14 +332,18 @@ def _calibration(rep:pd.DataFrame, sub:np.ndarray, classes)->dict:
     cal = rep.loc[sub, [f'p_{c}' for c in classes]].to_numpy()
     return dict(ece=expected_calibration_error(y, cal), reliability=reliability_table(y, cal, bins=5))
 
+def _score_line(s:dict)->str:
+    "The line that sums up the scores `s`: balanced accuracy and calibration error"
+    return (f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; "
+            f"expected calibration error {s['ece']:.3f}")
+
 def _score_report(rep:pd.DataFrame, lab:pd.DataFrame, probs:np.ndarray, classes, out:Path, title:str, log=print):
     "The report with the true `label`; the scores and calibration of the labelled images, written to `out`"
     rep = rep.merge(lab[['image_id', 'label']], on='image_id', how='left')
     sub = rep.label.notna().to_numpy()
     s = {**score_predictions(rep.label[sub], probs[sub], classes), **_calibration(rep, sub, classes)}
     save_scores(s, classes, out, title)
-    log(f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; "
-        f"expected calibration error {s['ece']:.3f}")
+    log(_score_line(s))
     return rep
 
 # %% ../../nbs/36_cls.predict.ipynb #080f9683
