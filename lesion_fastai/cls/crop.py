@@ -21,7 +21,7 @@ from ..seg.predict import load_model
 
 # %% auto #0
 __all__ = ['CROP_SETTINGS', 'CROP_DEFAULTS', 'lesion_box', 'crop_to_box', 'crop_lesions', 'crop_settings', 'with_full',
-           'lesion_crops']
+           'whole_images', 'lesion_crops']
 
 # %% ../../nbs/31_cls.crop.ipynb #3d9d5360
 def _centre_box(W:int, H:int, centre_fraction:float)->tuple:
@@ -30,18 +30,27 @@ def _centre_box(W:int, H:int, centre_fraction:float)->tuple:
     return W/2, H/2, s, s
 
 # %% ../../nbs/31_cls.crop.ipynb #e5e7d407
+def _widened(lo:int, hi:int, margin:float)->tuple:
+    "(centre, length) of the span from `lo` to `hi` (exclusive) widened by `margin` of its length on each side"
+    return (lo + hi)/2, (hi - lo)*(1 + 2*margin)
+
 def _mask_box(m:np.ndarray, margin:float, square:bool)->tuple:
     "(centre x, centre y, width, height) of the lesion's bounding box widened by `margin` (and made square)"
     y0, x0, y1, x1 = regionprops(m.astype(np.uint8))[0].bbox          # right and bottom exclusive
-    w, h = (x1 - x0)*(1 + 2*margin), (y1 - y0)*(1 + 2*margin)
+    (cx, w), (cy, h) = _widened(x0, x1, margin), _widened(y0, y1, margin)
     if square: w = h = max(w, h)
-    return (x0 + x1)/2, (y0 + y1)/2, w, h
+    return cx, cy, w, h
 
 # %% ../../nbs/31_cls.crop.ipynb #a1ffb3d7
+def _fit_side(c:float, length:float, lim:int, min_size:int)->tuple:
+    "(start, length) of a side centred at `c`, at least `min_size` long, moved (not cut) inside 0…`lim`"
+    n = min(max(round(length), min_size), lim)
+    return int(np.clip(round(c - n/2), 0, lim - n)), n
+
 def _fit_box(cx, cy, w, h, W:int, H:int, min_size:int)->tuple:
     "(x0, y0, w, h): the box at least `min_size` a side, moved (not cut) inside the `W`×`H` image"
-    w, h = (min(max(round(v), min_size), lim) for v, lim in ((w, W), (h, H)))
-    return int(np.clip(round(cx - w/2), 0, W - w)), int(np.clip(round(cy - h/2), 0, H - h)), w, h
+    (x0, w), (y0, h) = _fit_side(cx, w, W, min_size), _fit_side(cy, h, H, min_size)
+    return x0, y0, w, h
 
 # %% ../../nbs/31_cls.crop.ipynb #168c42a6
 def _implausible(frac:float, min_fraction:float)->str:
@@ -49,6 +58,12 @@ def _implausible(frac:float, min_fraction:float)->str:
     return 'empty mask' if frac == 0 else f'lesion covers only {frac:.3%} of the image' if frac < min_fraction else ''
 
 # %% ../../nbs/31_cls.crop.ipynb #943177e2
+def _as_mask(mask)->np.ndarray:
+    "`mask` as a 2-d boolean array, True = lesion"
+    m = np.asarray(mask) > 0
+    if m.ndim != 2: raise ValueError(f"expected a 2-d mask, got shape {m.shape}")
+    return m
+
 def lesion_box(mask,                      # (H,W) mask, nonzero = lesion, at the image's resolution
                margin:float=0.1,          # Added on each side, as a fraction of the lesion's width and height
                square:bool=True,          # Make the box square (around the same centre)
@@ -57,8 +72,7 @@ def lesion_box(mask,                      # (H,W) mask, nonzero = lesion, at the
                centre_fraction:float=0.8, # Fallback: a centred square this share of the shorter side
               )->dict:                    # `x0`…`y1`, `source` ('mask' or 'centre'), `reason`, `lesion_fraction`
     "The crop box of the lesion in `mask`, or a centre crop when the mask is empty or implausible"
-    m = np.asarray(mask) > 0
-    if m.ndim != 2: raise ValueError(f"expected a 2-d mask, got shape {m.shape}")
+    m = _as_mask(mask)
     (H, W), frac = m.shape, float(m.mean())
     reason = _implausible(frac, min_fraction)
     box = _centre_box(W, H, centre_fraction) if reason else _mask_box(m, margin, square)
@@ -67,21 +81,32 @@ def lesion_box(mask,                      # (H,W) mask, nonzero = lesion, at the
     return dict(x0=x0, y0=y0, x1=x0 + w, y1=y0 + h, source=source, reason=reason, lesion_fraction=frac)
 
 # %% ../../nbs/31_cls.crop.ipynb #6b880f03
+def _shrunk(img:Image.Image, max_size:int|None)->Image.Image:
+    "`img` shrunk so that its longer side is at most `max_size` (`img` itself when it fits or `max_size` is None)"
+    if not max_size or max(img.size) <= max_size: return img
+    s = max_size/max(img.size)
+    size = (max(1, round(img.width*s)), max(1, round(img.height*s)))
+    return img.resize(size, Image.BILINEAR, reducing_gap=3.0)
+
 def crop_to_box(img:Image.Image,  # The image at its original resolution
                 box:dict,         # From `lesion_box`
                 max_size:int|None=512, # Shrink the crop so that its longer side is at most this (None: keep it as cut)
                )->Image.Image:
     "The part of `img` inside `box`, shrunk to `max_size`"
-    crop = img.crop((box['x0'], box['y0'], box['x1'], box['y1']))
-    if max_size and max(crop.size) > max_size:
-        s = max_size/max(crop.size)
-        size = (max(1, round(crop.width*s)), max(1, round(crop.height*s)))
-        crop = crop.resize(size, Image.BILINEAR, reducing_gap=3.0)
-    return crop
+    return _shrunk(img.crop((box['x0'], box['y0'], box['x1'], box['y1'])), max_size)
 
 # %% ../../nbs/31_cls.crop.ipynb #81a49c78
 CROP_SETTINGS = ('margin', 'square', 'min_size', 'min_fraction', 'centre_fraction', 'max_size')
 "The settings of `crop_lesions` that decide a crop (stored with a classifier, so new images are cropped alike)."
+
+# %% ../../nbs/31_cls.crop.ipynb #8b451186
+def _crop_file(dest:Path, iid:str)->Path:
+    "Where the crop of image `iid` goes in the cache folder `dest`"
+    return dest/'crops'/f'{iid}.jpg'
+
+def _predicted_file(dest:Path, iid:str)->Path:
+    "Where the predicted mask of image `iid` goes in the cache folder `dest`"
+    return dest/'masks'/f'{iid}_segmentation.png'
 
 # %% ../../nbs/31_cls.crop.ipynb #5b42e8ca
 def _stat_key(path)->str:
@@ -90,88 +115,124 @@ def _stat_key(path)->str:
     return f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 # %% ../../nbs/31_cls.crop.ipynb #b5db0d3d
+def _model_file(p:Path)->Path:
+    "The file of the model folder `p` that changes when it is retrained: its ensemble manifest, else its config"
+    return p/Ensemble.manifest if (p/Ensemble.manifest).exists() else p/'config.json'
+
 def _model_key(model)->str:
     "What identifies a segmentation model folder's predictions: its manifest or config file"
     if model is None: return 'none'
     if not isinstance(model, (str, Path)): return f'object:{id(model)}'
-    p = Path(model)
-    f = p/Ensemble.manifest if (p/Ensemble.manifest).exists() else p/'config.json'
-    return _stat_key(f) if f.exists() else str(p.resolve())
+    f = _model_file(Path(model))
+    return _stat_key(f) if f.exists() else str(Path(model).resolve())
 
 # %% ../../nbs/31_cls.crop.ipynb #efbf2154
+def _boxes_csv(path:Path)->pd.DataFrame|None:
+    "An existing boxes.csv as written (None when there is none or it is unreadable)"
+    try: return pd.read_csv(path, dtype={'image_id': str, 'reason': str}, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError): return None
+
 def _read_boxes(path:Path)->dict:
     "Rows of an existing boxes.csv by image ID (empty when there is none or it is unreadable)"
-    try: df = pd.read_csv(path, dtype={'image_id': str, 'reason': str}, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError): return {}
-    if 'image_id' not in df.columns: return {}
+    df = _boxes_csv(path)
+    if df is None or 'image_id' not in df.columns: return {}
     df['lesion_fraction'] = pd.to_numeric(df['lesion_fraction'], errors='coerce')
     return {r['image_id']: r for r in df.to_dict('records')}
 
 # %% ../../nbs/31_cls.crop.ipynb #052a8c55
+def _crop_key(file, src, model_key:str, settings:dict)->str:
+    "The cache key of one crop: its image `file`, its mask file `src` (else `model_key`) and the `settings`"
+    key = f"{_stat_key(file)}|{_stat_key(src) if src else model_key}|{sorted(settings.items())}"
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+def _still_valid(row:dict|None, key:str, crop:Path)->bool:
+    "Whether a cached `boxes.csv` `row` has the cache `key` and its `crop` file is still there"
+    return row is not None and row.get('key') == key and crop.exists()
+
 def _cached_rows(dest:Path, files:dict, sources:dict, model_key:str, settings:dict)->tuple:
     "(rows of `dest/boxes.csv` still valid by image ID, [(image ID, cache key)] of the images to crop again)"
     old, rows, todo = _read_boxes(dest/'boxes.csv'), {}, []
     for iid in sorted(files):
-        src = sources.get(iid)
-        key = f"{_stat_key(files[iid])}|{_stat_key(src) if src else model_key}|{sorted(settings.items())}"
-        k = hashlib.sha1(key.encode()).hexdigest()[:16]
-        if iid in old and old[iid].get('key') == k and (dest/'crops'/f'{iid}.jpg').exists(): rows[iid] = old[iid]
+        k = _crop_key(files[iid], sources.get(iid), model_key, settings)
+        if _still_valid(old.get(iid), k, _crop_file(dest, iid)): rows[iid] = old[iid]
         else: todo.append((iid, k))
     return rows, todo
 
 # %% ../../nbs/31_cls.crop.ipynb #b273cbb7
+def _check_given(files:dict, given:dict, masks)->None:
+    "Raise a `LesionDataError` naming the images of `files` with no mask in `given` (read from the folder `masks`)"
+    if not (missing := sorted(set(files) - set(given))): return
+    more = ' …' if len(missing) > 10 else ''
+    raise LesionDataError(f"{masks}: no mask for {len(missing)} image(s): {', '.join(missing[:10])}{more}")
+
+def _oof_masks(model, files:dict)->dict:
+    "The out-of-fold mask files of the segmentation model folder `model` for the images of `files` (empty if none)"
+    if not isinstance(model, (str, Path)) or not (Path(model)/'oof_masks').is_dir(): return {}
+    return {i: f for i, f in list_masks(Path(model)/'oof_masks').items() if i in files}
+
 def _mask_files(images, masks, model)->tuple:
     "(image files, given mask files, out-of-fold mask files) of a `crop_lesions` call, checked"
     if masks is not None and model is not None: raise ValueError("give masks or a model, not both")
     files = images if isinstance(images, dict) else list_images(images)
     given = list_masks(masks) if masks is not None else {}
-    if masks is not None and (missing := sorted(set(files) - set(given))):
-        more = ' …' if len(missing) > 10 else ''
-        raise LesionDataError(f"{masks}: no mask for {len(missing)} image(s): {', '.join(missing[:10])}{more}")
-    oof = {}
-    if isinstance(model, (str, Path)) and (Path(model)/'oof_masks').is_dir():
-        oof = {i: f for i, f in list_masks(Path(model)/'oof_masks').items() if i in files}
-    return files, given, oof
+    if masks is not None: _check_given(files, given, masks)
+    return files, given, _oof_masks(model, files)
 
 # %% ../../nbs/31_cls.crop.ipynb #f364af64
+def _saved_prediction(iid:str, predicted:dict, dest:Path)->np.ndarray:
+    "The mask predicted for image `iid`, written to `dest/masks/`"
+    save_mask(predicted[iid]['mask'], _predicted_file(dest, iid))
+    return predicted[iid]['mask']
+
 def _mask_of(iid:str, img:Image.Image, given:dict, oof:dict, predicted:dict, dest:Path)->tuple:
     "(mask at the size of `img`, where it came from) of image `iid`"
     if iid in given: return read_mask(given[iid], size=img.size), 'given'
     if iid in oof: return read_mask(oof[iid], size=img.size), 'out-of-fold'
-    if iid in predicted:
-        save_mask(predicted[iid]['mask'], dest/'masks'/f'{iid}_segmentation.png')
-        return predicted[iid]['mask'], 'predicted'
+    if iid in predicted: return _saved_prediction(iid, predicted, dest), 'predicted'
     return np.ones((img.height, img.width), np.uint8), 'none'
 
 # %% ../../nbs/31_cls.crop.ipynb #66223317
 def _mask_file(iid:str, frm:str, given:dict, oof:dict, dest:Path)->str:
     "The file of the mask image `iid` was cropped by ('' when it had none)"
-    files = {'given': given.get(iid), 'out-of-fold': oof.get(iid), 'predicted': dest/'masks'/f'{iid}_segmentation.png'}
+    files = {'given': given.get(iid), 'out-of-fold': oof.get(iid), 'predicted': _predicted_file(dest, iid)}
     return str(files.get(frm) or '')
 
 # %% ../../nbs/31_cls.crop.ipynb #9832c7f5
 _BOX_ARGS = [p for p in inspect.signature(lesion_box).parameters if p != 'mask']
 
 # %% ../../nbs/31_cls.crop.ipynb #97ba1406
-def _crop_row(iid:str, file, img:Image.Image, mask, frm:str, key:str, settings:dict, dest:Path)->dict:
-    "Crop image `iid` by `mask` into `dest/crops/` and return its `boxes.csv` row"
+def _box_of(mask, frm:str, settings:dict)->dict:
+    "The `lesion_box` of `mask` by `settings`; the whole image (source 'full') when it came from no mask"
     box = lesion_box(mask, **{k: settings[k] for k in _BOX_ARGS})
     if frm == 'none': box.update(source='full', reason='', lesion_fraction=float('nan'))
-    save_image(crop_to_box(img, box, settings['max_size']).convert('RGB'), dest/'crops'/f'{iid}.jpg', quality=95)
+    return box
+
+def _save_crop(img:Image.Image, box:dict, max_size:int|None, f:Path):
+    "Write the part of `img` inside `box`, shrunk to `max_size`, to the JPEG file `f`"
+    save_image(crop_to_box(img, box, max_size).convert('RGB'), f, quality=95)
+
+def _crop_row(iid:str, file, img:Image.Image, mask, frm:str, key:str, settings:dict, dest:Path)->dict:
+    "Crop image `iid` by `mask` into `dest/crops/` and return its `boxes.csv` row"
+    box = _box_of(mask, frm, settings)
+    _save_crop(img, box, settings['max_size'], _crop_file(dest, iid))
     size = {'width': img.width, 'height': img.height}
     return {'image_id': iid, 'image': str(file), **size, **box, 'mask_from': frm, 'key': key}
 
 # %% ../../nbs/31_cls.crop.ipynb #9538e3c1
+def _log_centre(table:pd.DataFrame, log)->None:
+    "One line to `log` on the images of `table` given a centre crop (none when there are none or `log` is None)"
+    centre = table.image_id[table.source == 'centre']
+    if not (log and len(centre)): return
+    first, more = ', '.join(centre[:5]), ' …' if len(centre) > 5 else ''
+    log(f"{len(centre)} of {len(table)} masks empty or implausible: centre crops for {first}{more}")
+
 def _write_boxes(table:pd.DataFrame, dest:Path, settings:dict, log)->pd.DataFrame:
     "Write `boxes.csv` and `settings.json` atomically; the table with its `crop` paths; one line on the centre crops"
     with atomic_write(dest/'boxes.csv') as tmp: table.to_csv(tmp, index=False)
     write_json(settings, dest/'settings.json')
-    table['crop'] = [str(dest/'crops'/f'{i}.jpg') for i in table.image_id]
+    table['crop'] = [str(_crop_file(dest, i)) for i in table.image_id]
     table['reason'] = table['reason'].fillna('').astype(str)
-    n_centre = int((table.source == 'centre').sum())
-    if not (log and n_centre): return table
-    first, more = ', '.join(table.image_id[table.source == 'centre'][:5]), ' …' if n_centre > 5 else ''
-    log(f"{n_centre} of {len(table)} masks empty or implausible: centre crops for {first}{more}")
+    _log_centre(table, log)
     return table
 
 # %% ../../nbs/31_cls.crop.ipynb #219bba06
@@ -181,18 +242,36 @@ def _segmenter(model, needed:bool):
     return load_model(model) if isinstance(model, (str, Path)) else model
 
 # %% ../../nbs/31_cls.crop.ipynb #5962a9f5
+def _load_batch(batch:list, files:dict)->dict:
+    "Image ID → loaded image of the (image ID, cache key) pairs of `batch`"
+    return {i: load_image(files[i]) for i, _ in batch}
+
+def _predict_batch(ens, imgs:dict, oof:dict, bs:int)->dict:
+    "Image ID → prediction of `ens` for the images of `imgs` with no out-of-fold mask (empty without `ens`)"
+    ids = [i for i in imgs if ens is not None and i not in oof]
+    return dict(zip(ids, ens.predict([imgs[i] for i in ids], bs=bs))) if ids else {}
+
 def _crop_batch(batch:list, files:dict, masks:tuple, ens, settings:dict, dest:Path, bs:int=8)->dict:
     "The `boxes.csv` rows of a batch of (image ID, cache key), its masks predicted at once when `ens` is given"
-    (given, oof), imgs = masks, {i: load_image(files[i]) for i, _ in batch}
-    ids = [i for i, _ in batch if ens is not None and i not in oof]
-    predicted = dict(zip(ids, ens.predict([imgs[i] for i in ids], bs=bs))) if ids else {}
-    rows = {}
+    (given, oof), imgs = masks, _load_batch(batch, files)
+    predicted, rows = _predict_batch(ens, imgs, oof, bs), {}
     for iid, k in batch:
         m, frm = _mask_of(iid, imgs[iid], given, oof, predicted, dest)
         rows[iid] = _crop_row(iid, files[iid], imgs[iid], m, frm, k, settings, dest)
     return rows
 
 # %% ../../nbs/31_cls.crop.ipynb #73a4383f
+def _batches(todo:list, bs:int, progress:bool):
+    "`todo` in batches of `bs`, behind a progress bar when `progress` (and there are any)"
+    batches = [todo[j:j+bs] for j in range(0, len(todo), bs)]
+    return progress_bar(batches, leave=False) if progress and batches else batches
+
+def _boxes_table(rows:dict, given:dict, oof:dict, dest:Path)->pd.DataFrame:
+    "The `rows` in image ID order, with the file of the `mask` each image was cropped by"
+    table = pd.DataFrame([rows[i] for i in sorted(rows)])
+    table['mask'] = [_mask_file(i, f, given, oof, dest) for i, f in zip(table.image_id, table.mask_from)]
+    return table
+
 def crop_lesions(images,                  # Folder of images (or a dict image ID → file)
                  dest,                    # Cache folder: crops/, boxes.csv (and masks/ when predicted)
                  masks=None,              # Folder of masks matched by image ID…
@@ -208,12 +287,9 @@ def crop_lesions(images,                  # Folder of images (or a dict image ID
     (dest/'crops').mkdir(parents=True, exist_ok=True)
     rows, todo = _cached_rows(dest, files, {**oof, **given}, _model_key(model), settings)
     ens = _segmenter(model, any(i not in oof for i, _ in todo))
-    batches = [todo[j:j+bs] for j in range(0, len(todo), bs)]
-    for batch in (progress_bar(batches, leave=False) if progress and batches else batches):
+    for batch in _batches(todo, bs, progress):
         rows.update(_crop_batch(batch, files, (given, oof), ens, settings, dest, bs=bs))
-    table = pd.DataFrame([rows[i] for i in sorted(files)])
-    table['mask'] = [_mask_file(i, f, given, oof, dest) for i, f in zip(table.image_id, table.mask_from)]
-    return _write_boxes(table, dest, settings, log)
+    return _write_boxes(_boxes_table(rows, given, oof, dest), dest, settings, log)
 
 # %% ../../nbs/31_cls.crop.ipynb #75eafc58
 CROP_DEFAULTS = {k: p.default for k, p in [*inspect.signature(lesion_box).parameters.items(),
@@ -232,12 +308,25 @@ def with_full(crops:pd.DataFrame, full:pd.DataFrame)->pd.DataFrame:
     "`crops` with a `full` column: the `crop` path of each image in `full`"
     return crops.merge(full[['image_id', 'crop']].rename(columns={'crop': 'full'}), on='image_id')
 
+# %% ../../nbs/31_cls.crop.ipynb #7dfe45e6
+def whole_images(files:dict,         # Image ID → image file
+                 dest,               # Cache folder
+                 settings:dict=None, # The lesion crops' `crop_lesions` settings (only `max_size` counts)
+                 progress:bool=True, # Show a progress bar
+                )->pd.DataFrame:     # `boxes.csv` rows of the whole images
+    "Every image of `files` whole, shrunk as its lesion crop by `settings` is, cached in `dest`"
+    max_size = (settings or {}).get('max_size', CROP_DEFAULTS['max_size'])
+    return crop_lesions(files, dest, max_size=max_size, progress=progress, log=None)
+
 # %% ../../nbs/31_cls.crop.ipynb #58efbf31
+def _source_of(masks=None, seg_model=None)->str:
+    "What images are cropped by: the resolved masks or model folder ('none': whole images)"
+    return str(Path(masks).resolve()) if masks else str(Path(seg_model).resolve()) if seg_model else 'none'
+
 def _cache_key(files:dict, masks=None, seg_model=None)->str:
     "What identifies a set of images and what they are cropped by"
-    src = str(Path(masks).resolve()) if masks else str(Path(seg_model).resolve()) if seg_model else 'none'
     images = sorted((i, str(Path(f).resolve())) for i, f in files.items())
-    return hashlib.sha1(f"{images}|{src}".encode()).hexdigest()[:12]
+    return hashlib.sha1(f"{images}|{_source_of(masks, seg_model)}".encode()).hexdigest()[:12]
 
 # %% ../../nbs/31_cls.crop.ipynb #9e309cf6
 def lesion_crops(files:dict,         # Image ID → image file
@@ -250,6 +339,4 @@ def lesion_crops(files:dict,         # Image ID → image file
     settings = settings or {}
     root, key = Path(cache) if cache else data_home()/'crops', _cache_key(files, masks, seg_model)
     crop = crop_lesions(files, root/f'crop-{key}', masks=masks, model=seg_model, progress=progress, log=log, **settings)
-    max_size = settings.get('max_size', CROP_DEFAULTS['max_size'])
-    full = crop_lesions(files, root/f'full-{key}', max_size=max_size, progress=progress, log=None)
-    return with_full(crop, full)
+    return with_full(crop, whole_images(files, root/f'full-{key}', settings, progress))

@@ -25,25 +25,34 @@ __all__ = ['ABCD_COLOURS', 'FEATURE_GROUPS', 'shrink_pair', 'one_piece', 'centre
            'peer_features', 'feature_table']
 
 # %% ../../nbs/32_cls.features.ipynb #bd50a297
+def _scaled_size(img:Image.Image, s:float)->tuple:
+    "(width, height) of `img` scaled by `s`, at least 1 pixel each"
+    return max(1, round(img.width*s)), max(1, round(img.height*s))
+
+def _shrunk_mask(m:np.ndarray, size:tuple)->np.ndarray:
+    "The boolean mask `m` resized to `size` (width, height) by its nearest pixels"
+    return np.asarray(Image.fromarray(m.astype(np.uint8)*255).resize(size, Image.NEAREST)) > 0
+
 def shrink_pair(img:Image.Image, # RGB image
                 m:np.ndarray,    # Boolean mask of the same size
                 max_side:int,    # Longer side both are shrunk to (no change when already smaller)
                )->tuple:         # (image, boolean mask)
     "The image and its mask shrunk together, the image bilinearly and the mask to its nearest pixels"
-    if (s := max_side/max(img.size)) < 1:
-        size = (max(1, round(img.width*s)), max(1, round(img.height*s)))
-        img = img.resize(size, Image.BILINEAR, reducing_gap=3.0)
-        m = np.asarray(Image.fromarray(m.astype(np.uint8)*255).resize(size, Image.NEAREST)) > 0
-    return img, m
+    if (s := max_side/max(img.size)) >= 1: return img, m
+    size = _scaled_size(img, s)
+    return img.resize(size, Image.BILINEAR, reducing_gap=3.0), _shrunk_mask(m, size)
 
 # %% ../../nbs/32_cls.features.ipynb #e132b849
+def _largest_piece(lab:np.ndarray)->np.ndarray:
+    "The mask of the largest labelled piece of `lab` (label 0 is the background)"
+    return lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
+
 def one_piece(m:np.ndarray, # Boolean mask
              )->np.ndarray: # Boolean mask without holes, in one connected piece
     "The mask with its holes filled and only its largest connected piece kept"
     m = ndi.binary_fill_holes(m)
     lab, n = ndi.label(m)
-    if n > 1: m = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
-    return m
+    return _largest_piece(lab) if n > 1 else m
 
 # %% ../../nbs/32_cls.features.ipynb #989455cd
 def centre_half(m:np.ndarray, # Boolean mask, for its shape and type
@@ -55,66 +64,97 @@ def centre_half(m:np.ndarray, # Boolean mask, for its shape and type
     return c
 
 # %% ../../nbs/32_cls.features.ipynb #36106d9b
+def _same_size_mask(img:Image.Image, mask)->np.ndarray:
+    "`mask` as a boolean array, refused unless it has the size of `img`"
+    m = np.asarray(mask) > 0
+    if m.shape != (img.height, img.width):
+        raise ValueError(f"mask {m.shape[::-1]} and image {img.size} differ in size")
+    return m
+
 def feature_inputs(img:Image.Image,     # RGB image at any resolution
                    mask,                # (H,W) mask of the same size, nonzero = lesion
                    max_side:int=384,    # Longer side both are shrunk to
                    min_pixels:int=20,   # Smaller masks are replaced by the centred half of the image
                   )->tuple:             # (uint8 RGB array, boolean lesion mask, whether the mask was usable)
     "The image and a clean one-piece lesion mask at a common, modest resolution"
-    m = np.asarray(mask) > 0
-    if m.shape != (img.height, img.width):
-        raise ValueError(f"mask {m.shape[::-1]} and image {img.size} differ in size")
-    img, m = shrink_pair(img, m, max_side)
+    img, m = shrink_pair(img, _same_size_mask(img, mask), max_side)
     m = one_piece(m)
-    if (ok := m.sum() >= min_pixels): return np.asarray(img.convert('RGB')), m, ok
-    return np.asarray(img.convert('RGB')), centre_half(m), ok
+    ok = m.sum() >= min_pixels
+    return np.asarray(img.convert('RGB')), m if ok else centre_half(m), ok
 
 # %% ../../nbs/32_cls.features.ipynb #1f7f0bb6
+def _ring_width(m:np.ndarray)->int:
+    "A tenth of the lesion's equivalent side, at least 3 pixels"
+    return max(3, int(0.1*np.sqrt(m.sum())))
+
 def skin_ring(m:np.ndarray, # Boolean lesion mask
              )->np.ndarray: # Boolean mask of the surrounding skin
     "A ring of skin around the lesion, about a tenth of its size wide"
-    ring = ndi.binary_dilation(m, iterations=max(3, int(0.1*np.sqrt(m.sum())))) & ~m
+    ring = ndi.binary_dilation(m, iterations=_ring_width(m)) & ~m
     if ring.sum() < 20: ring = ~m
     return ring if ring.sum() >= 20 else np.ones_like(m)
 
 # %% ../../nbs/32_cls.features.ipynb #feb547a7
+def _rotated(dy:np.ndarray, dx:np.ndarray, th:float)->tuple:
+    "(u, v): the offsets (`dy`, `dx`) in the frame turned by the angle `th`"
+    return dy*np.cos(th) + dx*np.sin(th), -dy*np.sin(th) + dx*np.cos(th)
+
 def principal_coords(m:np.ndarray, # Boolean lesion mask
                     )->tuple:      # (u, v): each lesion pixel's coordinates along the major and the minor axis
     "Coordinates of the lesion's pixels in its principal-axis frame, origin at the centroid"
     r = regionprops(m.astype(np.uint8))[0]
     (cy, cx), th = r.centroid, r.orientation
     ys, xs = np.nonzero(m)
-    return (ys - cy)*np.cos(th) + (xs - cx)*np.sin(th), -(ys - cy)*np.sin(th) + (xs - cx)*np.cos(th)
+    return _rotated(ys - cy, xs - cx, th)
 
 # %% ../../nbs/32_cls.features.ipynb #99d9f8a8
+def _pixel_set(pts:np.ndarray)->set:
+    "The (u, v) rows of `pts` as a set of pixels"
+    return set(map(tuple, pts.tolist()))
+
+def _uncovered(own:set, pts:np.ndarray, flip:np.ndarray)->float:
+    "Share of the pixels `own` (rows of `pts`) and their mirror image by `flip` that only one of them covers"
+    return len(own ^ _pixel_set(pts*flip))/(2*len(own))
+
 def axis_asymmetry(u:np.ndarray, v:np.ndarray, # From `principal_coords`
                   )->tuple:                    # (asymmetry about the major axis, about the minor axis)
     "Share of the lesion that its mirror image about each principal axis does not cover"
     pts = np.stack([np.round(u), np.round(v)], 1).astype(np.int64)
-    key = lambda p: set(map(tuple, p.tolist()))
-    own = key(pts)
-    return tuple(len(own ^ key(pts*f))/(2*len(own)) for f in (np.array([1, -1]), np.array([-1, 1])))
+    own = _pixel_set(pts)
+    return tuple(_uncovered(own, pts, f) for f in (np.array([1, -1]), np.array([-1, 1])))
 
 # %% ../../nbs/32_cls.features.ipynb #7c97e807
+def _frame(H:int, W:int)->np.ndarray:
+    "A boolean `H`×`W` mask of the image's outermost pixels"
+    return np.pad(np.zeros((H - 2, W - 2), bool), 1, constant_values=True)
+
 def frame_share(m:np.ndarray, # Boolean lesion mask
                )->float:
     "Share of the lesion's outline that lies on the image's outermost pixels: how much the image cuts the lesion off"
-    H, W = m.shape
-    edge, frame = m & ~ndi.binary_erosion(m), np.pad(np.zeros((H - 2, W - 2), bool), 1, constant_values=True)
-    return (edge & frame).sum()/max(edge.sum(), 1)
+    edge = m & ~ndi.binary_erosion(m)
+    return (edge & _frame(*m.shape)).sum()/max(edge.sum(), 1)
 
 # %% ../../nbs/32_cls.features.ipynb #d7c4afe1
+def _size(r, H:int, W:int)->dict:
+    "The lesion's (region `r`) area and equivalent diameter as shares of the `H`×`W` image's area and diagonal"
+    return dict(area_fraction=r.area/(H*W), diameter_fraction=np.sqrt(4*r.area/np.pi)/np.hypot(H, W))
+
+def _asymmetry(m:np.ndarray)->dict:
+    "The lesion's smaller and larger asymmetry about its two principal axes"
+    a_major, a_minor = axis_asymmetry(*principal_coords(m))
+    return dict(asymmetry_min=min(a_major, a_minor), asymmetry_max=max(a_major, a_minor))
+
+def _border(m:np.ndarray, r, P:float)->dict:
+    "How far the outline (perimeter `P`, region `r`) is from a disc, from convex, and how rough it is"
+    smooth = ndi.binary_opening(m, disk(max(1, round(0.03*np.sqrt(r.area)))))
+    return dict(compactness=P**2/(4*np.pi*r.area), solidity=r.solidity, eccentricity=r.eccentricity,
+                border_roughness=P/max(perimeter(smooth), 1.))
+
 def shape_features(m:np.ndarray, # Boolean lesion mask (`feature_inputs`)
                   )->dict:
     "Size, asymmetry and border shape of the lesion"
-    H, W = m.shape
-    r, P = regionprops(m.astype(np.uint8))[0], perimeter(m)
-    a_major, a_minor = axis_asymmetry(*principal_coords(m))
-    smooth = ndi.binary_opening(m, disk(max(1, round(0.03*np.sqrt(r.area)))))
-    return dict(area_fraction=r.area/(H*W), diameter_fraction=np.sqrt(4*r.area/np.pi)/np.hypot(H, W),
-                asymmetry_min=min(a_major, a_minor), asymmetry_max=max(a_major, a_minor),
-                compactness=P**2/(4*np.pi*r.area), solidity=r.solidity, eccentricity=r.eccentricity,
-                border_roughness=P/max(perimeter(smooth), 1.), touches_border=frame_share(m))
+    r = regionprops(m.astype(np.uint8))[0]
+    return {**_size(r, *m.shape), **_asymmetry(m), **_border(m, r, perimeter(m)), 'touches_border': frame_share(m)}
 
 # %% ../../nbs/32_cls.features.ipynb #87dac3de
 ABCD_COLOURS = {'white': (235, 230, 225), 'red': (180, 60, 60), 'light_brown': (170, 110, 70),
@@ -129,57 +169,73 @@ def lab_image(a:np.ndarray, # uint8 RGB array
     return rgb2lab(np.asarray(shades_of_gray(a), np.float64)/255.)
 
 # %% ../../nbs/32_cls.features.ipynb #0e73aa2c
+def _channel(x:np.ndarray, s:float, ch:str)->dict:
+    "The statistics of the CIELAB channel `ch`: the lesion's values `x` against the skin's mean `s`"
+    p10, p90 = np.percentile(x, [10, 90])
+    return {f'{ch}_in_mean': x.mean(), f'{ch}_skin_mean': s, f'{ch}_contrast': x.mean() - s,
+            f'{ch}_in_std': x.std(), f'{ch}_in_p10': p10 - s, f'{ch}_in_p90': p90 - s}
+
 def channel_stats(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels
                   skin:np.ndarray,   # (3,) mean CIELAB of the skin
                  )->dict:
     "Mean, spread and 10th/90th percentiles of each CIELAB channel inside the lesion, against the skin's mean"
     f = {}
-    for i, ch in enumerate('Lab'):
-        p10, p90 = np.percentile(inside[:, i], [10, 90])
-        f.update({f'{ch}_in_mean': inside[:, i].mean(), f'{ch}_skin_mean': skin[i],
-                  f'{ch}_contrast': inside[:, i].mean() - skin[i], f'{ch}_in_std': inside[:, i].std(),
-                  f'{ch}_in_p10': p10 - skin[i], f'{ch}_in_p90': p90 - skin[i]})
+    for i, ch in enumerate('Lab'): f.update(_channel(inside[:, i], skin[i], ch))
     return f
 
 # %% ../../nbs/32_cls.features.ipynb #5a765ecd
+def _abcd_lab()->np.ndarray:
+    "(6,3) CIELAB of `ABCD_COLOURS`, in its order"
+    return rgb2lab(np.array([list(ABCD_COLOURS.values())], np.float64)/255.)[0]
+
 def abcd_shares(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels
                )->np.ndarray:      # Share of the pixels nearest each of `ABCD_COLOURS`, in its order
     "The share of the lesion's pixels whose nearest colour in CIELAB is each of the ABCD colours"
-    ref = rgb2lab(np.array([list(ABCD_COLOURS.values())], np.float64)/255.)[0]
+    ref = _abcd_lab()
     return np.bincount(((inside[:, None] - ref[None])**2).sum(-1).argmin(1), minlength=len(ref))/len(inside)
 
 # %% ../../nbs/32_cls.features.ipynb #a822fd52
+def _mean_distance(a:np.ndarray, b:np.ndarray)->float:
+    "CIELAB distance between the mean colours of the pixels `a` and `b`"
+    return float(np.linalg.norm(a.mean(0) - b.mean(0)))
+
 def colour_asymmetry(inside:np.ndarray, # (N,3) CIELAB of the lesion's pixels, in `np.nonzero(m)` order
                      m:np.ndarray,      # Boolean lesion mask
                     )->float:
     "The largest CIELAB distance between the mean colours of the lesion's halves about either principal axis"
-    u, v = principal_coords(m)
-    halves = [(inside[w > 0], inside[w <= 0]) for w in (u, v)]
-    return max([float(np.linalg.norm(a.mean(0) - b.mean(0))) for a, b in halves if len(a) and len(b)] or [0.])
+    halves = [(inside[w > 0], inside[w <= 0]) for w in principal_coords(m)]
+    return max([_mean_distance(a, b) for a, b in halves if len(a) and len(b)] or [0.])
 
 # %% ../../nbs/32_cls.features.ipynb #3c168157
+def _abcd_features(share:np.ndarray)->dict:
+    "The share of each ABCD colour (`abcd_shares`) and how many of them cover at least 5 % of the lesion"
+    return {**{f'colour_{k}': s for k, s in zip(ABCD_COLOURS, share)}, 'colour_count': int((share >= 0.05).sum())}
+
+def _variegation(inside:np.ndarray)->float:
+    "How varied the lesion's colours are: the root of the total variance of its CIELAB pixels `inside`"
+    return float(np.sqrt(np.trace(np.cov(inside.T))))
+
 def colour_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
                     m:np.ndarray,    # Boolean lesion mask
                     ring:np.ndarray, # Boolean skin mask (`skin_ring`)
                    )->dict:
     "Colour statistics of the lesion, against its skin, and the shares of the ABCD colours"
     inside, skin = lab[m], lab[ring].mean(0)
-    f = channel_stats(inside, skin)
-    f['deltaE_contrast'] = float(np.linalg.norm(inside.mean(0) - skin))
-    share = abcd_shares(inside)
-    f.update({f'colour_{k}': s for k, s in zip(ABCD_COLOURS, share)})
-    f['colour_count'] = int((share >= 0.05).sum())
-    f['colour_variegation'] = float(np.sqrt(np.trace(np.cov(inside.T))))
-    f['colour_asymmetry'] = colour_asymmetry(inside, m)
-    return f
+    return {**channel_stats(inside, skin), 'deltaE_contrast': float(np.linalg.norm(inside.mean(0) - skin)),
+            **_abcd_features(abcd_shares(inside)), 'colour_variegation': _variegation(inside),
+            'colour_asymmetry': colour_asymmetry(inside, m)}
 
 # %% ../../nbs/32_cls.features.ipynb #c3380e88
+def _edge_gradients(lab:np.ndarray, m:np.ndarray)->np.ndarray:
+    "The lightness gradient's magnitude at the lesion's pixels within 2 of its outline"
+    return np.hypot(*np.gradient(ndi.gaussian_filter(lab[..., 0], 1)))[m & ~ndi.binary_erosion(m, iterations=2)]
+
 def edge_features(lab:np.ndarray,  # CIELAB image (`lab_image`)
                   m:np.ndarray,    # Boolean lesion mask
                   contrast:float,  # Lesion − skin lightness (`colour_features`' `L_contrast`)
                  )->dict:
     "How sharp the lesion's edge is, and how evenly"
-    g = np.hypot(*np.gradient(ndi.gaussian_filter(lab[..., 0], 1)))[m & ~ndi.binary_erosion(m, iterations=2)]
+    g = _edge_gradients(lab, m)
     return dict(border_gradient=g.mean()/(abs(contrast) + 1), border_gradient_cv=g.std()/(g.mean() + 1e-6))
 
 # %% ../../nbs/32_cls.features.ipynb #6d4cad71
@@ -190,29 +246,39 @@ def mask_box(m:np.ndarray, # Boolean lesion mask, not empty
     return np.s_[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
 
 # %% ../../nbs/32_cls.features.ipynb #2a1c3e6c
+def _lbp_histogram(L:np.ndarray, m:np.ndarray, P:int, R:int)->np.ndarray:
+    "Shares of the uniform local binary patterns (`P` points at radius `R`) of `L` among the lesion's pixels"
+    return np.bincount(local_binary_pattern(L, P, R, 'uniform')[m].astype(int), minlength=P + 2)/m.sum()
+
 def lbp_histograms(L:np.ndarray, # uint8 lightness image
                    m:np.ndarray, # Boolean lesion mask
                   )->dict:
     "Histograms of the uniform local binary patterns of the lesion's pixels, at radius 1 (8 points) and 3 (16 points)"
     f = {}
-    for R, P in ((1, 8), (3, 16)):
-        h = np.bincount(local_binary_pattern(L, P, R, 'uniform')[m].astype(int), minlength=P + 2)/m.sum()
-        f.update({f'lbp{R}_{i}': x for i, x in enumerate(h)})
+    for R, P in ((1, 8), (3, 16)): f.update({f'lbp{R}_{i}': x for i, x in enumerate(_lbp_histogram(L, m, P, R))})
     return f
 
 # %% ../../nbs/32_cls.features.ipynb #92f11ae3
+_ANGLES = [0, np.pi/4, np.pi/2, 3*np.pi/4]
+_GLCM_PROPS = ('contrast', 'homogeneity', 'energy', 'correlation')
+
+def _lesion_levels(L:np.ndarray, m:np.ndarray)->np.ndarray:
+    "The lesion's box of `L` in the levels 1…32, level 0 outside the lesion"
+    box = mask_box(m)
+    return np.where(m[box], L[box]//8 + 1, 0).astype(np.uint8)
+
+def _lesion_glcm(q:np.ndarray)->np.ndarray:
+    "Co-occurrences of the levels of `q` at distances 1 and 3 in 4 directions, level 0 dropped, each summing to 1"
+    glcm = graycomatrix(q, [1, 3], _ANGLES, levels=33, symmetric=True).astype(np.float64)[1:, 1:]
+    glcm /= np.maximum(glcm.sum((0, 1), keepdims=True), 1)
+    return glcm
+
 def glcm_stats(L:np.ndarray, # uint8 lightness image
                m:np.ndarray, # Boolean lesion mask
               )->dict:
     "Grey-level co-occurrence statistics of the lesion's lightness at distances 1 and 3, averaged over 4 directions"
-    box = mask_box(m)
-    q = np.where(m[box], L[box]//8 + 1, 0).astype(np.uint8)     # level 0: outside the lesion, dropped below
-    angles = [0, np.pi/4, np.pi/2, 3*np.pi/4]
-    glcm = graycomatrix(q, [1, 3], angles, levels=33, symmetric=True).astype(np.float64)[1:, 1:]
-    glcm /= np.maximum(glcm.sum((0, 1), keepdims=True), 1)
-    f = {}
-    for p in ('contrast', 'homogeneity', 'energy', 'correlation'):
-        f[f'glcm_{p}_1'], f[f'glcm_{p}_3'] = graycoprops(glcm, p).mean(1)
+    glcm, f = _lesion_glcm(_lesion_levels(L, m)), {}
+    for p in _GLCM_PROPS: f[f'glcm_{p}_1'], f[f'glcm_{p}_3'] = graycoprops(glcm, p).mean(1)
     return f
 
 # %% ../../nbs/32_cls.features.ipynb #64ce21da
@@ -250,49 +316,69 @@ def feature_group(name:str)->str:
     return next((g for g, keys in FEATURE_GROUPS.items() if any(name == k or k in name for k in keys)), 'other')
 
 # %% ../../nbs/32_cls.features.ipynb #7d3f2ab3
+def _space_stats(v:np.ndarray)->list:
+    "Mean, spread and 10th/50th/90th percentiles of each channel of the pixels `v`"
+    return list(v.mean(0)) + list(v.std(0)) + list(np.percentile(v, [10, 50, 90], axis=0).ravel())
+
 def peer_colour_stats(a:np.ndarray, # uint8 RGB array
                       m:np.ndarray, # Boolean lesion mask, not empty
                      )->list:       # 45 numbers
     "Mean, spread and 10th/50th/90th percentiles of RGB, HSV and CIELAB inside the mask: the peer's colour features"
-    f = []
-    for space in (a/255., rgb2hsv(a), rgb2lab(a)):
-        v = space[m]
-        f += list(v.mean(0)) + list(v.std(0)) + list(np.percentile(v, [10, 50, 90], axis=0).ravel())
-    return f
+    return [x for space in (a/255., rgb2hsv(a), rgb2lab(a)) for x in _space_stats(space[m])]
 
 # %% ../../nbs/32_cls.features.ipynb #cc21f35a
+def _peer_glcm(g:np.ndarray, m:np.ndarray)->list:
+    "The 4 GLCM statistics at distances 1 and 3 of the grey image in the lesion's box, in 32 levels"
+    glcm = graycomatrix(g[mask_box(m)]//8, [1, 3], _ANGLES, levels=32, symmetric=True, normed=True)
+    return [x for p in _GLCM_PROPS for x in graycoprops(glcm, p).mean(1)]
+
 def peer_texture(g:np.ndarray, # uint8 grey image
                  m:np.ndarray, # Boolean lesion mask, not empty
                 )->list:       # 18 numbers
     "GLCM statistics of the grey image in the lesion's box and its uniform LBP histogram: the peer's texture features"
-    angles = [0, np.pi/4, np.pi/2, 3*np.pi/4]
-    glcm = graycomatrix(g[mask_box(m)]//8, [1, 3], angles, levels=32, symmetric=True, normed=True)
-    f = []
-    for p in ('contrast', 'homogeneity', 'energy', 'correlation'):
-        f += list(graycoprops(glcm, p).mean(1))
-    lbp = local_binary_pattern(g, 8, 1, 'uniform')
-    return f + list(np.bincount(lbp[m].astype(int), minlength=10)/m.sum())
+    return _peer_glcm(g, m) + list(_lbp_histogram(g, m, 8, 1))
 
 # %% ../../nbs/32_cls.features.ipynb #be0eaecd
+def _peer_mask(mask)->np.ndarray:
+    "`mask` as a boolean array, the whole image when it is empty"
+    m = np.asarray(mask) > 0
+    return m if m.any() else np.ones_like(m)
+
 def peer_features(img:Image.Image, # RGB image
                   mask,            # Its (H,W) lesion mask, nonzero = lesion
                  )->list:          # 64 numbers
     "The peer's features: colour statistics (RGB, HSV, Lab) and texture (GLCM, LBP) in the lesion mask, and its area"
-    a, m = np.asarray(img.convert('RGB')), np.asarray(mask) > 0
-    if not m.any(): m = np.ones_like(m)
+    a, m = np.asarray(img.convert('RGB')), _peer_mask(mask)
     g = (a @ [0.299, 0.587, 0.114]).astype(np.uint8)
     return peer_colour_stats(a, m) + peer_texture(g, m) + [m.mean()]
 
 # %% ../../nbs/32_cls.features.ipynb #7af62c7f
+def _row_mask(mask, img:Image.Image)->np.ndarray:
+    "The mask of `img`: an array as given, a file read at the image's size"
+    return mask if isinstance(mask, np.ndarray) else read_mask(mask, strict=False, size=img.size)
+
+def _peer_row(img:Image.Image, m:np.ndarray)->dict:
+    "The peer's features of `img` as columns `peer_0`…"
+    return {f'peer_{i}': v for i, v in enumerate(peer_features(img, m))}
+
 def _row(item, kind:str='lesion')->dict:
     "The features of one (image ID, image file, mask file or array) item"
     iid, file, mask = item
     img = load_image(file)
-    m = read_mask(mask, strict=False, size=img.size) if not isinstance(mask, np.ndarray) else mask
-    if kind == 'peer': return {'image_id': iid, **{f'peer_{i}': v for i, v in enumerate(peer_features(img, m))}}
-    return {'image_id': iid, **lesion_features(img, m)}
+    m = _row_mask(mask, img)
+    return {'image_id': iid, **(_peer_row(img, m) if kind == 'peer' else lesion_features(img, m))}
 
 # %% ../../nbs/32_cls.features.ipynb #17caed8c
+def _check_table_args(files:dict, masks:dict, kind:str):
+    "Refuse an unknown `kind`, and images of `files` with no mask in `masks`"
+    if kind not in ('lesion', 'peer'): raise ValueError(f"kind must be 'lesion' or 'peer', got {kind!r}")
+    if (missing := sorted(set(files) - set(masks))):
+        raise LesionDataError(f"no mask for {len(missing)} image(s): {', '.join(missing[:10])}")
+
+def _workers(n_workers:int|None, n:int)->int|None:
+    "The processes for `n` images: `n_workers` when given, else none (in-process) under 8 images, else one per core"
+    return n_workers if n_workers is not None else 0 if n < 8 else None
+
 def feature_table(files:dict,           # Image ID → image file
                   masks:dict,           # Image ID → mask file (or array) at the image's size
                   kind:str='lesion',    # 'lesion' (`lesion_features`) or 'peer' (`peer_features`)
@@ -300,10 +386,8 @@ def feature_table(files:dict,           # Image ID → image file
                   progress:bool=False,
                  )->pd.DataFrame:       # One row per image, indexed by image ID
     "The features of every image in `files` from its mask in `masks`"
-    if kind not in ('lesion', 'peer'): raise ValueError(f"kind must be 'lesion' or 'peer', got {kind!r}")
-    if (missing := sorted(set(files) - set(masks))):
-        raise LesionDataError(f"no mask for {len(missing)} image(s): {', '.join(missing[:10])}")
+    _check_table_args(files, masks, kind)
     items = [(i, files[i], masks[i]) for i in sorted(files)]
-    workers = n_workers if n_workers is not None else 0 if len(items) < 8 else None
-    rows = parallel(_row, items, kind=kind, n_workers=workers, progress=progress, threadpool=False)
+    rows = parallel(_row, items, kind=kind, n_workers=_workers(n_workers, len(items)), progress=progress,
+                    threadpool=False)
     return pd.DataFrame(list(rows)).set_index('image_id')

@@ -47,12 +47,16 @@ class NLLLossFlat(BaseLoss):
     def decodes(self, x): return x.argmax(dim=self.axis)
 
 # %% ../../nbs/34_cls.learner.ipynb #30ad9b27
+def _class_counts(labels, classes)->np.ndarray:
+    "How many of `labels` are each of `classes`, as floats"
+    counts = pd.Series(list(labels)).value_counts()
+    return np.array([counts.get(c, 0) for c in classes], dtype=np.float64)
+
 def class_weights(labels,   # Training labels
                   classes,  # Class order
                  )->torch.Tensor: # `n / (n_classes × n_class)` per class (0 for a class with no image)
     "Loss weights that make every class count as much as in the balanced accuracy"
-    counts = pd.Series(list(labels)).value_counts()
-    n = np.array([counts.get(c, 0) for c in classes], dtype=np.float64)
+    n = _class_counts(labels, classes)
     return torch.tensor(np.where(n > 0, n.sum()/(len(classes)*np.maximum(n, 1)), 0.), dtype=torch.float32)
 
 # %% ../../nbs/34_cls.learner.ipynb #93b61ddd
@@ -76,6 +80,16 @@ def classifier_body(arch,    # torchvision encoder (`resolve_arch`)
 def _cls_split(m:nn.Module)->list: return [params(m[0]), params(m[1])]   # body, head: two parameter groups
 
 # %% ../../nbs/34_cls.learner.ipynb #433d66f0
+def _classifier_model(arch, weights, n_out:int)->nn.Sequential:
+    "The body of `arch` (with `weights`) and a `logsoftmax_head` of `n_out` classes"
+    body = classifier_body(arch, weights)
+    return nn.Sequential(body, logsoftmax_head(num_features_model(body), n_out))
+
+def _note_weights(learn:Learner, arch, weights):
+    "Record on `learn` its encoder and the weights it started from; freeze the body when they are pretrained"
+    learn.arch_name, learn.pretrained_weights, learn.pretrained = arch_name(arch), weights, weights is not None
+    if weights is not None: learn.freeze()
+
 def classifier_learner(dls,                # DataLoaders with a `CategoryBlock` target
                        arch='resnet50',    # torchvision encoder name
                        pretrained='auto',  # 'auto': ImageNet weights when found; True: require them; False: random
@@ -85,12 +99,9 @@ def classifier_learner(dls,                # DataLoaders with a `CategoryBlock` 
     "The classifier: `arch` body, `logsoftmax_head`, NLL loss, Adam, the ISIC balanced accuracy"
     arch = resolve_arch(arch)
     weights = weights_for(arch, pretrained)
-    body = classifier_body(arch, weights)
-    model = nn.Sequential(body, logsoftmax_head(num_features_model(body), len(dls.vocab)))
-    learn = Learner(dls, model, loss_func=NLLLossFlat(weight=weight), metrics=[ISICBalancedAccuracy()],
-                    splitter=_cls_split, **kwargs)
-    learn.arch_name, learn.pretrained_weights, learn.pretrained = arch_name(arch), weights, weights is not None
-    if weights is not None: learn.freeze()
+    learn = Learner(dls, _classifier_model(arch, weights, len(dls.vocab)), loss_func=NLLLossFlat(weight=weight),
+                    metrics=[ISICBalancedAccuracy()], splitter=_cls_split, **kwargs)
+    _note_weights(learn, arch, weights)
     return learn
 
 # %% ../../nbs/34_cls.learner.ipynb #53573f97
@@ -100,6 +111,10 @@ def cls_augmentations(max_rotate:float=45., max_zoom:float=1.2, max_lighting:flo
                           max_lighting=max_lighting, max_warp=max_warp)
 
 # %% ../../nbs/34_cls.learner.ipynb #3e12627f
+def _batch_tfms(augment:bool)->list:
+    "The batch transforms: `cls_augmentations` (when `augment`), then ImageNet normalisation"
+    return [*(cls_augmentations() if augment else []), Normalize.from_stats(*imagenet_stats)]
+
 def cls_datablock(classes,            # Class order
                   valid_idx,          # Rows held out
                   size:int=128,       # Square input size
@@ -107,10 +122,9 @@ def cls_datablock(classes,            # Class order
                   augment:bool=True,  # Augment the training images
                  )->DataBlock:
     "Images of `x_col` squished to `size`, their `label`, rows `valid_idx` held out"
-    tfms = [*(cls_augmentations() if augment else []), Normalize.from_stats(*imagenet_stats)]
     return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes))), get_x=ColReader(x_col),
                      get_y=ColReader('label'), splitter=IndexSplitter(list(valid_idx)),
-                     item_tfms=Resize(size, method='squish'), batch_tfms=tfms)
+                     item_tfms=Resize(size, method='squish'), batch_tfms=_batch_tfms(augment))
 
 # %% ../../nbs/34_cls.learner.ipynb #5cd7c581
 def _balancing_weights(table:pd.DataFrame, classes, valid_idx)->np.ndarray:
@@ -119,6 +133,14 @@ def _balancing_weights(table:pd.DataFrame, classes, valid_idx)->np.ndarray:
     return w[[list(classes).index(l) for l in table.label]]
 
 # %% ../../nbs/34_cls.learner.ipynb #93dfff4d
+def _valid_rows(table:pd.DataFrame, valid_fold)->np.ndarray|list:
+    "The rows of `table` in fold `valid_fold` (none when it is None)"
+    return [] if valid_fold is None else np.flatnonzero(table['fold'].to_numpy() == valid_fold)
+
+def _loader_options(bs:int, kwargs:dict)->dict:
+    "`DataBlock.dataloaders` options: batch size `bs`, in-process loading and seed 42 unless `kwargs` say otherwise"
+    return {'bs': bs, 'num_workers': 0, 'seed': 42, **kwargs}
+
 def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
                     classes,            # Class order
                     valid_fold=0,       # Fold held out (None: no validation set)
@@ -130,13 +152,17 @@ def cls_dataloaders(table:pd.DataFrame, # `label`, `fold` and an image column
                     **kwargs):          # `DataBlock.dataloaders` options (num_workers 0 and seed 42 unless given)
     "fastai `DataLoaders` for lesion classification, holding out fold `valid_fold`"
     table = table.reset_index(drop=True)
-    valid_idx = [] if valid_fold is None else np.flatnonzero(table['fold'].to_numpy() == valid_fold)
+    valid_idx = _valid_rows(table, valid_fold)
     dblock = cls_datablock(classes, valid_idx, size=size, x_col=x_col, augment=augment)
-    kwargs = {'bs': bs, 'num_workers': 0, 'seed': 42, **kwargs}
+    kwargs = _loader_options(bs, kwargs)
     if not oversample: return dblock.dataloaders(table, **kwargs)
     return dblock.weighted_dataloaders(table, wgts=_balancing_weights(table, classes, valid_idx), **kwargs)
 
 # %% ../../nbs/34_cls.learner.ipynb #499ef58c
+def _first_cycle(lr_max, lo, warmup:float, div:float):
+    "The first cycle's schedule: a warm-up from `lr_max/div` over `warmup` of it (when given), then a cosine to `lo`"
+    return combined_cos(warmup, lr_max/div, lr_max, lo) if warmup else SchedCos(lr_max, lo)
+
 def cosine_cycles(n_cycles:int,            # Number of equal cycles
                   lr_max,                  # Peak learning rate (a float or one per parameter group)
                   warmup:float=0.25,       # Share of the first cycle spent warming up (0: none)
@@ -145,10 +171,14 @@ def cosine_cycles(n_cycles:int,            # Number of equal cycles
                  ):
     "The learning-rate schedule (a function of the training progress in [0, 1]) of `n_cycles` cosine cycles"
     lo = lr_max/div_final
-    first = combined_cos(warmup, lr_max/div, lr_max, lo) if warmup else SchedCos(lr_max, lo)
-    return combine_scheds([1/n_cycles]*n_cycles, [first] + [SchedCos(lr_max, lo) for _ in range(n_cycles - 1)])
+    rest = [SchedCos(lr_max, lo) for _ in range(n_cycles - 1)]
+    return combine_scheds([1/n_cycles]*n_cycles, [_first_cycle(lr_max, lo, warmup, div)] + rest)
 
 # %% ../../nbs/34_cls.learner.ipynb #a94f1d3b
+def _cpu_state(model:nn.Module)->dict:
+    "A copy of `model`'s state dict on the CPU"
+    return {k: v.detach().to('cpu', copy=True) for k, v in model.state_dict().items()}
+
 class SnapshotSaver(Callback):
     "Save the model's weights (on the CPU, in `folder`) at the end of every cosine cycle"
     order = 65                                           # after the Recorder has the epoch's metrics
@@ -156,16 +186,22 @@ class SnapshotSaver(Callback):
                  folder, prefix:str='snap'):
         store_attr()
         self.saved, self.scores = [], []
+    def _cycle_ended(self)->bool:
+        "Whether this epoch ends a cycle: by the clock (which sets `pct_train` to 1), else every `cycle_len` epochs"
+        if self.cycle_len is None: return self.pct_train >= 1
+        return (self.epoch + 1) % self.cycle_len == 0
     def after_epoch(self):
-        if self.cycle_len is None and self.pct_train < 1: return   # a clock sets `pct_train` to 1 when it ends the fit
-        if self.cycle_len is not None and (self.epoch + 1) % self.cycle_len: return
+        if not self._cycle_ended(): return
         self.saved.append(self.save_weights())
         self.scores.append(self.last_score())
+    def _next_file(self)->Path:
+        "The file of the next snapshot: `folder/prefixN.pth`"
+        return Path(self.folder)/f'{self.prefix}{len(self.saved)}.pth'
     def save_weights(self)->Path:
         "Write the model's weights to the next snapshot file"
-        f = Path(self.folder)/f'{self.prefix}{len(self.saved)}.pth'
+        f = self._next_file()
         f.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({k: v.detach().to('cpu', copy=True) for k, v in self.learn.model.state_dict().items()}, f)
+        torch.save(_cpu_state(self.learn.model), f)
         return f
     def last_score(self)->float:
         "The epoch's validation balanced accuracy (NaN without one)"
@@ -181,6 +217,18 @@ def _clocked_cycles(learn:Learner, n_cycles:int, lr:np.ndarray, saver:SnapshotSa
         sched = ParamScheduler({'lr': cosine_cycles(1, lr, warmup if i == 0 else 0.)})
         learn.fit(EPOCH_CAP, cbs=[sched, saver, clock, *(cbs or [])])
 
+def _counted_cycles(learn:Learner, n_cycles:int, cycle_len:int, lr:np.ndarray, saver:SnapshotSaver,
+                    warmup:float=0.25, cbs=None):
+    "One fit of `n_cycles` cosine cycles of `cycle_len` epochs each (the first one warms up)"
+    sched = ParamScheduler({'lr': cosine_cycles(n_cycles, lr, warmup)})
+    learn.fit(n_cycles*cycle_len, cbs=[sched, saver, *(cbs or [])])
+
+def _group_lrs(learn:Learner, lr_max)->np.ndarray:
+    "The peak learning rate of each of `learn`'s parameter groups (a `slice` spread over them)"
+    if learn.opt is None: learn.create_opt()
+    learn.opt.set_hyper('lr', lr_max)
+    return np.array([h['lr'] for h in learn.opt.hypers])
+
 # %% ../../nbs/34_cls.learner.ipynb #b14d03ca
 @patch
 def fit_snapshots(self:Learner,
@@ -192,14 +240,10 @@ def fit_snapshots(self:Learner,
                   clock:CycleClock=None, # Stretches each cycle to its share of the time left (a `--minutes` budget)
                  )->list:
     "Train `n_cycles` cosine cycles, saving a snapshot at the end of each; returns the snapshot files"
-    if self.opt is None: self.create_opt()
-    self.opt.set_hyper('lr', lr_max)                   # a slice spreads over the parameter groups
-    lr = np.array([h['lr'] for h in self.opt.hypers])
+    lr = _group_lrs(self, lr_max)
     saver = SnapshotSaver(None if clock else cycle_len, folder, prefix)
     if clock: _clocked_cycles(self, n_cycles, lr, saver, clock, warmup, cbs)
-    else:
-        sched = ParamScheduler({'lr': cosine_cycles(n_cycles, lr, warmup)})
-        self.fit(n_cycles*cycle_len, cbs=[sched, saver, *(cbs or [])])
+    else: _counted_cycles(self, n_cycles, cycle_len, lr, saver, warmup, cbs)
     self.snapshot_scores = saver.scores
     return saver.saved
 
@@ -207,14 +251,24 @@ def fit_snapshots(self:Learner,
 def _half(sd:dict)->dict: return {k: v.half() if v.is_floating_point() else v for k, v in sd.items()} # stored
 
 # %% ../../nbs/34_cls.learner.ipynb #0669786b
+def _image_counts(dls)->str:
+    "How many training and validation images `dls` holds, in words"
+    return f"{len(dls.train_ds)} training and {len(dls.valid_ds)} validation images"
+
+def _millions(model:nn.Module)->float:
+    "How many parameters `model` has, in millions"
+    return sum(p.numel() for p in model.parameters())/1e6
+
 def _parameter_line(learn:Learner)->str:
     "Size of `learn`'s model, its initialisation and its images, in one line"
-    n = sum(p.numel() for p in learn.model.parameters())/1e6
     init = 'ImageNet weights' if learn.pretrained else 'random initialisation (no ImageNet weights)'
-    images = f"{len(learn.dls.train_ds)} training and {len(learn.dls.valid_ds)} validation images"
-    return f"{n:.1f} M parameters, {init}; {images}"
+    return f"{_millions(learn.model):.1f} M parameters, {init}; {_image_counts(learn.dls)}"
 
 # %% ../../nbs/34_cls.learner.ipynb #2264ab4a
+def _in_folder(learn:Learner, out):
+    "Make `learn` save its snapshots in the member folder `out` (under `out/snapshots`)"
+    learn.path, learn.model_dir = Path(out).resolve(), 'snapshots'
+
 def member_learner(dls,                 # The first stage's DataLoaders
                    cfg:ClassifyConfig,  # Settings
                    out,                 # Member folder (snapshots go to `out/snapshots`)
@@ -223,19 +277,23 @@ def member_learner(dls,                 # The first stage's DataLoaders
     "The classifier for a member in `out`, in the precision `precision_policy` chooses, with a `HistoryLog`"
     learn = classifier_learner(dls, cfg.arch, cfg.pretrained, weight=weight, wd=cfg.wd, cbs=[HistoryLog()])
     learn.use_precision(cfg.precision, log)
-    learn.path, learn.model_dir = Path(out).resolve(), 'snapshots'
+    _in_folder(learn, out)
     if not progress: learn.plain_logging(log)
     log(f"{cfg.arch}: {_parameter_line(learn)}")
     return learn
 
 # %% ../../nbs/34_cls.learner.ipynb #ab26cb8f
+def _store_half(f:Path):
+    "Rewrite the snapshot file `f` in float16"
+    torch.save(_half(torch.load(f, weights_only=True)), f)
+
 def keep_snapshots(files:list,  # Snapshot files, oldest first
                    scores:list, # Their validation balanced accuracy
                    keep:int,    # How many of the last ones to keep
                   )->list:      # (file name, score) of the kept ones
     "Delete all but the last `keep` snapshots and store those as float16"
     for f in files[:-keep]: f.unlink()
-    for f in files[-keep:]: torch.save(_half(torch.load(f, weights_only=True)), f)
+    for f in files[-keep:]: _store_half(f)
     return [(f.name, s) for f, s in zip(files[-keep:], scores[-keep:])]
 
 # %% ../../nbs/34_cls.learner.ipynb #4ceed724
@@ -261,6 +319,20 @@ def frozen_cycle(self:Learner,
     (Path(folder)/f'{stage}_frozen0.pth').unlink(missing_ok=True)
 
 # %% ../../nbs/34_cls.learner.ipynb #a3e39c5e
+def _stage_lr(stage:str, cfg:ClassifyConfig)->float:
+    "The peak learning rate of `stage`: the crop stage's own (default a quarter of `lr`), else `lr`"
+    return (cfg.crop_lr or cfg.lr/4) if stage == 'crop' else cfg.lr
+
+def _stage_line(stage:str, n_cycles:int, cfg:ClassifyConfig, lr:float, clocked:bool)->str:
+    "The line that announces a stage: its images, cycles and learning rate"
+    what = 'whole images' if stage == 'full' else 'lesion crops'
+    length = 'by the clock' if clocked else f'of {cfg.cycle_len} epochs'
+    return f"{stage} stage ({what}): {n_cycles} cycles {length}, lr {lr:g}"
+
+def _discriminative(lr:float, pretrained:bool):
+    "`lr` for the head and a tenth of it for a pretrained body (`lr` for all when trained from scratch)"
+    return slice(lr/10, lr) if pretrained else lr
+
 @patch
 def snapshot_stage(self:Learner,
                    stage:str,          # 'full' (whole images) or 'crop' (lesion crops)
@@ -271,12 +343,10 @@ def snapshot_stage(self:Learner,
                    clock:CycleClock=None, # Stretches the cycles to their share of a `--minutes` budget
                   )->list:             # (file name, score) of the kept snapshots
     "One stage of a member: a frozen cycle with ImageNet weights, then `n_cycles` unfrozen cycles with snapshots"
-    lr = (cfg.crop_lr or cfg.lr/4) if stage == 'crop' else cfg.lr
+    lr = _stage_lr(stage, cfg)
     if self.pretrained: self.frozen_cycle(stage, cfg.cycle_len, lr, folder, clock)
     self.mark_stage(stage)
-    what = 'whole images' if stage == 'full' else 'lesion crops'
-    length = 'by the clock' if clock else f'of {cfg.cycle_len} epochs'
-    log(f"{stage} stage ({what}): {n_cycles} cycles {length}, lr {lr:g}")
-    lrs = slice(lr/10, lr) if self.pretrained else lr
+    log(_stage_line(stage, n_cycles, cfg, lr, bool(clock)))
+    lrs = _discriminative(lr, self.pretrained)
     files = self.fit_snapshots(n_cycles, cfg.cycle_len, lrs, Path(folder), stage, clock=clock)
     return keep_snapshots(files, self.snapshot_scores, cfg.keep)

@@ -22,7 +22,7 @@ from ..learner.tta import DihedralTTA
 from ..learner.folder import ModelFolder, read_config, read_learner, staged_output
 from ..seg.predict import check_out, refuse_outputs
 from .labels import read_labels
-from .crop import CROP_DEFAULTS, crop_lesions, with_full
+from .crop import crop_lesions, whole_images, with_full
 from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, member_disagreement,
                                       expected_calibration_error, reliability_table, plot_reliability,
                                       classifier_features)
@@ -39,39 +39,58 @@ CLASSIFIER = 'classifier.json'
 def _float(sd:dict)->dict: return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()} # loaded
 
 # %% ../../nbs/36_cls.predict.ipynb #66932281
+def _read_snapshot(f:Path)->dict:
+    "The snapshot file `f` as a float32 state dict; a missing or damaged one refused"
+    try: return _float(torch.load(f, map_location='cpu', weights_only=True))
+    except FileNotFoundError: raise LesionDataError(f"{f}: missing snapshot") from None
+    except Exception as e: raise LesionDataError(f"{f}: damaged snapshot ({type(e).__name__})") from None
+
 def _read_snapshots(path, names:list)->list:
     "The snapshots `names` of the member folder `path`, as float32 state dicts"
-    snaps = []
-    for name in names:
-        f = Path(path)/'snapshots'/name
-        try: snaps.append(_float(torch.load(f, map_location='cpu', weights_only=True)))
-        except FileNotFoundError: raise LesionDataError(f"{f}: missing snapshot") from None
-        except Exception as e: raise LesionDataError(f"{f}: damaged snapshot ({type(e).__name__})") from None
-    return snaps
+    return [_read_snapshot(Path(path)/'snapshots'/name) for name in names]
 
 # %% ../../nbs/36_cls.predict.ipynb #5ad346cb
+def _check_kept(path:Path, cfg:dict, stage:str):
+    "Refuse a `stage` whose snapshots the member in `path` did not keep"
+    if stage not in cfg['snapshots']:
+        raise LesionDataError(f"{path}: no snapshots of stage {stage!r} (kept: {', '.join(cfg['snapshots'])})")
+
 def _member_stage(path:Path, cfg:dict, stage=None)->dict:
     "`cfg` switched to the snapshots of `stage` (None: its own last stage), which must have been kept"
     if stage is None or stage == cfg['stage']: return cfg
-    if stage not in cfg['snapshots']:
-        raise LesionDataError(f"{path}: no snapshots of stage {stage!r} (kept: {', '.join(cfg['snapshots'])})")
+    _check_kept(path, cfg, stage)
     return {**cfg, 'stage': stage, 'input': 'full' if stage == 'full' else 'crop'}
 
 # %% ../../nbs/36_cls.predict.ipynb #b3df79fd
+def _check_vocab(path:Path, learn:Learner, cfg:dict):
+    "Refuse a member whose `model.pkl` predicts other classes than its config says"
+    if list(learn.dls.vocab) == list(cfg['classes']): return
+    raise LesionDataError(f"{path}: model.pkl predicts {list(learn.dls.vocab)} but config.json says {cfg['classes']}")
+
+_MEMBER_KEYS = ('classes', 'arch', 'size', 'input', 'snapshots', 'stage')
+
 def load_classifier_member(path,       # Member folder made by `train_member`
                            stage=None, # Predict with this stage's snapshots ('full' or 'crop'; default: the last stage)
                           )->tuple:    # (Learner, snapshot state dicts, config)
     "Load a classifier member: its fastai export, its snapshots and its config"
     path = Path(path)
-    cfg = read_config(path/'config.json', ('classes', 'arch', 'size', 'input', 'snapshots', 'stage'))
+    cfg = read_config(path/'config.json', _MEMBER_KEYS)
     learn = read_learner(path/'model.pkl')
-    if list(learn.dls.vocab) != list(cfg['classes']):
-        raise LesionDataError(f"{path}: model.pkl predicts {list(learn.dls.vocab)} "
-                              f"but config.json says {cfg['classes']}")
+    _check_vocab(path, learn, cfg)
     cfg = _member_stage(path, cfg, stage)
     return learn, _read_snapshots(path, cfg['snapshots'][cfg['stage']]), cfg
 
 # %% ../../nbs/36_cls.predict.ipynb #7a48e496
+def _views(tta:bool)->DihedralTTA:
+    "The callback that averages the 8 dihedral views (with `tta`) or takes the image as it is"
+    return DihedralTTA(range(8 if tta else 1))
+
+def _snapshot_preds(learn:Learner, sd:dict, dl, tta:bool)->np.ndarray:
+    "The class probabilities of `dl` by `learn` with the weights `sd`"
+    learn.model.load_state_dict(sd)
+    with learn.no_bar(): probs, _ = learn.get_preds(dl=dl, cbs=[_views(tta)])
+    return probs.numpy()
+
 def snapshot_probs(learn:Learner, # A member's learner (`load_classifier_member`)
                    snaps:list,    # Its snapshots' state dicts
                    files:list,    # Image files
@@ -80,22 +99,26 @@ def snapshot_probs(learn:Learner, # A member's learner (`load_classifier_member`
                   )->np.ndarray:  # (n, classes) probabilities
     "Class probabilities of `files` averaged over the snapshots `snaps` and, with `tta`, the 8 dihedral views"
     dl, total = learn.dls.test_dl(list(files), bs=bs), 0.
-    for sd in snaps:
-        learn.model.load_state_dict(sd)
-        with learn.no_bar(): probs, _ = learn.get_preds(dl=dl, cbs=[DihedralTTA(range(8 if tta else 1))])
-        total = total + probs.numpy()
+    for sd in snaps: total = total + _snapshot_preds(learn, sd, dl, tta)
     return total/len(snaps)
 
 # %% ../../nbs/36_cls.predict.ipynb #45f46fa4
+def _plural(n:int, word:str)->str:
+    "`n` `word`s (singular for one)"
+    return f"{n} {word}{'s' if n > 1 else ''}"
+
+def _member_what(cfg:dict)->str:
+    "A member's encoder, input size and images, in words"
+    return f"{cfg['arch']}@{cfg['size']} on {'crops' if cfg['input'] == 'crop' else 'whole images'}"
+
 class Classifier(ModelFolder):
     "Classifier members whose probabilities are averaged over members, snapshots and (with `tta`) dihedral views"
     manifest, format, kind = CLASSIFIER, 'lesion_fastai.classifier/1', 'classifier'
     required = ('format', 'members', 'classes', 'tta')
     load_member = staticmethod(load_classifier_member)     # the `ModelFolder` hook that loads one member
     def __repr__(self):
-        m, n = self.members[0][2], len(self.members)
-        what = f"{m['arch']}@{m['size']} on {'crops' if m['input'] == 'crop' else 'whole images'}"
-        return (f"Classifier({n} member{'s' if n > 1 else ''} × {len(self.members[0][1])} snapshots, {what}; "
+        n, snaps, what = len(self.members), len(self.members[0][1]), _member_what(self.members[0][2])
+        return (f"Classifier({_plural(n, 'member')} × {snaps} snapshots, {what}; "
                 f"classes {', '.join(self.classes)}; tta {self.tta})")
 
 # %% ../../nbs/36_cls.predict.ipynb #d1a132c3
@@ -126,25 +149,41 @@ def predict_proba(self:Classifier, table:pd.DataFrame, # `crop` and/or `full` im
     return self.member_probs(table, tta, bs).mean(0)
 
 # %% ../../nbs/36_cls.predict.ipynb #4caefb0b
+def _fold_rows(classes:list, v:pd.DataFrame, fold, probs:np.ndarray)->list:
+    "The rows of the validation images `v` of `fold`: image ID, label, fold and the probability of each class"
+    return [{'image_id': i, 'label': l, 'fold': fold, **dict(zip(classes, pr))}
+            for i, l, pr in zip(v.image_id, v.label, probs)]
+
+def _decisions(probs:np.ndarray, classes:list)->list:
+    "The most probable of `classes` in each row of `probs`"
+    return [classes[j] for j in probs.argmax(1)]
+
+def _validation_rows(clf:Classifier, table:pd.DataFrame, folds:list, bs:int)->list:
+    "The `_fold_rows` of every member of `clf`, each predicting its validation fold in `folds` with 8 views"
+    rows = []
+    for (learn, snaps, mc), f in zip(clf.members, folds):
+        v = table[table.fold == f]
+        rows += _fold_rows(clf.classes, v, f, snapshot_probs(learn, snaps, v[mc['input']], True, bs))
+    return rows
+
 @patch
 def oof_predictions(self:Classifier, table:pd.DataFrame, # `image_id`, `label`, `fold` and image paths
                     folds:list,       # The fold each member was validated on
                     bs:int=16)->pd.DataFrame: # By image ID: label, fold, the probability of each class, `pred`
     "Each member's 8-view probabilities of its validation fold (each image by a member that did not train on it)"
-    rows = []
-    for (learn, snaps, mc), f in zip(self.members, folds):
-        v = table[table.fold == f]
-        p = snapshot_probs(learn, snaps, v[mc['input']], True, bs)
-        rows += [{'image_id': i, 'label': l, 'fold': f, **dict(zip(self.classes, pr))}
-                 for i, l, pr in zip(v.image_id, v.label, p)]
-    oof = pd.DataFrame(rows).set_index('image_id').loc[table.image_id[table.fold.isin(folds)]]
-    oof['pred'] = [self.classes[j] for j in oof[self.classes].to_numpy().argmax(1)]
+    oof = pd.DataFrame(_validation_rows(self, table, folds, bs)).set_index('image_id')
+    oof = oof.loc[table.image_id[table.fold.isin(folds)]]
+    oof['pred'] = _decisions(oof[self.classes].to_numpy(), self.classes)
     return oof
 
 # %% ../../nbs/36_cls.predict.ipynb #930a04c9
+def _class_index(labels, classes)->np.ndarray:
+    "The index in `classes` of each of `labels`"
+    return np.array([list(classes).index(l) for l in labels])
+
 def score_predictions(labels, probs:np.ndarray, classes)->dict:
     "Balanced accuracy, per-class table and confusion matrix of `probs` for the true `labels` (the Task 3 rules)"
-    y = np.array([list(classes).index(l) for l in labels])
+    y = _class_index(labels, classes)
     return {'balanced_accuracy': balanced_accuracy(y, probs), 'per_class': class_scores(y, probs, classes),
             'confusion': class_confusion(y, probs), 'n_images': len(y)}
 
@@ -163,19 +202,26 @@ def _scores_json(s:dict, classes)->dict:
             **({'ece': s['ece']} if 'ece' in s else {})}
 
 # %% ../../nbs/36_cls.predict.ipynb #83912313
+def _save_confusion(s:dict, classes, out:Path, title:str):
+    "Write `confusion.png` of the scores `s` to `out`"
+    ax = plot_confusion(s['confusion'], classes)
+    ax.set_title(f"{title}\nbalanced accuracy {s['balanced_accuracy']:.4f} ({s['n_images']} images)")
+    _save_plot(ax, out/'confusion.png')
+
+def _save_reliability(s:dict, out:Path, title:str):
+    "Write `reliability.png` of the scores `s` to `out`"
+    ax = plot_reliability({title: s['reliability']})
+    ax.set_title(f"expected calibration error {s['ece']:.3f}")
+    _save_plot(ax, out/'reliability.png')
+
 def save_scores(s:dict,    # From `score_predictions` (with `ece` and `reliability` when calibrated)
                 classes,    # Class order
                 out:Path,   # Folder to write to
                 title:str): # Title of the plots
     "Write `scores.json` and `confusion.png` of the scores `s` to `out` (with a reliability table, `reliability.png`)"
     write_json(_scores_json(s, classes), out/'scores.json')
-    ax = plot_confusion(s['confusion'], classes)
-    ax.set_title(f"{title}\nbalanced accuracy {s['balanced_accuracy']:.4f} ({s['n_images']} images)")
-    _save_plot(ax, out/'confusion.png')
-    if 'reliability' not in s: return
-    ax = plot_reliability({title: s['reliability']})
-    ax.set_title(f"expected calibration error {s['ece']:.3f}")
-    _save_plot(ax, out/'reliability.png')
+    _save_confusion(s, classes, out, title)
+    if 'reliability' in s: _save_reliability(s, out, title)
 
 # %% ../../nbs/36_cls.predict.ipynb #d30d3610
 def task3_csv(ids, probs:np.ndarray, classes, path):
@@ -185,10 +231,12 @@ def task3_csv(ids, probs:np.ndarray, classes, path):
     with atomic_write(path) as tmp: df.to_csv(tmp, index=False, float_format='%.8f')
 
 # %% ../../nbs/36_cls.predict.ipynb #9b04c213
-def _crop_model(clf:Classifier, masks=None, seg_model=None):
-    "The segmentation model to crop by: the given one, else the classifier's own when it crops and no masks are given"
-    if not any(c['input'] == 'crop' for *_, c in clf.members): return None
-    if masks is not None or seg_model is not None: return seg_model
+def _uses(clf:Classifier, images:str)->bool:
+    "Whether any member of `clf` predicts from `images` ('crop' or 'full')"
+    return any(c['input'] == images for *_, c in clf.members)
+
+def _own_seg_model(clf:Classifier)->str:
+    "The segmentation model folder `clf` was trained with, refused when it has none or it is missing"
     seg_model = clf.info.get('seg_model')
     if not seg_model:
         raise LesionDataError("this classifier crops by masks: give masks= (a folder) "
@@ -198,53 +246,76 @@ def _crop_model(clf:Classifier, masks=None, seg_model=None):
                               "give masks= or seg_model=")
     return seg_model
 
+def _crop_model(clf:Classifier, masks=None, seg_model=None):
+    "The segmentation model to crop by: the given one, else the classifier's own when it crops and no masks are given"
+    if not _uses(clf, 'crop'): return None
+    if masks is not None or seg_model is not None: return seg_model
+    return _own_seg_model(clf)
+
 # %% ../../nbs/36_cls.predict.ipynb #172b12a4
 def _folder_crops(clf:Classifier, files:dict, work:Path, masks=None, seg_model=None, progress=True, log=print):
     "The crops of `files` in `work` (as the classifier's were cut) and, for full-image members, the whole images"
     settings = clf.info.get('crop_settings', {})
     crops = crop_lesions(files, work, masks=masks, model=seg_model, progress=progress, log=log, **settings)
-    if not any(c['input'] == 'full' for *_, c in clf.members): return with_full(crops, crops)
-    max_size = settings.get('max_size', CROP_DEFAULTS['max_size'])
-    return with_full(crops, crop_lesions(files, work/'full', max_size=max_size, progress=progress, log=None))
+    return with_full(crops, whole_images(files, work/'full', settings, progress) if _uses(clf, 'full') else crops)
 
 # %% ../../nbs/36_cls.predict.ipynb #21929b61
+_BOX_COLUMNS = ['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']
+
 def _report(table:pd.DataFrame, cols:pd.DataFrame, variant:str)->pd.DataFrame:
     "Per image: the variant's decision, probabilities and uncertainty (`cols`), the crop box and its mask's origin"
-    box = table[['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']]
-    box, cols = box.reset_index(drop=True), cols.reset_index(drop=True).assign(variant=variant)
+    box = table[_BOX_COLUMNS].reset_index(drop=True)
+    cols = cols.reset_index(drop=True).assign(variant=variant)
     return pd.concat([box[['image_id']], cols, box.drop(columns='image_id')], axis=1)
 
 # %% ../../nbs/36_cls.predict.ipynb #09ef14e5
+def _prob_columns(probs:np.ndarray, classes)->dict:
+    "The report's `p_` column of each class"
+    return {f'p_{c}': probs[:, j] for j, c in enumerate(classes)}
+
 def cnn_report(classes, probs:np.ndarray, members:np.ndarray)->pd.DataFrame:
     "Per image, for a classifier without a hybrid: the CNN's decision, its probabilities and the members' disagreement"
     sd, split = member_disagreement(members, probs)
-    return pd.DataFrame({'pred': [classes[j] for j in probs.argmax(1)], 'prob': probs.max(1),
-                         **{f'p_{c}': probs[:, j] for j, c in enumerate(classes)},
+    return pd.DataFrame({'pred': _decisions(probs, classes), 'prob': probs.max(1), **_prob_columns(probs, classes),
                          'uncertainty': sd, 'members_disagree': split})
 
 # %% ../../nbs/36_cls.predict.ipynb #0d428389
+def _check_known(variant:str|None):
+    "Refuse a `variant` that is neither None nor one of `VARIANTS`"
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+
 def check_variant(variant:str|None, # Asked for (None: the default)
                   hybrid,           # The classifier's `HybridModel`, or None
                  )->str:            # The variant to predict with
     "The variant to predict with: by default the hybrid's best out of fold, else the CNN; an unavailable one is refused"
-    if variant is not None and variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
+    _check_known(variant)
     if hybrid is None and variant not in (None, 'cnn'):
         raise LesionDataError("this classifier has no hybrid (trained without --folds or without masks): "
                               f"only the cnn variant is available, not {variant}")
     return variant or (hybrid.default if hybrid is not None else 'cnn')
 
 # %% ../../nbs/36_cls.predict.ipynb #b863def1
+def _check_measured(feats:pd.DataFrame, table:pd.DataFrame):
+    "Refuse features `feats` that miss some image of `table` (one with no mask to measure on)"
+    if len(feats) >= len(table): return
+    n = len(table) - len(feats)
+    raise LesionDataError(f"{n} image(s) have no mask to measure features on; use the cnn variant")
+
 def _table_features(table:pd.DataFrame, n_workers=None, log=print)->pd.DataFrame:
     "The dermoscopic features of every image of `table`, in its order; None when no crop had a mask"
     feats = classifier_features(table, n_workers, log)
     if feats is None: return None
-    if len(feats) < len(table):
-        n = len(table) - len(feats)
-        raise LesionDataError(f"{n} image(s) have no mask to measure features on; use the cnn variant")
+    _check_measured(feats, table)
     return feats.loc[table.image_id]
 
 # %% ../../nbs/36_cls.predict.ipynb #67d56506
+def _hybrid_probs(hybrid, table:pd.DataFrame, members:np.ndarray|None, variant:str, n_workers=None, log=print)->tuple:
+    "The hybrid's probabilities of `table`'s images by `variant` (from the `members`' and the features), its columns"
+    feats = _table_features(table, n_workers, log) if variant != 'cnn' else None
+    probs, per_member = predict_hybrid(hybrid, feats, list(members) if members is not None else None, variant)
+    return probs, hybrid_report(hybrid, probs, per_member, variant)
+
 def variant_probs(clf:Classifier, hybrid, table:pd.DataFrame,
                   variant:str,     # From `check_variant`
                   tta=None, bs:int=16, n_workers:int|None=None, log=print,
@@ -252,36 +323,49 @@ def variant_probs(clf:Classifier, hybrid, table:pd.DataFrame,
     "The probabilities of `table`'s images by `variant`, and their report columns (decision, calibration, uncertainty)"
     members = clf.member_probs(table, tta, bs) if variant != 'features' else None      # the features alone need no CNN
     if hybrid is None: return members.mean(0), cnn_report(clf.classes, members.mean(0), members)
-    feats = _table_features(table, n_workers, log) if variant != 'cnn' else None
-    probs, per_member = predict_hybrid(hybrid, feats, list(members) if members is not None else None, variant)
-    return probs, hybrid_report(hybrid, probs, per_member, variant)
+    return _hybrid_probs(hybrid, table, members, variant, n_workers, log)
 
 # %% ../../nbs/36_cls.predict.ipynb #ac5ac26c
+def _calibration(rep:pd.DataFrame, sub:np.ndarray, classes)->dict:
+    "`ece` and `reliability` table of the report's `p_` columns on its rows `sub`"
+    y = _class_index(rep.label[sub], classes)
+    cal = rep.loc[sub, [f'p_{c}' for c in classes]].to_numpy()
+    return dict(ece=expected_calibration_error(y, cal), reliability=reliability_table(y, cal, bins=5))
+
+def _score_line(s:dict)->str:
+    "The line that sums up the scores `s`: balanced accuracy and calibration error"
+    return (f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; "
+            f"expected calibration error {s['ece']:.3f}")
+
 def _score_report(rep:pd.DataFrame, lab:pd.DataFrame, probs:np.ndarray, classes, out:Path, title:str, log=print):
     "The report with the true `label`; the scores and calibration of the labelled images, written to `out`"
     rep = rep.merge(lab[['image_id', 'label']], on='image_id', how='left')
     sub = rep.label.notna().to_numpy()
-    s = score_predictions(rep.label[sub], probs[sub], classes)
-    y = np.array([list(classes).index(l) for l in rep.label[sub]])
-    cal = rep.loc[sub, [f'p_{c}' for c in classes]].to_numpy()
-    s.update(ece=expected_calibration_error(y, cal), reliability=reliability_table(y, cal, bins=5))
+    s = {**score_predictions(rep.label[sub], probs[sub], classes), **_calibration(rep, sub, classes)}
     save_scores(s, classes, out, title)
-    log(f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; "
-        f"expected calibration error {s['ece']:.3f}")
+    log(_score_line(s))
     return rep
 
 # %% ../../nbs/36_cls.predict.ipynb #080f9683
+def _folder_of(clf:Classifier)->Path|None:
+    "The folder a loaded `clf` was read from (None when it has no member folders)"
+    return Path(clf.paths[0]).parent if clf.paths else None
+
 def _open_classifier(model, tta=None)->tuple:
     "(the `Classifier`, its hybrid or None) of a folder or a loaded `Classifier`"
     if not isinstance(model, Classifier): return Classifier.load(model, tta=tta), load_hybrid(model)
-    folder = Path(model.paths[0]).parent if model.paths else None
+    folder = _folder_of(model)
     return model, load_hybrid(folder) if folder is not None else None      # no folders: no hybrid
 
 # %% ../../nbs/36_cls.predict.ipynb #76acfdc7
-def _run_options(bs:int=16, progress:bool=True, log=print)->tuple:
-    "(bs, progress, log) of `classify_folder`'s keyword arguments, a `bs` below 1 refused"
+def _check_bs(bs):
+    "Refuse a batch size `bs` that is not a whole number of at least 1"
     if not isinstance(bs, int) or bs < 1:
         raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {bs!r}")
+
+def _run_options(bs:int=16, progress:bool=True, log=print)->tuple:
+    "(bs, progress, log) of `classify_folder`'s keyword arguments, a `bs` below 1 refused"
+    _check_bs(bs)
     return bs, progress, log
 
 # %% ../../nbs/36_cls.predict.ipynb #d50d53a4
@@ -289,6 +373,19 @@ CLASSIFY_OUTPUTS = ('predictions.csv', 'report.csv', 'boxes.csv', 'scores.json',
 "Files `classify_folder` writes at the top of its output folder (besides `crops/`): a folder holding one is refused."
 
 # %% ../../nbs/36_cls.predict.ipynb #4098c845
+def _checked_out(out, model, images, masks, seg_model)->Path:
+    "The output folder `out`, checked: outside the inputs and holding none of `CLASSIFY_OUTPUTS`"
+    out = check_out(out, models=dict(model=model, seg_model=seg_model), images=images, masks=masks)
+    refuse_outputs(out, CLASSIFY_OUTPUTS)
+    return out
+
+def _predict_into(work:Path, clf:Classifier, hybrid, table:pd.DataFrame, variant:str, tta, bs:int, log)->tuple:
+    "(probabilities, report) of `table`'s images by `variant`, their Task 3 CSV written to `work`"
+    probs, cols = variant_probs(clf, hybrid, table, variant, tta, bs, log=log)
+    shutil.rmtree(work/'full', ignore_errors=True)                  # whole images: only for the full-image members
+    task3_csv(table.image_id, probs, clf.classes, work/'predictions.csv')
+    return probs, _report(table, cols, variant)
+
 @locks_output
 def classify_folder(model,              # Classifier folder, or a `Classifier`
                     images,             # Folder of images
@@ -302,19 +399,15 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
                    )->pd.DataFrame:     # The report
     "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
     bs, progress, log = _run_options(**kwargs)
-    files, out = list_images(images), check_out(out, models=dict(model=model, seg_model=seg_model),
-                                                   images=images, masks=masks)
-    refuse_outputs(out, CLASSIFY_OUTPUTS)
+    files = list_images(images)
+    out = _checked_out(out, model, images, masks, seg_model)
     clf, hybrid = _open_classifier(model, tta)
     variant = check_variant(variant, hybrid)
     lab = read_labels(truth, images=files, classes=clf.classes) if truth else None
     seg_model = _crop_model(clf, masks, seg_model)
     with staged_output(out) as work:
         table = _folder_crops(clf, files, work, masks, seg_model, progress, log)
-        probs, cols = variant_probs(clf, hybrid, table, variant, tta, bs, log=log)
-        shutil.rmtree(work/'full', ignore_errors=True)                  # whole images: only for the full-image members
-        task3_csv(table.image_id, probs, clf.classes, work/'predictions.csv')
-        rep = _report(table, cols, variant)
+        probs, rep = _predict_into(work, clf, hybrid, table, variant, tta, bs, log)
         title = f"{Path(images).name} ({variant})"
         if lab is not None: rep = _score_report(rep, lab, probs, clf.classes, work, title, log)
         rep.set_index('image_id').to_csv(work/'report.csv')
