@@ -3,7 +3,9 @@
 # %% ../../nbs/33_cls.hybrid.ipynb #ac63e74d
 from __future__ import annotations
 import json, pickle, time
+from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from fastcore.basics import defaults
@@ -12,8 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..config import VARIANTS
-from ..config import LesionDataError
+from ..config import VARIANTS, LesionDataError
 from ..io import atomic_write, write_json
 from ..learner.folder import check_pickle, file_sha256
 from ..metrics import balanced_accuracy, class_scores
@@ -38,88 +39,161 @@ def balanced_logistic(C:float=1.)->object:
                          LogisticRegression(C=C, class_weight='balanced', max_iter=5000))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #579b3fdb
+def _clipped_log(probs, eps:float=1e-4)->np.ndarray:
+    "The log of `probs` clipped to [`eps`, 1]"
+    return np.log(np.clip(np.asarray(probs, np.float64), eps, 1))
+
+def _one_column_for_two(lp:np.ndarray)->np.ndarray:
+    "Two classes need a single log-odds column: the first one; more classes keep them all"
+    return lp[:, :1] if lp.shape[1] == 2 else lp
+
 def class_logits(probs, # (n, classes) probabilities
                 eps:float=1e-4)->np.ndarray:
     "Log-probabilities centred per row: the stack's view of a model's opinion (two classes: one log-odds column)"
-    lp = np.log(np.clip(np.asarray(probs, np.float64), eps, 1))
-    lp = lp - lp.mean(1, keepdims=True)
-    return lp[:, :1] if lp.shape[1] == 2 else lp
+    lp = _clipped_log(probs, eps)
+    return _one_column_for_two(lp - lp.mean(1, keepdims=True))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #508a4bd6
+def _safe_log(probs:np.ndarray)->np.ndarray:
+    "The log of `probs`, 0 read as 1e-12 (no log(0) warning)"
+    return np.log(np.clip(probs, 1e-12, None))
+
+def _zero_scores(y:np.ndarray)->np.ndarray:
+    "A (rows, classes) array of zeros for the out-of-fold log-probabilities of the class indices `y`"
+    return np.zeros((len(y), len(np.unique(y))))
+
+def _check_fold_classes(y:np.ndarray, f, n_classes:int):
+    "Refuse fold `f` when the class indices `y` of the other folds lack one of the `n_classes` classes"
+    if len(np.unique(y)) < n_classes: raise LesionDataError(f"fold {f}: the other folds lack a class; use fewer folds")
+
+def _fit_others(make, X:np.ndarray, y:np.ndarray, tr:np.ndarray, f, n_classes:int)->object:
+    "`make()` fitted on the rows `tr` (the folds other than `f`), which must hold all `n_classes` classes"
+    _check_fold_classes(y[tr], f, n_classes)
+    return make().fit(X[tr], y[tr])
+
 def fold_predictions(make,        # `make()` returns an unfitted scikit-learn classifier
                      X:np.ndarray, y:np.ndarray, # Inputs and class indices
                      folds:np.ndarray, # Fold of each row: each fold is predicted by a model fitted on the others
                     )->tuple:    # ((n, classes) out-of-fold log-probabilities, {fold: fitted model})
     "Out-of-fold log-probabilities of `make()` over `folds`, and the model fitted for each fold"
-    out, models = np.zeros((len(y), len(np.unique(y)))), {}
+    out, models = _zero_scores(y), {}
     for f in np.unique(folds):
         tr = folds != f
-        if len(np.unique(y[tr])) < out.shape[1]:
-            raise LesionDataError(f"fold {f}: the other folds lack a class; use fewer folds")
-        models[f] = make().fit(X[tr], y[tr])
-        out[~tr] = np.log(np.clip(models[f].predict_proba(X[~tr]), 1e-12, None))      # no log(0) warning
+        models[f] = _fit_others(make, X, y, tr, f, n_classes=out.shape[1])
+        out[~tr] = _safe_log(models[f].predict_proba(X[~tr]))
     return out, models
 
 # %% ../../nbs/33_cls.hybrid.ipynb #406d3c2b
+def _normalised(p:np.ndarray)->np.ndarray:
+    "The rows of `p` scaled to sum to 1"
+    return p/p.sum(1, keepdims=True)
+
 def at_prevalence(probs,   # (n, classes) class-balanced probabilities
                   prior,   # Class frequencies to calibrate to (the training set's)
                  )->np.ndarray:
     "Balanced probabilities turned into probabilities at the class frequencies `prior` (Bayes' rule)"
-    p = np.asarray(probs, np.float64)*np.asarray(prior, np.float64)[None]
-    return p/p.sum(1, keepdims=True)
+    return _normalised(np.asarray(probs, np.float64)*np.asarray(prior, np.float64))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #e2d9f77f
+def _top_label(y:np.ndarray, probs)->tuple:
+    "(the probability of the predicted class, whether it is the true class) of each row"
+    p = np.asarray(probs, np.float64)
+    return p.max(1), p.argmax(1) == np.asarray(y)
+
+def _confidence_bins(conf:np.ndarray, bins:int)->np.ndarray:
+    "The bin of each confidence: `bins` equal bins of [0, 1], the last one closed"
+    return np.minimum((conf*bins).astype(int), bins - 1)
+
+def _per_bin(df:pd.DataFrame)->pd.DataFrame:
+    "Images, mean confidence and accuracy of each `bin` present in `df`"
+    return df.groupby('bin').agg(images=('confidence', 'size'), confidence=('confidence', 'mean'),
+                                 accuracy=('accuracy', 'mean'))
+
+def _all_bins(t:pd.DataFrame, bins:int)->pd.DataFrame:
+    "`t` with a row for each of the `bins` bins: no images and NaN scores where a bin is empty"
+    return t.reindex(range(bins)).assign(images=lambda d: d.images.fillna(0).astype(int))
+
 def reliability_table(y:np.ndarray,  # True class index per row
                       probs,         # (n, classes) probabilities
                       bins:int=10,
                      )->pd.DataFrame: # Per confidence bin: images, mean confidence, accuracy
     "Top-label reliability: how often the predicted class is right, against how sure the model was"
-    p = np.asarray(probs, np.float64)
-    conf, right = p.max(1), p.argmax(1) == np.asarray(y)
-    b = np.minimum((conf*bins).astype(int), bins - 1)
-    df = pd.DataFrame({'bin': b, 'confidence': conf, 'accuracy': right.astype(float)}).groupby('bin').agg(
-        images=('confidence', 'size'), confidence=('confidence', 'mean'), accuracy=('accuracy', 'mean'))
-    return df.reindex(range(bins)).assign(images=lambda d: d.images.fillna(0).astype(int))
+    conf, right = _top_label(y, probs)
+    df = pd.DataFrame({'bin': _confidence_bins(conf, bins), 'confidence': conf, 'accuracy': right.astype(float)})
+    return _all_bins(_per_bin(df), bins)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #256b1cde
-def expected_calibration_error(y:np.ndarray, probs, bins:int=10)->float:
-    "Top-label expected calibration error: the image-weighted mean gap between confidence and accuracy over the bins"
-    t = reliability_table(y, probs, bins).dropna()
+def _mean_gap(t:pd.DataFrame)->float:
+    "The image-weighted mean gap between confidence and accuracy of the bins of a `reliability_table`"
     return float((t.images*(t.confidence - t.accuracy).abs()).sum()/t.images.sum())
 
+def expected_calibration_error(y:np.ndarray, probs, bins:int=10)->float:
+    "Top-label expected calibration error: the image-weighted mean gap between confidence and accuracy over the bins"
+    return _mean_gap(reliability_table(y, probs, bins).dropna())
+
 # %% ../../nbs/33_cls.hybrid.ipynb #c343553d
+def _diagonal(ax):
+    "The line of perfect calibration: accuracy equal to confidence"
+    ax.plot([0, 1], [0, 1], ':', color='grey', label='perfectly calibrated')
+
+def _plot_line(ax, t:pd.DataFrame, name:str):
+    "The line of one `reliability_table`: accuracy against confidence over the bins with images"
+    t = t.dropna()
+    ax.plot(t.confidence, t.accuracy, 'o-', label=name)
+
+def _reliability_axes(ax):
+    "Label the axes of a reliability diagram, set its limits and draw its legend"
+    ax.set(xlabel='confidence (probability of the predicted class)', ylabel='accuracy', xlim=(0.45, 1), ylim=(0, 1.02))
+    ax.legend(fontsize=8)
+
 def plot_reliability(tables:dict, # Name → `reliability_table`
                      ax=None):
     "Reliability diagram: accuracy against confidence per bin, one line per model, the diagonal for perfect calibration"
     import matplotlib.pyplot as plt                   # only when a plot is drawn: the module stays light
     if ax is None: _, ax = plt.subplots(figsize=(5, 4))
-    ax.plot([0, 1], [0, 1], ':', color='grey', label='perfectly calibrated')
-    for name, t in tables.items():
-        t = t.dropna()
-        ax.plot(t.confidence, t.accuracy, 'o-', label=name)
-    ax.set(xlabel='confidence (probability of the predicted class)', ylabel='accuracy', xlim=(0.45, 1), ylim=(0, 1.02))
-    ax.legend(fontsize=8)
+    _diagonal(ax)
+    for name, t in tables.items(): _plot_line(ax, t, name)
+    _reliability_axes(ax)
     return ax
 
 # %% ../../nbs/33_cls.hybrid.ipynb #0ebd7bf5
+def _positives(y:np.ndarray, p:np.ndarray, c:int)->np.ndarray:
+    "The probabilities `p` of the images of class `c`, highest first"
+    return np.sort(np.asarray(p)[np.asarray(y) == c])[::-1]
+
+def _check_positives(pos:np.ndarray, c:int):
+    "Refuse a class without images: it has no operating point"
+    if not len(pos): raise LesionDataError(f"no image of class {c} to choose an operating point with")
+
+def _last_needed(sensitivity:float, n:int)->int:
+    "The index, highest first, of the last of `n` positives a threshold must keep to reach `sensitivity`"
+    return max(0, int(np.ceil(sensitivity*n)) - 1)
+
 def operating_threshold(y:np.ndarray,  # True class index per row
                         p:np.ndarray,  # Out-of-fold probability of class `c`
                         c:int,         # The class (melanoma)
                         sensitivity:float=0.8,
                        )->float:
     "Highest threshold on `p` whose out-of-fold sensitivity for class `c` is at least `sensitivity`"
-    pos = np.sort(np.asarray(p)[np.asarray(y) == c])[::-1]
-    if not len(pos): raise LesionDataError(f"no image of class {c} to choose an operating point with")
-    return float(pos[max(0, int(np.ceil(sensitivity*len(pos))) - 1)])
+    pos = _positives(y, p, c)
+    _check_positives(pos, c)
+    return float(pos[_last_needed(sensitivity, len(pos))])
 
 # %% ../../nbs/33_cls.hybrid.ipynb #f2b9e2ad
+def _chosen(members:np.ndarray, pick:np.ndarray)->np.ndarray:
+    "Each member's probability of the class `pick` chose for each image: (members, n)"
+    return members[:, np.arange(len(pick)), pick]
+
+def _disagree(members:np.ndarray, pick:np.ndarray)->np.ndarray:
+    "Whether a member's own decision differs from the class `pick` chose, for each image"
+    return (members.argmax(2) != pick[None]).any(0)
+
 def member_disagreement(members:np.ndarray, # (members, n, classes) probabilities of each member
                         final:np.ndarray,   # (n, classes) the classifier's probabilities
                        )->tuple:            # (standard deviation per image, whether a member decided otherwise)
     "Per image: the spread of the members' probability for the chosen class, and whether they disagree on the class"
     members, pick = np.asarray(members), np.asarray(final).argmax(1)
-    chosen = members[:, np.arange(len(pick)), pick]
-    return chosen.std(0), (members.argmax(2) != pick[None]).any(0)
+    return _chosen(members, pick).std(0), _disagree(members, pick)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #d56d22c6
 class HybridModel:
@@ -131,91 +205,163 @@ class HybridModel:
     def __repr__(self): return f"HybridModel({len(self.columns)} features, classes {self.classes}, C={self.C})"
 
 # %% ../../nbs/33_cls.hybrid.ipynb #d07d762f
+def _halves(y:np.ndarray, seed:int=0):
+    "The (train, test) rows of a shuffled stratified split of `y` in two"
+    from sklearn.model_selection import StratifiedKFold
+    return StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+
 def two_folds(y:np.ndarray, seed:int=0)->np.ndarray:
     "A stratified split of the rows in two folds (where a classifier's other members leave only one fold to nest in)"
-    from sklearn.model_selection import StratifiedKFold
     folds = np.zeros(len(y), int)
-    splits = StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
-    for f, (_, te) in enumerate(splits): folds[te] = f
+    for f, (_, te) in enumerate(_halves(y, seed)): folds[te] = f
     return folds
 
 # %% ../../nbs/33_cls.hybrid.ipynb #6cb6bdae
+def _stacked(feature_probs:np.ndarray, cnn:np.ndarray)->np.ndarray:
+    "The stack's inputs: the features model's centred log-probabilities beside the CNN's log-odds `cnn`"
+    return np.c_[class_logits(feature_probs), cnn]
+
+def _inner_folds(folds:np.ndarray, y:np.ndarray, tr:np.ndarray)->np.ndarray:
+    "The folds of the rows `tr` to nest in: theirs, or a stratified split in two where they are a single fold"
+    return folds[tr] if len(np.unique(folds[tr])) > 1 else two_folds(y[tr])
+
+def _inner_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, tr:np.ndarray, C:float)->object:
+    "The stack fitted on the rows `tr`, on the features' log-odds predicted out of fold inside them"
+    inner, _ = fold_predictions(partial(balanced_logistic, C), feats[tr], y[tr], _inner_folds(folds, y, tr))
+    return balanced_logistic().fit(_stacked(np.exp(inner), cnn[tr]), y[tr])
+
 def _nested_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray,
                   tr:np.ndarray, # Boolean: the rows the stack is fitted on; it predicts the others
                   C:float)->np.ndarray:
     "The stack fitted on the rows `tr`, the features' log-odds predicted out of fold inside them; its probabilities"
-    inner_folds = folds[tr] if len(np.unique(folds[tr])) > 1 else two_folds(y[tr])  # two members: split the other fold
-    inner, _ = fold_predictions(lambda: balanced_logistic(C), feats[tr], y[tr], inner_folds)
-    stack = balanced_logistic().fit(np.c_[class_logits(np.exp(inner)), cnn[tr]], y[tr])
+    stack = _inner_stack(feats, cnn, y, folds, tr, C)
     outer = balanced_logistic(C).fit(feats[tr], y[tr]).predict_proba(feats[~tr])
-    return stack.predict_proba(np.c_[class_logits(outer), cnn[~tr]])
+    return stack.predict_proba(_stacked(outer, cnn[~tr]))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #011e9e99
 def _stack_oof(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, C:float)->np.ndarray:
     "Nested out-of-fold hybrid log-probabilities: fold f's stack never sees fold f, even through the features' log-odds"
-    out = np.zeros((len(y), len(np.unique(y))))
+    out = _zero_scores(y)
     for f in np.unique(folds):
         tr = folds != f
-        out[~tr] = np.log(np.clip(_nested_stack(feats, cnn, y, folds, tr, C), 1e-12, None))
+        out[~tr] = _safe_log(_nested_stack(feats, cnn, y, folds, tr, C))
     return out
 
 # %% ../../nbs/33_cls.hybrid.ipynb #837bbf35
+def _calibration_errors(y:np.ndarray, probs:np.ndarray, prior)->dict:
+    "The ECE of the probabilities at the class frequencies `prior`, and of the balanced ones"
+    return {'ece': expected_calibration_error(y, at_prevalence(probs, prior)),
+            'ece_balanced': expected_calibration_error(y, probs)}
+
+def _per_class(cs:pd.DataFrame, classes, score:str)->dict:
+    "`{class}_{score}` of each class, from a `class_scores` table"
+    return {f'{k}_{score}': float(cs.loc[k, score]) for k in classes}
+
+def _rate(hit:np.ndarray, rows:np.ndarray)->float:
+    "The share of the `rows` that `hit`"
+    return float(hit[rows].mean())
+
+def _operating_point(y:np.ndarray, p:np.ndarray, c:int, sensitivity:float)->dict:
+    "The operating threshold on `p` for class `c`, and the sensitivity and specificity it gives out of fold"
+    t = operating_threshold(y, p, c, sensitivity)
+    hit = p >= t
+    return dict(operating_threshold=t, operating_sensitivity=_rate(hit, y == c),
+                operating_specificity=1 - _rate(hit, y != c))
+
 def _variant_scores(y, probs:np.ndarray, prior, classes, c_op:int|None, sensitivity:float)->dict:
     "Out-of-fold scores of one variant: balanced accuracy, per-class sensitivity and AUC, ECE, operating point"
-    cs, cal = class_scores(y, probs, classes), at_prevalence(probs, prior)
-    s = {'balanced_accuracy': balanced_accuracy(y, probs), 'ece': expected_calibration_error(y, cal),
-         'ece_balanced': expected_calibration_error(y, probs),
-         **{f'{k}_sensitivity': float(cs.loc[k, 'sensitivity']) for k in classes},
-         **{f'{k}_auc': float(cs.loc[k, 'auc']) for k in classes}}
-    if c_op is not None:
-        t = operating_threshold(y, probs[:, c_op], c_op, sensitivity)
-        hit = probs[:, c_op] >= t
-        s.update(operating_threshold=t, operating_sensitivity=float(hit[y == c_op].mean()),
-                 operating_specificity=float(1 - hit[y != c_op].mean()))
+    cs = class_scores(y, probs, classes)
+    s = {'balanced_accuracy': balanced_accuracy(y, probs), **_calibration_errors(y, probs, prior),
+         **_per_class(cs, classes, 'sensitivity'), **_per_class(cs, classes, 'auc')}
+    if c_op is not None: s.update(_operating_point(y, probs[:, c_op], c_op, sensitivity))
     return s
 
 # %% ../../nbs/33_cls.hybrid.ipynb #e9a27cb8
-def _fit_inputs(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series, folds:pd.Series, classes)->tuple:
-    "(features, CNN log-odds, class indices, folds) of the images that have all four, aligned by image ID"
-    ids = [i for i in features.index if i in cnn_oof.index and i in labels.index]
+class _FitData(NamedTuple):
+    "The images the hybrid is fitted on, aligned by image ID"
+    X: np.ndarray       # Features
+    cnn: np.ndarray     # The CNN's out-of-fold log-odds (`class_logits`)
+    y: np.ndarray       # Class indices
+    folds: np.ndarray   # The members' folds
+    ids: list           # Image IDs
+
+def _common_ids(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series)->list:
+    "The image IDs that have features, an out-of-fold CNN probability and a label, in the order of `features`"
+    return [i for i in features.index if i in cnn_oof.index and i in labels.index]
+
+def _check_enough(ids:list):
+    "Refuse fewer than 10 images to fit the hybrid on"
     if len(ids) < 10:
         raise LesionDataError(f"only {len(ids)} images have features, an out-of-fold CNN probability and a label; "
                               "the hybrid needs more")
-    y = np.array([list(classes).index(l) for l in labels.loc[ids]])
-    X, cnn = features.loc[ids].to_numpy(np.float64), class_logits(cnn_oof.loc[ids, list(classes)].to_numpy())
-    return X, cnn, y, folds.loc[ids].to_numpy(), ids
+
+def _class_indices(labels, classes)->np.ndarray:
+    "The index in `classes` of each label"
+    return np.array([list(classes).index(l) for l in labels])
+
+def _cnn_logits(cnn_oof:pd.DataFrame, ids:list, classes)->np.ndarray:
+    "The CNN's out-of-fold log-odds (`class_logits`) of the images `ids`, in class order"
+    return class_logits(cnn_oof.loc[ids, list(classes)].to_numpy())
+
+def _fit_inputs(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series, folds:pd.Series, classes)->_FitData:
+    "(features, CNN log-odds, class indices, folds, image IDs) of the images that have all four, aligned by image ID"
+    ids = _common_ids(features, cnn_oof, labels)
+    _check_enough(ids)
+    y = _class_indices(labels.loc[ids], classes)
+    X, cnn = features.loc[ids].to_numpy(np.float64), _cnn_logits(cnn_oof, ids, classes)
+    return _FitData(X, cnn, y, folds.loc[ids].to_numpy(), ids)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #06724c68
+def _rank(scores:dict, v:str)->tuple:
+    "How variant `v` ranks: its out-of-fold balanced accuracy to 4 decimals, then its place in `VARIANTS`"
+    return round(scores[v]['balanced_accuracy'], 4), -VARIANTS.index(v)
+
 def best_variant(scores:dict, # Variant → out-of-fold scores (`HybridModel.scores`)
                 )->str:
     "The variant with the best out-of-fold balanced accuracy (to 4 decimals); the hybrid, then the CNN, on a tie"
-    return max(VARIANTS, key=lambda v: (round(scores[v]['balanced_accuracy'], 4), -VARIANTS.index(v)))
+    return max(VARIANTS, key=partial(_rank, scores))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #c6723698
-def _fit_variants(h:HybridModel, X:np.ndarray, cnn:np.ndarray, y:np.ndarray, fo:np.ndarray, C:float)->np.ndarray:
+def _fit_variants(h:HybridModel, d:_FitData, C:float)->np.ndarray:
     "Fit each fold's features model and the three variants of `h`; returns the features' out-of-fold log-probabilities"
-    feats_oof, h.fold_models = fold_predictions(lambda: balanced_logistic(C), X, y, fo)
-    h.features_model = balanced_logistic(C).fit(X, y)
-    h.cnn_model = balanced_logistic().fit(cnn, y)
-    h.stack = balanced_logistic().fit(np.c_[class_logits(np.exp(feats_oof)), cnn], y)
+    feats_oof, h.fold_models = fold_predictions(partial(balanced_logistic, C), d.X, d.y, d.folds)
+    h.features_model = balanced_logistic(C).fit(d.X, d.y)
+    h.cnn_model = balanced_logistic().fit(d.cnn, d.y)
+    h.stack = balanced_logistic().fit(_stacked(np.exp(feats_oof), d.cnn), d.y)
     return feats_oof
 
 # %% ../../nbs/33_cls.hybrid.ipynb #efd1ac88
-def _variants_oof(feats_oof:np.ndarray, X:np.ndarray, cnn:np.ndarray, y:np.ndarray, fo:np.ndarray, C:float)->dict:
+def _variants_oof(feats_oof:np.ndarray, d:_FitData, C:float)->dict:
     "Each variant's out-of-fold balanced probabilities (nested for the hybrid)"
-    return {'features': np.exp(feats_oof), 'cnn': np.exp(fold_predictions(balanced_logistic, cnn, y, fo)[0]),
-            'hybrid': np.exp(_stack_oof(X, cnn, y, fo, C))}
+    return {'features': np.exp(feats_oof), 'cnn': np.exp(fold_predictions(balanced_logistic, d.cnn, d.y, d.folds)[0]),
+            'hybrid': np.exp(_stack_oof(d.X, d.cnn, d.y, d.folds, C))}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #a63aec30
-def _oof_table(oof:dict, y:np.ndarray, fo:np.ndarray, ids:list, classes)->pd.DataFrame:
+def _class_columns(probs:np.ndarray, classes, prefix:str)->dict:
+    "One column per class of `probs`, named `{prefix}{class}`"
+    return {f'{prefix}{c}': probs[:, j] for j, c in enumerate(classes)}
+
+def _class_names(classes:list, idx)->list:
+    "The class name of each class index in `idx`"
+    return [classes[j] for j in idx]
+
+def _oof_table(oof:dict, d:_FitData, classes)->pd.DataFrame:
     "The label, the fold and each variant's out-of-fold probabilities (`{variant}_{class}`) by image ID"
-    df = pd.DataFrame({f'{v}_{c}': p[:, j] for v, p in oof.items() for j, c in enumerate(classes)},
-                      index=pd.Index(ids, name='image_id'))
-    df.insert(0, 'label', [classes[j] for j in y])
-    df.insert(1, 'fold', fo)
+    cols = {k: x for v, p in oof.items() for k, x in _class_columns(p, classes, f'{v}_').items()}
+    df = pd.DataFrame(cols, index=pd.Index(d.ids, name='image_id'))
+    df.insert(0, 'label', _class_names(classes, d.y))
+    df.insert(1, 'fold', d.folds)
     return df
 
 # %% ../../nbs/33_cls.hybrid.ipynb #684d848a
+def _class_prior(y:np.ndarray, classes)->np.ndarray:
+    "The frequency of each class among the class indices `y`"
+    return np.bincount(y, minlength=len(classes))/len(y)
+
+def _class_index(classes:list, c:str)->int|None:
+    "The index of class `c` in `classes` (None: not one of them)"
+    return classes.index(c) if c in classes else None
+
 def fit_hybrid(features:pd.DataFrame, # Features by image ID (`feature_table`)
                cnn_oof:pd.DataFrame,  # The CNN's out-of-fold probabilities by image ID, one column per class
                labels:pd.Series,      # Class name by image ID
@@ -225,40 +371,71 @@ def fit_hybrid(features:pd.DataFrame, # Features by image ID (`feature_table`)
                op_class:str='MEL',    # The class whose sensitivity the operating point guarantees (if present)
               )->HybridModel:
     "Fit the three variants on out-of-fold inputs and score each of them out of fold (nested for the hybrid)"
-    X, cnn, y, fo, ids = _fit_inputs(features, cnn_oof, labels, folds, classes)
-    prior = np.bincount(y, minlength=len(classes))/len(y)
+    d = _fit_inputs(features, cnn_oof, labels, folds, classes)
+    prior = _class_prior(d.y, classes)
     h = HybridModel(classes, features.columns, prior, C, sensitivity)
-    feats_oof = _fit_variants(h, X, cnn, y, fo, C)
-    oof = _variants_oof(feats_oof, X, cnn, y, fo, C)
-    c_op = h.classes.index(op_class) if op_class in h.classes else None
+    oof = _variants_oof(_fit_variants(h, d, C), d, C)
+    c_op = _class_index(h.classes, op_class)
     h.op_class = op_class if c_op is not None else None
-    h.scores = {v: _variant_scores(y, p, prior, classes, c_op, sensitivity) for v, p in oof.items()}
-    h.oof = _oof_table(oof, y, fo, ids, classes)
+    h.scores = {v: _variant_scores(d.y, p, prior, classes, c_op, sensitivity) for v, p in oof.items()}
+    h.oof = _oof_table(oof, d, classes)
     h.default = best_variant(h.scores)
     return h
 
-# %% ../../nbs/33_cls.hybrid.ipynb #20d96563
-def _features_lp(h:HybridModel, X:np.ndarray, model=None)->np.ndarray:
-    "The features model's centred log-probabilities of `X`"
-    return class_logits((model or h.features_model).predict_proba(X))
-
 # %% ../../nbs/33_cls.hybrid.ipynb #93679609
+def _features_model(h:HybridModel, fold_model=None)->object:
+    "The features model: a member's `fold_model`, else the one fitted on all the images"
+    return fold_model or h.features_model
+
 def _variant_probs(h:HybridModel, variant:str, X:np.ndarray, cnn_probs:np.ndarray,
                    fold_model=None, # A member's features model (None: the one fitted on all the images)
                   )->np.ndarray:
     "One variant's balanced probabilities from the features `X` and the CNN's probabilities"
-    if variant == 'features': return (fold_model or h.features_model).predict_proba(X)
+    model = _features_model(h, fold_model)
+    if variant == 'features': return model.predict_proba(X)
     if variant == 'cnn': return h.cnn_model.predict_proba(class_logits(cnn_probs))
-    return h.stack.predict_proba(np.c_[_features_lp(h, X, fold_model), class_logits(cnn_probs)])
+    return h.stack.predict_proba(_stacked(model.predict_proba(X), class_logits(cnn_probs)))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #f87b13ab
+def _missing(h:HybridModel, features:pd.DataFrame)->list:
+    "The columns `h` was fitted on that `features` lacks"
+    return [c for c in h.columns if c not in features.columns]
+
 def _aligned(h:HybridModel, features:pd.DataFrame)->np.ndarray:
     "The feature columns the model was fitted on, in its order"
-    if (missing := [c for c in h.columns if c not in features.columns]):
+    if (missing := _missing(h, features)):
         raise LesionDataError(f"features lack {missing[:5]}: computed by another lesion_fastai version?")
     return features[h.columns].to_numpy(np.float64)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #4224509f
+def _check_variant(variant:str):
+    "Refuse a variant that is not one of `VARIANTS`"
+    if variant not in VARIANTS: raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+
+def _features_prediction(h:HybridModel, X:np.ndarray)->tuple:
+    "The features variant's probabilities, and those of each member's features model"
+    members = np.stack([_variant_probs(h, 'features', X, None, m) for m in h.fold_models.values()])
+    return _variant_probs(h, 'features', X, None), members
+
+def _fold_model(h:HybridModel, j:int)->object:
+    "The features model of member `j`'s fold: the members take the folds' models in turn"
+    folds = list(h.fold_models.values())
+    return folds[j % len(folds)]
+
+def _members_probs(h:HybridModel, variant:str, X:np.ndarray, member_probs:list)->np.ndarray:
+    "The variant's probabilities of each CNN member, with the features model of its fold (in turn)"
+    return np.stack([_variant_probs(h, variant, X, p, _fold_model(h, j)) for j, p in enumerate(member_probs)])
+
+def _check_members(member_probs:list, variant:str):
+    "Refuse a variant that needs the CNN without the members' probabilities"
+    if not member_probs: raise ValueError(f"variant {variant!r} needs the CNN members' probabilities")
+
+def _cnn_prediction(h:HybridModel, variant:str, X:np.ndarray, member_probs:list)->tuple:
+    "The probabilities of a variant that needs the CNN: from the members' mean, and of each member"
+    _check_members(member_probs, variant)
+    members = _members_probs(h, variant, X, member_probs)
+    return _variant_probs(h, variant, X, np.mean(member_probs, 0)), members
+
 def predict_hybrid(h:HybridModel,
                    # Features of the images (`feature_table`), one row per image (None: the cnn variant)
                    features:pd.DataFrame|None,
@@ -267,37 +444,56 @@ def predict_hybrid(h:HybridModel,
                   )->tuple:                # ((n, classes) balanced probabilities, (members, n, classes) each member's)
     "The chosen variant's class-balanced probabilities, and each member's"
     variant = variant or h.default
-    if variant not in VARIANTS: raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    _check_variant(variant)
     X = _aligned(h, features) if variant != 'cnn' else None            # the CNN alone needs no features
-    if variant == 'features':
-        probs = _variant_probs(h, variant, X, None)
-        return probs, np.stack([_variant_probs(h, variant, X, None, m) for m in h.fold_models.values()])
-    if not member_probs: raise ValueError(f"variant {variant!r} needs the CNN members' probabilities")
-    folds = list(h.fold_models.values())
-    members = np.stack([_variant_probs(h, variant, X, p, folds[j % len(folds)]) for j, p in enumerate(member_probs)])
-    return _variant_probs(h, variant, X, np.mean(member_probs, 0)), members
+    if variant == 'features': return _features_prediction(h, X)
+    return _cnn_prediction(h, variant, X, member_probs)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #66d172ed
+def _decisions(h:HybridModel, p:np.ndarray, cal:np.ndarray)->dict:
+    "The predicted class of each image (from `p`), its calibrated probability, and those of every class"
+    return {'pred': _class_names(h.classes, p.argmax(1)), 'prob': cal.max(1), **_class_columns(cal, h.classes, 'p_')}
+
+def _op_threshold(h:HybridModel, variant:str=None)->float:
+    "The operating threshold of `variant` (None: the default one)"
+    return h.scores[variant or h.default]['operating_threshold']
+
+def _op_flag(h:HybridModel, probs:np.ndarray, variant:str=None)->np.ndarray:
+    "Whether each image is at or over the variant's operating threshold for `h.op_class`"
+    t, c = _op_threshold(h, variant), h.classes.index(h.op_class)
+    return probs[:, c] >= t
+
 def hybrid_report(h:HybridModel, probs:np.ndarray, members:np.ndarray, variant:str=None)->pd.DataFrame:
     "Per image: decision, calibrated probabilities, the operating-point flag and the members' disagreement"
     cal, (sd, split) = at_prevalence(probs, h.prior), member_disagreement(members, probs)
-    rep = pd.DataFrame({'pred': [h.classes[j] for j in probs.argmax(1)], 'prob': cal.max(1),
-                        **{f'p_{c}': cal[:, j] for j, c in enumerate(h.classes)},
-                        'uncertainty': sd, 'members_disagree': split})
-    if h.op_class:
-        t, c = h.scores[variant or h.default]['operating_threshold'], h.classes.index(h.op_class)
-        rep.insert(len(rep.columns) - 2, f'{h.op_class}_flag', probs[:, c] >= t)
+    rep = pd.DataFrame({**_decisions(h, probs, cal), 'uncertainty': sd, 'members_disagree': split})
+    if h.op_class: rep.insert(len(rep.columns) - 2, f'{h.op_class}_flag', _op_flag(h, probs, variant))
     return rep
 
 # %% ../../nbs/33_cls.hybrid.ipynb #22e6133c
+def _rounded_scores(s:dict)->dict:
+    "Scores to 6 decimals"
+    return {k: round(float(x), 6) for k, x in s.items()}
+
+def _prior_entry(h:HybridModel)->dict:
+    "Class → its frequency in the training set"
+    return dict(zip(h.classes, map(float, h.prior)))
+
+def _hybrid_summary(h:HybridModel)->dict:
+    "What the classifier's manifest records of `h`: variants, default, sizes, settings, prior, out-of-fold scores"
+    return {'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof), 'features': len(h.columns),
+            'C': h.C, 'op_class': h.op_class, 'sensitivity': h.sensitivity, 'prior': _prior_entry(h),
+            'out_of_fold': {v: _rounded_scores(s) for v, s in h.scores.items()}}
+
+def _hybrid_file(folder)->Path:
+    "The file of the hybrid in `folder`"
+    return Path(folder)/HybridModel.file
+
 def save_hybrid(h:HybridModel, folder)->dict:
     "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary and SHA-256 for the classifier's manifest"
-    f = Path(folder)/HybridModel.file
+    f = _hybrid_file(folder)
     with atomic_write(f) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
-    return {'sha256': file_sha256(f), 'variants': list(VARIANTS), 'default': h.default, 'n_images': len(h.oof),
-            'features': len(h.columns), 'C': h.C, 'op_class': h.op_class, 'sensitivity': h.sensitivity,
-            'prior': dict(zip(h.classes, map(float, h.prior))),
-            'out_of_fold': {v: {k: round(float(x), 6) for k, x in s.items()} for v, s in h.scores.items()}}
+    return {'sha256': file_sha256(f), **_hybrid_summary(h)}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #0a5d0b0a
 class _HybridUnpickler(pickle.Unpickler):
@@ -306,71 +502,124 @@ class _HybridUnpickler(pickle.Unpickler):
         return super().find_class('lesion_fastai.cls.hybrid' if module == 'lesion_fastai.hybrid' else module, name)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #96c37c1e
+def _unpickled(f:Path)->object:
+    "The object pickled in `f` (old module paths read as new); an unreadable file is refused"
+    try:
+        with open(f, 'rb') as fh: return _HybridUnpickler(fh).load()
+    except Exception as e: raise LesionDataError(f"{f}: unreadable hybrid model ({type(e).__name__})") from None
+
+def _check_hybrid(h, f:Path):
+    "Refuse an object that is not a `HybridModel`"
+    if not isinstance(h, HybridModel): raise LesionDataError(f"{f}: not a hybrid model")
+
 def load_hybrid(folder,                   # A classifier folder
                 record='classifier.json', # Its manifest, which records the SHA-256 of hybrid.pkl (`save_hybrid`)
                )->HybridModel|None:
     "The `HybridModel` saved in `folder` (refused unread when it is not the file the manifest records), or None"
-    f = Path(folder)/HybridModel.file
+    f = _hybrid_file(folder)
     if not f.exists(): return None
     check_pickle(f, record=Path(folder)/record, keys=('hybrid', 'sha256'))
-    try:
-        with open(f, 'rb') as fh: h = _HybridUnpickler(fh).load()
-    except Exception as e: raise LesionDataError(f"{f}: unreadable hybrid model ({type(e).__name__})") from None
-    if not isinstance(h, HybridModel): raise LesionDataError(f"{f}: not a hybrid model")
+    h = _unpickled(f)
+    _check_hybrid(h, f)
     return h
 
 # %% ../../nbs/33_cls.hybrid.ipynb #59d9c68b
+def _cut_by_mask(mask, source:str)->bool:
+    "Whether a crop was cut by a mask file (given, out-of-fold or predicted)"
+    return source != 'none' and isinstance(mask, str) and bool(mask)
+
+def _mask_rows(table:pd.DataFrame):
+    "(image ID, mask file, where the mask came from) of each crop"
+    return zip(table.image_id, table['mask'], table.mask_from)
+
 def mask_files(table:pd.DataFrame, # Crops (`lesion_crops`) with `mask` and `mask_from`
               )->dict:             # Image ID → mask file
     "The mask file each crop was cut by (given, out-of-fold or predicted); crops without a mask are left out"
     if 'mask' not in table.columns: return {}
-    rows = zip(table.image_id, table['mask'], table.mask_from)
-    return {i: m for i, m, f in rows if f != 'none' and isinstance(m, str) and m}
+    return {i: m for i, m, f in _mask_rows(table) if _cut_by_mask(m, f)}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #aa631c06
+def _image_files(table:pd.DataFrame, ids)->dict:
+    "Image ID → image file of the images `ids` of `table`"
+    files = dict(zip(table.image_id, table.image))
+    return {i: files[i] for i in ids}
+
+def _features_line(feats:pd.DataFrame, started:float)->str:
+    "How many images' features were measured, and in how long"
+    return f"dermoscopic features of {len(feats)} images in {time.time() - started:.0f} s"
+
 def classifier_features(table:pd.DataFrame, # Crops (`lesion_crops`) with `image`, `mask` and `mask_from`
                         n_workers:int|None=None, log=print,
                        )->pd.DataFrame|None: # Features by image ID (None when no crop had a mask)
     "The dermoscopic features of the images in `table`, measured on the masks their crops were cut by"
     masks = mask_files(table)
     if not masks: return None
-    t, files = time.time(), dict(zip(table.image_id, table.image))
-    feats = feature_table({i: files[i] for i in masks}, masks, n_workers=n_workers)
-    log(f"dermoscopic features of {len(feats)} images in {time.time() - t:.0f} s")
+    t = time.time()
+    feats = feature_table(_image_files(table, masks), masks, n_workers=n_workers)
+    log(_features_line(feats, t))
     return feats
 
 # %% ../../nbs/33_cls.hybrid.ipynb #e1e2747b
+def _spread_minutes(seconds:float, n:int)->float:
+    "Minutes `n` images of `seconds` each take, spread over the cores"
+    return seconds*n/max(1, min(n, defaults.cpus))/60
+
 def feature_minutes(table:pd.DataFrame, # Crops (`lesion_crops`) with `image`, `mask` and `mask_from`
                     n:int=2,            # Images timed
                    )->float:            # Estimated minutes (0 without masks)
     "How long `classifier_features` will take on `table`: `n` images timed on one core, the rest spread over the cores"
     masks = mask_files(table)
     if not masks: return 0.
-    ids, files, t = list(masks)[:n], dict(zip(table.image_id, table.image)), time.time()
-    feature_table({i: files[i] for i in ids}, {i: masks[i] for i in ids}, n_workers=0)
-    return (time.time() - t)/len(ids)*len(masks)/max(1, min(len(masks), defaults.cpus))/60
+    ids = list(masks)[:n]
+    files, t = _image_files(table, ids), time.time()
+    feature_table(files, {i: masks[i] for i in ids}, n_workers=0)
+    return _spread_minutes((time.time() - t)/len(ids), len(masks))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #fa735df0
-def save_oof_reliability(h, out):
-    "`out/reliability.png`: the reliability of each variant's out-of-fold probabilities at the training prevalence"
+def _oof_probs(h:HybridModel, variant:str)->np.ndarray:
+    "The out-of-fold balanced probabilities of `variant`, from `h.oof`"
+    return h.oof[[f'{variant}_{c}' for c in h.classes]].to_numpy()
+
+def _ece_label(h:HybridModel, v:str)->str:
+    "Variant `v` with its out-of-fold ECE, to label its line"
+    return f"{v} (ECE {h.scores[v]['ece']:.3f})"
+
+def _oof_reliability(h:HybridModel, y:np.ndarray)->dict:
+    "Each variant, with its ECE, → the `reliability_table` (5 bins) of its out-of-fold probabilities at prevalence"
+    return {_ece_label(h, v): reliability_table(y, at_prevalence(_oof_probs(h, v), h.prior), bins=5) for v in VARIANTS}
+
+def _save_plot(ax, out):
+    "Write the figure of `ax` to `out/reliability.png` and close it"
     import matplotlib.pyplot as plt
-    y = np.array([h.classes.index(l) for l in h.oof.label])
-    def table(v):
-        probs = h.oof[[f'{v}_{c}' for c in h.classes]].to_numpy()
-        return reliability_table(y, at_prevalence(probs, h.prior), bins=5)
-    ax = plot_reliability({f"{v} (ECE {h.scores[v]['ece']:.3f})": table(v) for v in VARIANTS})
-    ax.set_title(f"{Path(out).name}: out of fold ({len(y)} images), at prevalence")
     ax.figure.savefig(Path(out)/'reliability.png', dpi=90, bbox_inches='tight')
     plt.close('all')
 
+def save_oof_reliability(h, out):
+    "`out/reliability.png`: the reliability of each variant's out-of-fold probabilities at the training prevalence"
+    y = _class_indices(h.oof.label, h.classes)
+    ax = plot_reliability(_oof_reliability(h, y))
+    ax.set_title(f"{Path(out).name}: out of fold ({len(y)} images), at prevalence")
+    _save_plot(ax, out)
+
 # %% ../../nbs/33_cls.hybrid.ipynb #4411db2a
+def _variant_text(v:str, s:dict)->str:
+    "One variant's out-of-fold balanced accuracy and ECE"
+    return f"{v} balanced accuracy {s['balanced_accuracy']:.4f}, ECE {s['ece']:.3f}"
+
 def _oof_line(h)->str:
     "The three variants' out-of-fold scores and the default, in one line"
-    scores = '; '.join(f"{v} balanced accuracy {s['balanced_accuracy']:.4f}, ECE {s['ece']:.3f}"
-                       for v, s in h.scores.items())
+    scores = '; '.join(_variant_text(v, s) for v, s in h.scores.items())
     return f"out of fold: {scores}; it predicts with {h.default} by default (the best out of fold)"
 
 # %% ../../nbs/33_cls.hybrid.ipynb #581a2eb9
+def _save_fitted(h:HybridModel, feats:pd.DataFrame, out, log=print)->dict:
+    "Write the features, the out-of-fold table, the reliability plot and the model; log the variants' scores"
+    feats.to_csv(Path(out)/'features.csv')
+    h.oof.to_csv(Path(out)/'hybrid_oof.csv')
+    save_oof_reliability(h, out)
+    log(_oof_line(h))
+    return save_hybrid(h, out)
+
 def fit_classifier_hybrid(out,                 # The classifier folder
                           table:pd.DataFrame,  # Its training crops with `label`, `fold`, `image`, `mask`
                           oof:pd.DataFrame,    # The members' out-of-fold probabilities (`Classifier.oof_predictions`)
@@ -388,8 +637,4 @@ def fit_classifier_hybrid(out,                 # The classifier folder
         return None
     lab = table.set_index('image_id')
     h = fit_hybrid(feats, oof[list(classes)], lab.label, lab.fold, classes)
-    feats.to_csv(Path(out)/'features.csv')
-    h.oof.to_csv(Path(out)/'hybrid_oof.csv')
-    save_oof_reliability(h, out)
-    log(_oof_line(h))
-    return save_hybrid(h, out)
+    return _save_fitted(h, feats, out, log)

@@ -31,14 +31,22 @@ def sort_classes(labels)->list:
     return [c for c in ISIC_CLASSES if c in found] + sorted(found - set(ISIC_CLASSES))
 
 # %% ../../nbs/30_cls.labels.ipynb #043d8b9e
+def _stripped_columns(df:pd.DataFrame)->list:
+    "The column names of `df` as strings, stripped"
+    return [str(c).strip() for c in df.columns]
+
 def _string_csv(path)->pd.DataFrame:
     "A CSV as strings (nothing converted), its column names stripped"
     df = read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    df.columns = [str(c).strip() for c in df.columns]
+    df.columns = _stripped_columns(df)
     return df
 
 # %% ../../nbs/30_cls.labels.ipynb #46f13118
 def _line(i)->str: return f"line {i + 2}"      # data row i is line i+2 of the file (line 1 is the header)
+
+def _at(path, i:int, ids:pd.Series)->str:
+    "Where data row `i` is: the file, its line and its image"
+    return f"{path}: {_line(i)} (image {ids.iloc[i]})"
 
 # %% ../../nbs/30_cls.labels.ipynb #483c50eb
 def _id_column(df, path)->str:
@@ -51,107 +59,201 @@ def _id_column(df, path)->str:
 def _drop_jpg(ids:pd.Series)->pd.Series: return ids.str.replace(r'\.jpg$', '', case=False, regex=True)
 
 # %% ../../nbs/30_cls.labels.ipynb #f1b436d6
+def _first_empty(values:pd.Series)->int|None:
+    "The row of the first empty string of `values` (None: none is empty)"
+    empty = np.flatnonzero(values == '')
+    return empty[0] if empty.size else None
+
+def _id_values(df, path)->pd.Series:
+    "The image ID of every row as written, stripped and `.jpg` dropped"
+    return _drop_jpg(df[_id_column(df, path)].str.strip())
+
 def _image_ids(df, path)->pd.Series:
     "The image ID of every row (`.jpg` dropped); none may be empty"
-    ids = _drop_jpg(df[_id_column(df, path)].str.strip())
-    empty = np.flatnonzero(ids == '')
-    if empty.size: raise LesionDataError(f"{path}: {_line(empty[0])}: empty image ID")
+    ids = _id_values(df, path)
+    i = _first_empty(ids)
+    if i is not None: raise LesionDataError(f"{path}: {_line(i)}: empty image ID")
     return ids
 
 # %% ../../nbs/30_cls.labels.ipynb #1552596e
 _OTHER_COLUMNS = ('lesion_id', 'score_weight', 'validation_weight')
 
 # %% ../../nbs/30_cls.labels.ipynb #d6ed345c
+def _onehot_columns(df)->list:
+    "The columns of `df` that are ISIC classes"
+    return [c for c in df.columns if c in ISIC_CLASSES]
+
+def _unknown_columns(df, id_col)->list:
+    "The columns of `df` that are neither ISIC classes, the image ID, nor one of `_OTHER_COLUMNS`"
+    return [c for c in df.columns if c not in ISIC_CLASSES and c not in (id_col, *_OTHER_COLUMNS)]
+
 def _class_columns(df, path, id_col)->list:
     "The one-hot class columns of `df`; a column that is neither a class nor a known one is refused"
-    cols = [c for c in df.columns if c in ISIC_CLASSES]
-    unknown = [c for c in df.columns if c not in cols and c not in (id_col, *_OTHER_COLUMNS)]
-    if not unknown: return cols
+    unknown = _unknown_columns(df, id_col)
+    if not unknown: return _onehot_columns(df)
     raise LesionDataError(f"{path}: line 1: unknown class column(s) {', '.join(map(repr, unknown))}; "
                           f"the ISIC classes are {', '.join(ISIC_CLASSES)}")
 
 # %% ../../nbs/30_cls.labels.ipynb #40ed5b40
+def _as_numbers(df, cols:list)->pd.DataFrame:
+    "The columns `cols` of `df` as numbers (NaN where a value is not one)"
+    return df[cols].apply(pd.to_numeric, errors='coerce')
+
+def _onehot_rows(vals:pd.DataFrame)->pd.Series:
+    "Whether each row of `vals` is a single 1 among 0s"
+    return vals.isin([0, 1]).all(axis=1) & (vals.sum(axis=1) == 1)
+
+def _not_onehot(vals:pd.DataFrame)->np.ndarray:
+    "The rows of `vals` that are not a single 1 among 0s"
+    return np.flatnonzero(~_onehot_rows(vals).to_numpy())
+
+def _onehot_error(df, path, id_col, cols:list, i:int)->LesionDataError:
+    "The error of row `i`, which is not one-hot, with its values"
+    found = ', '.join(f'{c}={df[c].iloc[i]}' for c in cols)
+    return LesionDataError(f"{_at(path, i, df[id_col])}: not one-hot ({found}); "
+                           "exactly one class must be 1, the others 0")
+
 def _onehot_labels(df, path, id_col)->pd.Series:
     "The class of each row of a one-hot CSV; every row must have a single 1"
     cols = _class_columns(df, path, id_col)
-    vals = df[cols].apply(pd.to_numeric, errors='coerce')
-    bad = np.flatnonzero(~(vals.isin([0, 1]).all(axis=1) & (vals.sum(axis=1) == 1)).to_numpy())
-    if not bad.size: return vals.idxmax(axis=1)
-    i = bad[0]
-    found = ', '.join(f'{c}={df[c].iloc[i]}' for c in cols)
-    raise LesionDataError(f"{path}: {_line(i)} (image {df[id_col].iloc[i]}): not one-hot ({found}); "
-                          "exactly one class must be 1, the others 0")
+    vals = _as_numbers(df, cols)
+    bad = _not_onehot(vals)
+    if bad.size: raise _onehot_error(df, path, id_col, cols, bad[0])
+    return vals.idxmax(axis=1)
 
 # %% ../../nbs/30_cls.labels.ipynb #59d7dff1
+def _found_label_column(df)->str|None:
+    "The first of `LABEL_COLUMNS` among the columns of `df` (None: none is)"
+    return next((c for c in LABEL_COLUMNS if c in df.columns), None)
+
 def _is_onehot(df, label_col=None)->bool:
     "Whether `df` is a one-hot file: no label column asked for or present, and some ISIC class columns"
-    if label_col is not None or any(c in df.columns for c in LABEL_COLUMNS): return False
-    return any(c in ISIC_CLASSES for c in df.columns)
+    return label_col is None and _found_label_column(df) is None and bool(_onehot_columns(df))
 
 # %% ../../nbs/30_cls.labels.ipynb #ddaa33fd
+def _no_label_column(df, path, label_col=None)->LesionDataError:
+    "The error of a file without the label column: the one asked for, else the columns looked for and those present"
+    if label_col: return LesionDataError(f"{path}: no label column ({label_col!r} not found)")
+    return LesionDataError(f"{path}: no label column (looked for {', '.join(LABEL_COLUMNS)}, or ISIC one-hot columns); "
+                           f"columns: {', '.join(df.columns)}")
+
 def _label_column(df, path, label_col=None)->str:
     "The column of the diagnosis: `label_col`, else the first of `LABEL_COLUMNS` present"
-    col = label_col or next((c for c in LABEL_COLUMNS if c in df.columns), None)
+    col = label_col or _found_label_column(df)
     if col in df.columns: return col
-    if label_col: raise LesionDataError(f"{path}: no label column ({label_col!r} not found)")
-    raise LesionDataError(f"{path}: no label column (looked for {', '.join(LABEL_COLUMNS)}, or ISIC one-hot columns); "
-                          f"columns: {', '.join(df.columns)}")
+    raise _no_label_column(df, path, label_col)
 
 # %% ../../nbs/30_cls.labels.ipynb #18ec7e3c
+def _column_labels(df, path, ids:pd.Series, label_col=None)->pd.Series:
+    "The diagnosis of every row from the label column; none may be empty"
+    labels = df[_label_column(df, path, label_col)].str.strip()
+    i = _first_empty(labels)
+    if i is not None: raise LesionDataError(f"{_at(path, i, ids)}: no label")
+    return labels
+
 def _labels_of(df, path, ids, label_col=None)->pd.Series:
     "The diagnosis of every row: from the one-hot columns, or from the label column (none may be empty)"
     if _is_onehot(df, label_col): return _onehot_labels(df, path, _id_column(df, path))
-    labels = df[_label_column(df, path, label_col)].str.strip()
-    empty = np.flatnonzero(labels == '')
-    if empty.size: raise LesionDataError(f"{path}: {_line(empty[0])} (image {ids.iloc[empty[0]]}): no label")
-    return labels
+    return _column_labels(df, path, ids, label_col)
 
 # %% ../../nbs/30_cls.labels.ipynb #46ffb988
+def _lines_of(ids:pd.Series, image:str)->str:
+    "The lines that list `image`"
+    return ', '.join(_line(i) for i in np.flatnonzero(ids == image))
+
+def _duplicate_error(path, ids:pd.Series, dup:pd.Series)->LesionDataError:
+    "The error of a file listing images more than once (`dup`), naming the lines of the first"
+    first = ids[dup].iloc[0]
+    return LesionDataError(f"{path}: image {first} is listed more than once ({_lines_of(ids, first)}); "
+                           f"{int(ids[dup].nunique())} duplicated image(s)")
+
 def _check_unique(path, ids:pd.Series):
     "Refuse an image listed more than once, naming the lines of the first"
     dup = ids.duplicated(keep=False)
-    if not dup.any(): return
-    first = ids[dup].iloc[0]
-    where = ', '.join(_line(i) for i in np.flatnonzero(ids == first))
-    raise LesionDataError(f"{path}: image {first} is listed more than once ({where}); "
-                          f"{int(ids[dup].nunique())} duplicated image(s)")
+    if dup.any(): raise _duplicate_error(path, ids, dup)
 
 # %% ../../nbs/30_cls.labels.ipynb #2bb888c9
+def _unknown_classes(labels:pd.Series, classes)->np.ndarray:
+    "The rows whose label is not one of `classes` (none when `classes` is None)"
+    return np.flatnonzero(~labels.isin(list(classes))) if classes is not None else []
+
+def _class_error(path, ids:pd.Series, labels:pd.Series, classes, i:int)->LesionDataError:
+    "The error of row `i`, whose label is not one of `classes`"
+    return LesionDataError(f"{_at(path, i, ids)}: unknown class {labels.iloc[i]!r}; "
+                           f"expected one of {', '.join(classes)}")
+
 def _check_classes(path, ids:pd.Series, labels:pd.Series, classes=None):
     "Refuse a label that is not one of `classes` (None: any label)"
-    bad = np.flatnonzero(~labels.isin(list(classes))) if classes is not None else []
-    if not len(bad): return
-    i = bad[0]
-    raise LesionDataError(f"{path}: {_line(i)} (image {ids.iloc[i]}): unknown class {labels.iloc[i]!r}; "
-                          f"expected one of {', '.join(classes)}")
+    bad = _unknown_classes(labels, classes)
+    if len(bad): raise _class_error(path, ids, labels, classes, bad[0])
 
 # %% ../../nbs/30_cls.labels.ipynb #8d5681df
+def _known_ids(images)->list:
+    "The image IDs of `images`: a dict image ID → file, or a folder"
+    return list(images if isinstance(images, dict) else list_images(images))
+
+def _images_name(images)->str:
+    "What a message calls `images`: the folder, or 'the images' for a dict"
+    return 'the images' if isinstance(images, dict) else images
+
+def _image_error(path, ids:pd.Series, bad:np.ndarray, images)->LesionDataError:
+    "The error of the rows `bad`, whose image IDs are not in `images`, naming the first"
+    return LesionDataError(f"{path}: {_line(bad[0])}: image {ids.iloc[bad[0]]} is not in {_images_name(images)} "
+                           f"({len(bad)} unknown image ID(s))")
+
 def _check_images(path, ids:pd.Series, images=None):
     "Refuse an image ID that is not in `images` (a folder, or a dict image ID → file; None: any ID)"
     if images is None: return
-    known = images if isinstance(images, dict) else list_images(images)
-    bad = np.flatnonzero(~ids.isin(list(known)))
-    if not bad.size: return
-    where = 'the images' if isinstance(images, dict) else images
-    raise LesionDataError(f"{path}: {_line(bad[0])}: image {ids.iloc[bad[0]]} is not in {where} "
-                          f"({len(bad)} unknown image ID(s))")
+    bad = np.flatnonzero(~ids.isin(_known_ids(images)))
+    if bad.size: raise _image_error(path, ids, bad, images)
 
 # %% ../../nbs/30_cls.labels.ipynb #9d878c1b
+def _check_lesion_column(g:pd.DataFrame, groups):
+    "Refuse a groupings CSV without a `lesion_id` column"
+    if 'lesion_id' not in g.columns: raise LesionDataError(f"{groups}: no 'lesion_id' column")
+
 def _lesion_map(groups)->dict:
     "Image ID → lesion ID of a groupings CSV (`image,lesion_id`)"
     g = _string_csv(groups)
     gid = _id_column(g, groups)
-    if 'lesion_id' not in g.columns: raise LesionDataError(f"{groups}: no 'lesion_id' column")
+    _check_lesion_column(g, groups)
     return dict(zip(_drop_jpg(g[gid]), g['lesion_id'].str.strip()))
 
 # %% ../../nbs/30_cls.labels.ipynb #5202fab9
-def _lesion_ids(df, ids:pd.Series, groups=None)->np.ndarray:
-    "The lesion of every row: its `lesion_id` column, or the groupings CSV `groups`; the image ID where unknown"
-    lesion = df['lesion_id'].str.strip() if 'lesion_id' in df.columns else pd.Series('', index=df.index)
-    if groups is not None: lesion = ids.map(_lesion_map(groups)).fillna('')
+def _lesion_column(df)->pd.Series:
+    "The `lesion_id` column of `df`, stripped (empty where there is none)"
+    return df['lesion_id'].str.strip() if 'lesion_id' in df.columns else pd.Series('', index=df.index)
+
+def _grouped_lesions(ids:pd.Series, groups)->pd.Series:
+    "The lesion of each image from the groupings CSV `groups` (empty where it is not listed)"
+    return ids.map(_lesion_map(groups)).fillna('')
+
+def _or_image(lesion:pd.Series, ids:pd.Series)->np.ndarray:
+    "Each row's lesion ID, or its image ID where it has none"
     return np.where(lesion.to_numpy() == '', ids.to_numpy(), lesion.to_numpy())
 
+def _lesion_ids(df, ids:pd.Series, groups=None)->np.ndarray:
+    "The lesion of every row: its `lesion_id` column, or the groupings CSV `groups`; the image ID where unknown"
+    lesion = _lesion_column(df) if groups is None else _grouped_lesions(ids, groups)
+    return _or_image(lesion, ids)
+
 # %% ../../nbs/30_cls.labels.ipynb #c7996a68
+def _check_rows(path, ids:pd.Series, labels:pd.Series, classes=None, images=None):
+    "Refuse a file with an image listed twice, an unknown class or an image that is not in `images`"
+    _check_unique(path, ids)
+    _check_classes(path, ids, labels, classes)
+    _check_images(path, ids, images)
+
+def _table_classes(labels:pd.DataFrame, classes=None)->list:
+    "The classes of a labels table: `classes`, else those present (`sort_classes`)"
+    return list(classes) if classes is not None else sort_classes(labels.label)
+
+def _labels_table(ids:pd.Series, labels:pd.Series, lesion:np.ndarray, classes=None)->pd.DataFrame:
+    "The table `read_labels` returns, its classes in `attrs`"
+    out = pd.DataFrame({'image_id': ids.to_numpy(), 'label': labels.to_numpy(), 'lesion_id': lesion})
+    out.attrs['classes'] = _table_classes(out, classes)
+    return out
+
 def read_labels(path,            # Labels CSV: ISIC 2018 Task 3 ground truth (one-hot) or `image_id,label`
                 images=None,     # Images folder (or dict image ID → file): every labelled ID must be there
                 classes=None,    # Allowed classes (default: the ones present)
@@ -163,13 +265,8 @@ def read_labels(path,            # Labels CSV: ISIC 2018 Task 3 ground truth (on
     df = _string_csv(path)
     ids = _image_ids(df, path)
     labels = _labels_of(df, path, ids, label_col)
-    _check_unique(path, ids)
-    _check_classes(path, ids, labels, classes)
-    _check_images(path, ids, images)
-    lesion = _lesion_ids(df, ids, groups)
-    out = pd.DataFrame({'image_id': ids.to_numpy(), 'label': labels.to_numpy(), 'lesion_id': lesion})
-    out.attrs['classes'] = list(classes) if classes is not None else sort_classes(out.label)
-    return out
+    _check_rows(path, ids, labels, classes=classes, images=images)
+    return _labels_table(ids, labels, _lesion_ids(df, ids, groups), classes)
 
 # %% ../../nbs/30_cls.labels.ipynb #fc113c4e
 def label_folds(labels:pd.DataFrame, # From `read_labels`

@@ -50,10 +50,17 @@ class MemberInputs:
         return {**self.cfg.as_dict(), 'valid_fold': fold}
 
 # %% ../../nbs/35_cls.train.ipynb #fa74ed87
+def _snapshot_files(kept:dict)->dict:
+    "Stage → the file names of its kept snapshots"
+    return {s: [n for n, _ in v] for s, v in kept.items()}
+
+def _snapshot_scores(kept:dict)->dict:
+    "Stage → the validation balanced accuracies of its kept snapshots, to 6 decimals"
+    return {s: [round(x, 6) for _, x in v] for s, v in kept.items()}
+
 def _snapshot_entries(kept:dict)->dict:
     "The kept snapshots' files and validation balanced accuracies, by stage"
-    return {'snapshots': {s: [n for n, _ in v] for s, v in kept.items()},
-            'snapshot_balanced_accuracy': {s: [round(x, 6) for _, x in v] for s, v in kept.items()}}
+    return {'snapshots': _snapshot_files(kept), 'snapshot_balanced_accuracy': _snapshot_scores(kept)}
 
 # %% ../../nbs/35_cls.train.ipynb #ce0db2ff
 def _made_by()->dict:
@@ -62,6 +69,22 @@ def _made_by()->dict:
     return {'lesion_fastai': lesion_fastai.__version__, 'created': created}
 
 # %% ../../nbs/35_cls.train.ipynb #b72475a6
+def _model_entries(data:MemberInputs)->dict:
+    "What prediction needs to rebuild a member: its classes, architecture, image size and input"
+    return {'classes': list(data.classes), 'arch': data.cfg.arch, 'size': data.cfg.size, 'input': data.cfg.input}
+
+def _valid_ids(table:pd.DataFrame, valid_fold)->list:
+    "The image IDs of fold `valid_fold` (none when it is None)"
+    return list(table.image_id[table.fold == valid_fold]) if valid_fold is not None else []
+
+def _pretrained_weights(learn:Learner)->str|None:
+    "The file of the weights the member started from (None: random weights)"
+    return str(learn.pretrained_weights) if learn.pretrained else None
+
+def _runtime()->dict:
+    "The processor and the torch version a member trained with"
+    return {'machine': platform.processor() or platform.machine(), 'torch': torch.__version__}
+
 def member_config(learn:Learner,       # The trained member
                   data:MemberInputs,   # What it trained on
                   valid_fold,          # The fold that validated it (None: none)
@@ -70,14 +93,11 @@ def member_config(learn:Learner,       # The trained member
                   extra:dict=None,     # More entries (the budget's plan…)
                  )->dict:
     "A member's `config.json`: what prediction needs, the kept snapshots and their scores, its settings"
-    cfg, t = data.cfg, data.table
-    return {**_made_by(), 'classes': list(data.classes), 'arch': cfg.arch, 'size': cfg.size, 'input': cfg.input,
-            **_snapshot_entries(kept), 'stage': cfg.stages()[-1][0], 'valid_fold': valid_fold,
-            'valid_ids': list(t.image_id[t.fold == valid_fold]) if valid_fold is not None else [],
-            'pretrained_weights': str(learn.pretrained_weights) if learn.pretrained else None, 'minutes': minutes,
+    return {**_made_by(), **_model_entries(data), **_snapshot_entries(kept), 'stage': data.cfg.stages()[-1][0],
+            'valid_fold': valid_fold, 'valid_ids': _valid_ids(data.table, valid_fold),
+            'pretrained_weights': _pretrained_weights(learn), 'minutes': minutes,
             'train_config': data.settings_of(valid_fold),   # what `check_finished` compares
-            'machine': platform.processor() or platform.machine(), 'torch': torch.__version__,
-            **data.extra, **(extra or {})}
+            **_runtime(), **data.extra, **(extra or {})}
 
 # %% ../../nbs/35_cls.train.ipynb #462031d6
 class MemberBudget:
@@ -95,15 +115,30 @@ class MemberBudget:
         return self.minutes - ((at or time.time()) - self.started)/60
 
 # %% ../../nbs/35_cls.train.ipynb #7a4fc068
+def _fits(clocks:dict)->list:
+    "Every fit the clocks timed, member by member"
+    return [f for c in clocks.values() for f in c.fits]
+
+def _is_timed(fit:dict)->bool:
+    "Whether a fit's validation pass was timed: it took time and saw images"
+    return fit['valid_secs'] > 0 and bool(fit['n_valid'])
+
+def _model_seconds(timed:list)->float:
+    "Median seconds the model took per validation image and view over the `timed` fits"
+    return np.median([f['valid_model_secs']/f['n_valid'] for f in timed])
+
+def _load_seconds(timed:list)->float:
+    "Median seconds of validation besides the model (loading the images) per image over the `timed` fits"
+    return np.median([(f['valid_secs'] - f['valid_model_secs'])/f['n_valid'] for f in timed])
+
 @patch
 def set_aside(self:MemberBudget, keep:int, # Snapshots each member keeps
               recent:int=3,                # Validation passes it is priced from: the last ones (the load of now)
              )->float:                     # Minutes
     "Minutes kept for after the members: out-of-fold prediction (`keep` snapshots × 8 views), `reserved_min`"
-    timed = [f for c in self.clocks.values() for f in c.fits if f['valid_secs'] > 0 and f['n_valid']][-recent:]
+    timed = [f for f in _fits(self.clocks) if _is_timed(f)][-recent:]
     if not timed: return self.reserved_min
-    model = np.median([f['valid_model_secs']/f['n_valid'] for f in timed])     # seconds per image and view…
-    load = np.median([(f['valid_secs'] - f['valid_model_secs'])/f['n_valid'] for f in timed])  # …and per image
+    model, load = _model_seconds(timed), _load_seconds(timed)
     return self.n_predict*keep*(8*model + load)/60 + self.reserved_min
 
 # %% ../../nbs/35_cls.train.ipynb #d92abe1c
@@ -117,11 +152,25 @@ def member_end(self:MemberBudget,
     return started + 60*(self.left(started) - self.set_aside(keep))/max(members_left, 1)
 
 # %% ../../nbs/35_cls.train.ipynb #659fab64
+def _training_stages(cfg:ClassifyConfig)->list:
+    "The stages (name, image column, cycles) of `cfg` that have cycles"
+    return [s for s in cfg.stages() if s[2] > 0]
+
 def _frozen_cycles(learn:Learner, cfg:ClassifyConfig)->int:
     "Frozen cycles a member adds: one per stage that trains, with ImageNet weights"
-    return len([s for s in cfg.stages() if s[2] > 0]) if learn.pretrained else 0
+    return len(_training_stages(cfg)) if learn.pretrained else 0
 
 # %% ../../nbs/35_cls.train.ipynb #4fec2196
+def _clock_cycles(learn:Learner, cfg:ClassifyConfig)->int:
+    "The cycles a member's clock shares its time among: those of its stages, and the frozen ones"
+    return sum(c for *_, c in _training_stages(cfg)) + _frozen_cycles(learn, cfg)
+
+@patch
+def _clock_line(self:MemberBudget, name:str, cycles:int, end:float, started:float)->str:
+    "Member `name`'s cycles and the share of the budget it ends at, in one line"
+    return (f"member {name} ({len(self.clocks)} of {self.members}): {cycles} cycles by the clock, "
+            f"{(end - started)/60:.1f} of the {self.left(started):.1f} minutes left")
+
 @patch
 def clock(self:MemberBudget,
           learn:Learner,      # The member's learner, built and not trained yet
@@ -130,30 +179,45 @@ def clock(self:MemberBudget,
           started:float,      # `time.time()` when the member started
          )->CycleClock:       # Shares the member's time among its cycles, frozen ones included
     "The `CycleClock` of member `name`, ending at its share of the budget (`member_end`); logged in one line"
-    cycles = sum(c for *_, c in cfg.stages() if c > 0) + _frozen_cycles(learn, cfg)
+    cycles = _clock_cycles(learn, cfg)
     end = partial(self.member_end, started, self.members - len(self.clocks), cfg.keep)
     self.clocks[name], self.starts[name] = CycleClock(end, cycles), started
-    self.log(f"member {name} ({len(self.clocks)} of {self.members}): {cycles} cycles by the clock, "
-             f"{(end() - started)/60:.1f} of the {self.left(started):.1f} minutes left")
+    self.log(self._clock_line(name, cycles, end=end(), started=started))
     return self.clocks[name]
 
 # %% ../../nbs/35_cls.train.ipynb #24e556f1
+def _epochs(clock:CycleClock)->float:
+    "The epochs trained by the fits `clock` timed"
+    return sum(f['epochs'] for f in clock.fits)
+
+@patch
+def _share(self:MemberBudget, name:str)->float:
+    "Minutes of member `name`'s share of the budget"
+    return (self.clocks[name].end() - self.starts[name])/60
+
+def _clock_record(clock:CycleClock, epochs:float, share:float)->dict:
+    "What a member's config.json records of its clock: epochs, share of the budget (rounded) and the fits"
+    return {'clock': {'epochs': round(epochs, 2), 'share_minutes': round(share, 2), 'cycles': clock.fits}}
+
 @patch
 def done(self:MemberBudget, name:str, # The member `clock` timed
          minutes:float,               # How long it took
         )->dict:                      # What its config.json records of the clock
     "Log member `name`'s epochs and time against its share"
     c = self.clocks[name]
-    epochs, share = sum(f['epochs'] for f in c.fits), (c.end() - self.starts[name])/60
+    epochs, share = _epochs(c), self._share(name)
     self.log(f"member {name}: {epochs:.1f} epochs in {minutes:.1f} min (its share {share:.1f})")
-    return {'clock': {'epochs': round(epochs, 2), 'share_minutes': round(share, 2), 'cycles': c.fits}}
+    return _clock_record(c, epochs, share)
 
 # %% ../../nbs/35_cls.train.ipynb #99485c6e
+def _training_rows(table:pd.DataFrame, valid_fold)->pd.Series:
+    "The labels a member trains on: those of every fold but `valid_fold` (all of them when it is None)"
+    return table.label[table.fold != valid_fold] if valid_fold is not None else table.label
+
 def _loss_weight(data:MemberInputs, valid_fold)->torch.Tensor|None:
     "The class weights of the training rows (`balance='weights'`), or None"
     if data.cfg.balance != 'weights': return None
-    t = data.table
-    return class_weights(t.label[t.fold != valid_fold] if valid_fold is not None else t.label, data.classes)
+    return class_weights(_training_rows(data.table, valid_fold), data.classes)
 
 # %% ../../nbs/35_cls.train.ipynb #70905dcf
 def _member_loaders(data:MemberInputs, valid_fold)->partial:
@@ -163,6 +227,10 @@ def _member_loaders(data:MemberInputs, valid_fold)->partial:
                    oversample=cfg.balance == 'oversample', seed=cfg.seed)
 
 # %% ../../nbs/35_cls.train.ipynb #0c40574f
+def _first_input(cfg:ClassifyConfig)->str:
+    "The input (image column) of the first stage that has cycles"
+    return next(x for _, x, n in cfg.stages() if n > 0)
+
 def _run_stages(learn:Learner, cfg:ClassifyConfig, dls:partial, first:str, folder:Path, log=print,
                 clock:CycleClock=None)->dict:
     "Train the stages of `cfg` that have cycles, each on its input (by `clock` under a budget); stage → kept snapshots"
@@ -174,13 +242,38 @@ def _run_stages(learn:Learner, cfg:ClassifyConfig, dls:partial, first:str, folde
     return kept
 
 # %% ../../nbs/35_cls.train.ipynb #458a7441
+def _earlier_snapshots(kept:dict, last:str)->list:
+    "The files of the snapshots kept by the stages before `last`"
+    return [name for s, v in kept.items() if s != last for name, _ in v]
+
 def _keep_stages(kept:dict, folder:Path, last:str, keep_stages:bool=False)->dict:
     "The kept snapshots of the `last` stage (of every stage with `keep_stages`); the other files deleted"
     if keep_stages: return kept
-    for name, _ in [x for s, v in kept.items() if s != last for x in v]: (folder/name).unlink()
+    for name in _earlier_snapshots(kept, last): (folder/name).unlink()
     return {s: v for s, v in kept.items() if s == last}
 
 # %% ../../nbs/35_cls.train.ipynb #b985a7a8
+def _new_member(data:MemberInputs, out:Path, valid_fold, dls:partial, log=print, progress:bool=True)->Learner:
+    "The member's learner on the input of its first stage, seeded, with its `snapshots` folder made"
+    (out/'snapshots').mkdir(parents=True, exist_ok=True)
+    set_seed(data.cfg.seed, reproducible=False)
+    weight = _loss_weight(data, valid_fold)
+    return member_learner(dls(x_col=_first_input(data.cfg)), data.cfg, out, weight, log, progress)
+
+def _train_stages(learn:Learner, data:MemberInputs, dls:partial, folder:Path, log=print,
+                  clock:CycleClock=None)->dict:
+    "Train the member's stages (`_run_stages`); the snapshots it keeps (`_keep_stages`)"
+    cfg = data.cfg
+    kept = _run_stages(learn, cfg, dls, _first_input(cfg), folder, log, clock)
+    return _keep_stages(kept, folder, cfg.stages()[-1][0], data.keep_stages)
+
+def _export_member(learn:Learner, data:MemberInputs, valid_fold, kept:dict, name:str, started:float,
+                   budget:MemberBudget=None):
+    "Export the trained member with its `config.json` (`member_config`), its time logged against its share"
+    minutes = round((time.time() - started)/60, 2)
+    timed = budget.done(name, minutes) if budget else {}
+    learn.member_config = export_model(learn, member_config(learn, data, valid_fold, kept, minutes, extra=timed))
+
 def train_member(data:MemberInputs,       # What the members train on
                  out,                     # Member folder to create
                  valid_fold=0,            # Fold held out (None: train on every row)
@@ -188,20 +281,21 @@ def train_member(data:MemberInputs,       # What the members train on
                  log=print, progress:bool=True,
                 )->Learner:
     "Train one classifier member (SnapEsem, then CropBest) on every fold but `valid_fold`, and save it to `out`"
-    out, t0, cfg = Path(out), time.time(), data.cfg
-    (out/'snapshots').mkdir(parents=True, exist_ok=True)
-    set_seed(cfg.seed, reproducible=False)
-    dls, first = _member_loaders(data, valid_fold), next(x for _, x, n in cfg.stages() if n > 0)
-    learn = member_learner(dls(x_col=first), cfg, out, _loss_weight(data, valid_fold), log, progress)
-    clock = budget.clock(learn, cfg, out.name, t0) if budget else None
-    kept = _run_stages(learn, cfg, dls, first, out/'snapshots', log, clock)
-    kept = _keep_stages(kept, out/'snapshots', cfg.stages()[-1][0], data.keep_stages)
-    minutes = round((time.time() - t0)/60, 2)
-    timed = budget.done(out.name, minutes) if budget else {}
-    learn.member_config = export_model(learn, member_config(learn, data, valid_fold, kept, minutes, extra=timed))
+    out, t0 = Path(out), time.time()
+    dls = _member_loaders(data, valid_fold)
+    learn = _new_member(data, out, valid_fold, dls, log=log, progress=progress)
+    clock = budget.clock(learn, data.cfg, out.name, t0) if budget else None
+    kept = _train_stages(learn, data, dls, out/'snapshots', log=log, clock=clock)
+    _export_member(learn, data, valid_fold, kept, name=out.name, started=t0, budget=budget)
     return learn
 
 # %% ../../nbs/35_cls.train.ipynb #e38f464f
+def _train_single(d:Path, valid_fold:int, train_one, settings_of, restart:bool=False, log=print)->Path:
+    "Train the single member in `d`, validated on `valid_fold`, unless it finished with the same settings"
+    if not restart and check_finished(d, settings_of(valid_fold)): log(f"model: finished member in {d}, kept")
+    else: train_one(valid_fold, d)
+    return d
+
 def train_members(out,               # Classifier folder
                   folds:int|None,    # One member per fold (None: a single member)
                   valid_fold:int,    # With `folds=None`: the fold that validates it
@@ -210,10 +304,7 @@ def train_members(out,               # Classifier folder
                   restart:bool=False, log=print)->list: # The members' folders
     "Train the members that are not finished with the same settings: `out/fold<f>` (`train_folds`) or `out/model`"
     if folds: return train_folds(out, range(folds), train_one, settings_of, restart=restart, log=log)
-    d = Path(out)/'model'
-    if not restart and check_finished(d, settings_of(valid_fold)): log(f"model: finished member in {d}, kept")
-    else: train_one(valid_fold, d)
-    return [d]
+    return [_train_single(Path(out)/'model', valid_fold, train_one, settings_of, restart=restart, log=log)]
 
 # %% ../../nbs/35_cls.train.ipynb #1eda958b
 @dataclass
@@ -257,94 +348,175 @@ def validation(self:TrainingPlan)->str:
     return 'out of fold' if self.folds else f'validation fold {self.valid_fold}'
 
 # %% ../../nbs/35_cls.train.ipynb #96762aa5
+def _entries(d:dict, names:set, inside:bool=True)->dict:
+    "The entries of `d` whose key is in `names` (not in `names` with `inside=False`)"
+    return {k: v for k, v in d.items() if (k in names) == inside}
+
 def split_settings(images, labels, out, **kwargs)->tuple:
     "(`TrainingPlan`, `ClassifyConfig`) of `train_classifier`'s arguments: the plan's fields, the rest the settings"
     names = {f.name for f in fields(TrainingPlan)}
-    plan = TrainingPlan(images, labels, out, **{k: v for k, v in kwargs.items() if k in names})
-    return plan, ClassifyConfig(**{k: v for k, v in kwargs.items() if k not in names})
+    plan = TrainingPlan(images, labels, out, **_entries(kwargs, names))
+    return plan, ClassifyConfig(**_entries(kwargs, names, inside=False))
 
 # %% ../../nbs/35_cls.train.ipynb #931a0777
-def _training_labels(plan:TrainingPlan, cfg:ClassifyConfig, files:dict)->pd.DataFrame:
-    "The labels (`read_labels`) with a lesion-grouped `fold`, checked for what training needs"
-    lab = read_labels(plan.labels, images=files, classes=plan.classes, label_col=plan.label_col, groups=plan.groups)
-    classes = lab.attrs['classes']
+def _check_classes(plan:TrainingPlan, classes:list):
+    "Refuse labels of a single class"
     if len(classes) < 2:
         raise LesionDataError(f"{plan.labels}: only one class ({classes[0]}); a classifier needs at least two")
+
+def _check_crop_source(plan:TrainingPlan, cfg:ClassifyConfig):
+    "Refuse crops without masks or a segmentation model to cut them by"
     if cfg.input == 'crop' and plan.masks is None and plan.seg_model is None:
         raise LesionDataError("crops need masks: give masks= (a folder of masks) or seg_model= "
                               "(a segmentation model folder), or input='full'")
+
+def _training_labels(plan:TrainingPlan, cfg:ClassifyConfig, files:dict)->pd.DataFrame:
+    "The labels (`read_labels`) with a lesion-grouped `fold`, checked for what training needs"
+    lab = read_labels(plan.labels, images=files, classes=plan.classes, label_col=plan.label_col, groups=plan.groups)
+    _check_classes(plan, lab.attrs['classes'])
+    _check_crop_source(plan, cfg)
     lab['fold'] = label_folds(lab, k=plan.folds or plan.k, seed=cfg.seed)
     return lab
 
 # %% ../../nbs/35_cls.train.ipynb #a1231f45
+def _class_counts(lab:pd.DataFrame, classes:list)->pd.Series:
+    "The images of each class of `lab`, in the order of `classes`"
+    return lab.label.value_counts()[classes]
+
+def _counts_text(counts:pd.Series)->str:
+    "Each class and its number of images, in one line"
+    return ', '.join(f'{c} {n}' for c, n in counts.items())
+
+def _split_text(plan:TrainingPlan)->str:
+    "How the members split the labels: KFoldCrop's folds, or the fold that validates the one member"
+    if plan.folds: return f'KFoldCrop, {plan.folds} folds'
+    return f'one member, fold {plan.valid_fold} of {plan.k} validates'
+
 def _labels_line(lab:pd.DataFrame, plan:TrainingPlan)->str:
     "The labels and how the members split them, in one line"
-    counts = ', '.join(f'{c} {n}' for c, n in lab.label.value_counts()[lab.attrs['classes']].items())
-    one = f'one member, fold {plan.valid_fold} of {plan.k} validates'
-    split = f'KFoldCrop, {plan.folds} folds' if plan.folds else one
-    return f"{len(lab)} labelled images: {counts}; {lab.lesion_id.nunique()} lesions; {split}"
+    counts = _counts_text(_class_counts(lab, lab.attrs['classes']))
+    return f"{len(lab)} labelled images: {counts}; {lab.lesion_id.nunique()} lesions; {_split_text(plan)}"
 
 # %% ../../nbs/35_cls.train.ipynb #fec577ba
+def _seg_model_path(plan:TrainingPlan, cfg:ClassifyConfig)->str|None:
+    "The segmentation model the crops are cut by, resolved (None: masks given, or whole images)"
+    return str(Path(plan.seg_model).resolve()) if plan.seg_model and cfg.input == 'crop' else None
+
 def _member_extra(plan:TrainingPlan, cfg:ClassifyConfig)->dict:
     "What every member's config.json adds: the crop settings and the segmentation model it was cropped by"
-    seg_model = str(Path(plan.seg_model).resolve()) if plan.seg_model and cfg.input == 'crop' else None
-    return {'crop_settings': crop_settings(plan.crop), 'seg_model': seg_model}
+    return {'crop_settings': crop_settings(plan.crop), 'seg_model': _seg_model_path(plan, cfg)}
 
 # %% ../../nbs/35_cls.train.ipynb #9c3bebbf
+def _member_crops(plan:TrainingPlan, cfg:ClassifyConfig, files:dict, lab:pd.DataFrame, crop_settings:dict,
+                  log=print, progress:bool=True)->pd.DataFrame:
+    "The cached crops (`lesion_crops`) and whole images of the labelled images"
+    by_crop = cfg.input == 'crop'
+    return lesion_crops({i: files[i] for i in lab.image_id}, plan.masks if by_crop else None,
+                        plan.seg_model if by_crop else None, crop_settings, plan.cache, log, progress)
+
 def member_inputs(plan:TrainingPlan, cfg:ClassifyConfig, log=print, progress:bool=True)->tuple:
     "(the labels with their `fold`, the `MemberInputs`): the checked labels and their cached crops and whole images"
-    files, by_crop = list_images(plan.images), cfg.input == 'crop'
+    files = list_images(plan.images)
     lab = _training_labels(plan, cfg, files)
     log(_labels_line(lab, plan))
     extra = _member_extra(plan, cfg)
-    crops = lesion_crops({i: files[i] for i in lab.image_id}, plan.masks if by_crop else None,
-                         plan.seg_model if by_crop else None, extra['crop_settings'], plan.cache, log, progress)
+    crops = _member_crops(plan, cfg, files, lab, extra['crop_settings'], log=log, progress=progress)
     return lab, MemberInputs(lab.merge(crops, on='image_id'), lab.attrs['classes'], cfg, extra, plan.keep_stages)
 
 # %% ../../nbs/35_cls.train.ipynb #a6217b00
+def _fold_images(table:pd.DataFrame, folds:list)->int:
+    "How many images of `table` the `folds` hold"
+    return int(table.fold.isin(folds).sum())
+
 def _retrain_member(fold, folder:Path, data:MemberInputs, budget:MemberBudget=None, log=print, progress=True)->Learner:
     "Train the member in `folder`, validated on `fold`, from scratch (an unfinished or outdated folder is removed)"
     shutil.rmtree(folder, ignore_errors=True)
-    log(f"member {folder.name}: validated on fold {fold} ({int((data.table.fold == fold).sum())} images)")
+    log(f"member {folder.name}: validated on fold {fold} ({_fold_images(data.table, [fold])} images)")
     return train_member(data, folder, fold, budget=budget, log=log, progress=progress)
 
 # %% ../../nbs/35_cls.train.ipynb #25985e02
+def _members_todo(plan:TrainingPlan, data:MemberInputs, members:list)->list:
+    "The `members` (folds) not finished with the same settings, or all of them with `restart`"
+    return [f for f in members if plan.restart or not check_finished(plan.member_dir(f), data.settings_of(f))]
+
+def _reserved_minutes(plan:TrainingPlan, data:MemberInputs)->float:
+    "Minutes set aside for the dermoscopic features: a KFoldCrop classifier fits its hybrid"
+    return feature_minutes(data.table) if len(plan.predicted) > 1 else 0.
+
 def member_budget(plan:TrainingPlan, data:MemberInputs, members:list, log=print)->MemberBudget|None:
     "The `MemberBudget` of `members` (folds) still to train (None without `minutes`); the features' time set aside"
     if not data.cfg.minutes: return None
-    todo = [f for f in members if plan.restart or not check_finished(plan.member_dir(f), data.settings_of(f))]
-    reserved = feature_minutes(data.table) if len(plan.predicted) > 1 else 0.   # a KFoldCrop classifier fits its hybrid
-    n_predict = int(data.table.fold.isin(plan.predicted).sum())
-    return MemberBudget(data.cfg.minutes, len(todo), n_predict, started=plan.started, reserved_min=reserved, log=log)
+    todo = _members_todo(plan, data, members)
+    return MemberBudget(data.cfg.minutes, len(todo), _fold_images(data.table, plan.predicted), started=plan.started,
+                        reserved_min=_reserved_minutes(plan, data), log=log)
+
+def _member_trainer(plan:TrainingPlan, data:MemberInputs, members:list, log=print, progress:bool=True)->partial:
+    "`train_one(fold, folder)`: retrains a member under the budget of `members` (`member_budget`)"
+    budget = member_budget(plan, data, members, log=log)
+    return partial(_retrain_member, data=data, budget=budget, log=log, progress=progress)
 
 # %% ../../nbs/35_cls.train.ipynb #34a9ee4d
+def _mode(plan:TrainingPlan, cfg:ClassifyConfig)->str:
+    "The kind of classifier: KFoldCrop, CropBest or full image"
+    by_crop = cfg.input == 'crop'
+    return 'kfoldcrop' if plan.folds and by_crop else 'cropbest' if by_crop else 'full'
+
+def _valid_entry(plan:TrainingPlan, scores:dict)->dict:
+    "What the members' validation was, on how many images, and its balanced accuracy (with TTA)"
+    return {'what': plan.validation, 'n_images': scores['n_images'], 'balanced_accuracy': scores['balanced_accuracy'],
+            'tta': True}
+
+def _run_minutes(plan:TrainingPlan)->float:
+    "Minutes since the run started, to 2 decimals"
+    return round((time.time() - plan.started)/60, 2)
+
 def classifier_info(plan:TrainingPlan, lab:pd.DataFrame, data:MemberInputs, scores:dict)->dict:
     "What `classifier.json` records of a training run: the mode, folds, labels, crop settings, score, time and budget"
-    cfg, by_crop = data.cfg, data.cfg.input == 'crop'
-    valid = {'what': plan.validation, 'n_images': scores['n_images'], 'balanced_accuracy': scores['balanced_accuracy'],
-             'tta': True}
-    return {'mode': 'kfoldcrop' if plan.folds and by_crop else 'cropbest' if by_crop else 'full', 'folds': plan.folds,
-            'k': plan.folds or plan.k, 'seed': cfg.seed, **data.extra, 'labels': str(Path(plan.labels).resolve()),
-            'n_images': len(lab), 'class_counts': lab.label.value_counts()[data.classes].to_dict(), 'valid': valid,
-            'budget_minutes': cfg.minutes, 'train_minutes': round((time.time() - plan.started)/60, 2)}
+    cfg = data.cfg
+    return {'mode': _mode(plan, cfg), 'folds': plan.folds, 'k': plan.folds or plan.k, 'seed': cfg.seed, **data.extra,
+            'labels': str(Path(plan.labels).resolve()), 'n_images': len(lab),
+            'class_counts': _class_counts(lab, data.classes).to_dict(), 'valid': _valid_entry(plan, scores),
+            'budget_minutes': cfg.minutes, 'train_minutes': _run_minutes(plan)}
 
 # %% ../../nbs/35_cls.train.ipynb #c59f0f41
+def _score_oof(oof:pd.DataFrame, classes:list)->dict:
+    "The scores (`score_predictions`) of out-of-fold predictions against their labels"
+    return score_predictions(oof.label, oof[classes].to_numpy(), classes)
+
 def oof_scores(clf:Classifier, plan:TrainingPlan, data:MemberInputs)->tuple:
     "(predictions, scores) of the members on the folds they validate on, written to `oof.csv` and `scores.json`"
     oof = clf.oof_predictions(data.table, plan.predicted)
     oof.to_csv(plan.out/'oof.csv')
-    s = score_predictions(oof.label, oof[data.classes].to_numpy(), data.classes)
+    s = _score_oof(oof, data.classes)
     save_scores(s, data.classes, plan.out, f"{plan.out.name}: {plan.validation}")
     return oof, s
 
 # %% ../../nbs/35_cls.train.ipynb #77994b67
+def _sensitivities(s:dict)->str:
+    "Each class's sensitivity, to 3 decimals"
+    return ', '.join(f'{c} sensitivity {r.sensitivity:.3f}' for c, r in s['per_class'].iterrows())
+
 def _scores_line(s:dict, plan:TrainingPlan)->str:
     "The balanced accuracy and each class's sensitivity, in one line"
-    per_class = ', '.join(f'{c} sensitivity {r.sensitivity:.3f}' for c, r in s['per_class'].iterrows())
     return (f"{plan.validation} ({s['n_images']} images, 8-way TTA): balanced accuracy {s['balanced_accuracy']:.4f}; "
-            f"{per_class}; classifier in {plan.out}")
+            f"{_sensitivities(s)}; classifier in {plan.out}")
 
 # %% ../../nbs/35_cls.train.ipynb #9f16cbff
+def _members_classifier(paths:list)->Classifier:
+    "The classifier of the member folders `paths`, predicting with 8-way TTA"
+    return Classifier([load_classifier_member(p) for p in paths], tta=True, paths=paths)
+
+def _save_classifier(clf:Classifier, plan:TrainingPlan, lab:pd.DataFrame, data:MemberInputs, oof:pd.DataFrame,
+                     scores:dict, log=print):
+    "Fit the hybrid on the out-of-fold predictions, then write the classifier's folder with its `classifier.json`"
+    hybrid = fit_classifier_hybrid(plan.out, data.table, oof, data.classes, plan.folds, log=log)
+    clf.info = {**classifier_info(plan, lab, data, scores), 'hybrid': hybrid}  # the hybrid's time counted
+    clf.save(plan.out)
+
+def _budget_line(clf:Classifier, cfg:ClassifyConfig)->str:
+    "The minutes the run took against its budget"
+    return f"run: {clf.info['train_minutes']:.1f} of the {cfg.minutes:g} budgeted minutes"
+
 @locks_output
 @delegates(TrainingPlan, keep=True)
 def train_classifier(images,          # Folder of images
@@ -357,39 +529,43 @@ def train_classifier(images,          # Folder of images
     plan, cfg = split_settings(images, labels, out, **kwargs)
     lab, data = member_inputs(plan, cfg, log=log, progress=progress)
     plan.out.mkdir(parents=True, exist_ok=True)
-    budget = member_budget(plan, data, plan.predicted, log=log)
-    train_one = partial(_retrain_member, data=data, budget=budget, log=log, progress=progress)
+    train_one = _member_trainer(plan, data, plan.predicted, log=log, progress=progress)
     paths = train_members(plan.out, plan.folds, plan.valid_fold, train_one, data.settings_of, plan.restart, log)
-    clf = Classifier([load_classifier_member(p) for p in paths], tta=True, paths=paths)
+    clf = _members_classifier(paths)
     oof, s = oof_scores(clf, plan, data)
-    hybrid = fit_classifier_hybrid(plan.out, data.table, oof, data.classes, plan.folds, log=log)
-    clf.info = {**classifier_info(plan, lab, data, s), 'hybrid': hybrid}  # the hybrid's time counted
-    clf.save(plan.out)
+    _save_classifier(clf, plan, lab, data, oof=oof, scores=s, log=log)
     log(_scores_line(s, plan))
-    if cfg.minutes: log(f"run: {clf.info['train_minutes']:.1f} of the {cfg.minutes:g} budgeted minutes")
+    if cfg.minutes: log(_budget_line(clf, cfg))
     return clf
 
 # %% ../../nbs/35_cls.train.ipynb #42713b26
+def _my_members(plan:TrainingPlan, state)->list:
+    "The folds of this process's members: every `num_processes`-th, from its `process_index`"
+    return plan.predicted[state.process_index::state.num_processes]
+
 def _train_share(plan:TrainingPlan, cfg:ClassifyConfig, log=print, progress:bool=True):
     "Train this process's members (folds `process_index`, `process_index + num_processes`, …) on the main's table"
     state = process_state()
     _, data = from_main(member_inputs, plan, cfg, log=log, progress=progress)
     plan.out.mkdir(parents=True, exist_ok=True)
-    mine = plan.predicted[state.process_index::state.num_processes]
-    budget = member_budget(plan, data, mine, log=log)
-    train_one = partial(_retrain_member, data=data, budget=budget, log=log, progress=False)
+    mine = _my_members(plan, state)
+    train_one = _member_trainer(plan, data, mine, log=log, progress=False)
     with alone(): train_folds(plan.out, mine, train_one, data.settings_of, log=log)
     state.wait_for_everyone()
 
 # %% ../../nbs/35_cls.train.ipynb #2d9dd782
+def _check_parallel_folds(folds:int|None):
+    "Refuse fewer than two folds: there would be a single member to spread"
+    if not folds or folds < 2:
+        raise ValueError(f"folds={folds}: members in parallel need at least 2 folds (one member: `train_classifier`)")
+
 @delegates(train_classifier, but='k,valid_fold,restart,started')
 def train_classifier_parallel(images, labels, out,
                               folds:int=5,          # KFoldCrop members, spread over the processes
                               log=print, progress:bool=True,
                               **kwargs)->Classifier|None: # The classifier in the main process (None in the others)
     "`train_classifier` with its KFoldCrop members spread over the processes of `accelerate launch`"
-    if not folds or folds < 2:
-        raise ValueError(f"folds={folds}: members in parallel need at least 2 folds (one member: `train_classifier`)")
+    _check_parallel_folds(folds)
     state, clf, t0 = process_state(), None, time.time()        # every process plans its members from one budget
     kwargs = {**kwargs, 'folds': folds, 'started': t0}
     if state.num_processes > 1: _train_share(*split_settings(images, labels, out, **kwargs), log=log, progress=progress)
