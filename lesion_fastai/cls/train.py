@@ -133,10 +133,11 @@ def _load_seconds(timed:list)->float:
 
 @patch
 def set_aside(self:MemberBudget, keep:int, # Snapshots each member keeps
-              recent:int=3,                # Validation passes it is priced from: the last ones (the load of now)
+              recent:int|None=None,        # Validation passes it is priced from: the last ones; None: all
              )->float:                     # Minutes
     "Minutes kept for after the members: out-of-fold prediction (`keep` snapshots × 8 views), `reserved_min`"
-    timed = [f for f in _fits(self.clocks) if _is_timed(f)][-recent:]
+    timed = [f for f in _fits(self.clocks) if _is_timed(f)]
+    timed = timed[-recent:] if recent else timed
     if not timed: return self.reserved_min
     model, load = _model_seconds(timed), _load_seconds(timed)
     return self.n_predict*keep*(8*model + load)/60 + self.reserved_min
