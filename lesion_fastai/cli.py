@@ -94,6 +94,10 @@ def cli_demo(**kwargs):
     run_demo(**kwargs)
 
 # %% ../nbs/90_cli.ipynb #e09c5983
+def _data_warnings(w:list)->list:
+    "The messages of the `LesionDataWarning`s among the recorded warnings `w`"
+    return [str(x.message) for x in w if issubclass(x.category, LesionDataWarning)]
+
 def scorer_notes(mask, # A mask file
                 )->list:
     "What the official scorer would say of one mask file: its refusal, or its warnings"
@@ -103,7 +107,7 @@ def scorer_notes(mask, # A mask file
             warnings.simplefilter('always')
             scorer_mask(mask)
     except LesionDataError as e: return [str(e)]
-    return [str(x.message) for x in w if issubclass(x.category, LesionDataWarning)]
+    return _data_warnings(w)
 
 # %% ../nbs/90_cli.ipynb #a0516abd
 def _warned(notes:list)->bool:
@@ -308,6 +312,10 @@ def evaluate_options(csv:str|None=None, # Write the per-image scores here
     "What `lesion_fastai evaluate` passes on to `evaluate`"
 
 # %% ../nbs/90_cli.ipynb #67c88397
+def _read_options(kwargs:dict)->dict:
+    "The options of `evaluate` given that say how to read masks: the statistics read them the same way"
+    return {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+
 @cli_command()
 @delegates(evaluate_options)
 def cli_evaluate(truth:str,        # Folder of truth masks
@@ -321,7 +329,7 @@ def cli_evaluate(truth:str,        # Folder of truth masks
     "Score predicted masks against truth masks exactly as the official ISIC scorer does (Task 1)"
     from lesion_fastai.evaluation import evaluate, format_scores, statistics_report, format_statistics
     scores = evaluate(truth, pred, **kwargs)
-    read = {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+    read = _read_options(kwargs)
     stats = statistics_report(truth, pred, ci=ci, compare=compare, groups=groups, seed=seed, **read)
     print(dumps({**scores, **stats}) if json else format_scores(scores) + format_statistics(stats))
 
@@ -433,22 +441,29 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
     print(classify_summary(rep, out))
 
 # %% ../nbs/90_cli.ipynb #a009b13e
+def _task3_json(s:dict, stats:dict)->str:
+    "`classify-evaluate --json`: the scores and the statistics as one JSON object"
+    head = dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
+                per_class=s['per_class'].to_dict(orient='index'))
+    return dumps({**head, **stats})                             # with --ci, the per-class intervals replace the figures
+
 def task3_report(s:dict,          # From `score_task3`
                  stats:dict=None, # From `task3_statistics` (intervals, a comparison), or None
                  json:bool=False, # One JSON object rather than a table
                 )->str:
     "What `classify-evaluate` prints: the balanced accuracy, each class's figures, and the intervals if any"
     from lesion_fastai.evaluation import format_task3_statistics
-    per_class = s['per_class']
     stats = stats or {}
-    if json:
-        head = dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
-                    per_class=per_class.to_dict(orient='index'))
-        return dumps({**head, **stats})                             # with --ci, the per-class intervals replace the figures
+    if json: return _task3_json(s, stats)
     head = f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n"
-    return f"{head}\n{per_class.round(4).to_string()}{format_task3_statistics(stats)}"
+    return f"{head}\n{s['per_class'].round(4).to_string()}{format_task3_statistics(stats)}"
 
 # %% ../nbs/90_cli.ipynb #c6973380
+def _refuse_folders(*files):
+    "Refuse a folder given where a CSV file is expected"
+    for f in files:
+        if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
+
 @cli_command()
 def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class columns
                           pred:str,         # Prediction CSV: image and the same class columns
@@ -457,8 +472,7 @@ def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class
                           seed:int=0,       # Seed of the bootstrap
                           json:bool=False): # Print one JSON object
     "Score a Task 3 prediction CSV against a truth CSV (ISIC Task 3 rules)"
-    for f in (truth, pred, *([compare] if compare else [])):
-        if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
+    _refuse_folders(truth, pred, *([compare] if compare else []))
     from lesion_fastai.metrics import score_task3
     from lesion_fastai.evaluation import task3_statistics
     stats = task3_statistics(truth, pred, ci=ci, compare=compare, seed=seed)

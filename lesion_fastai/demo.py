@@ -154,18 +154,22 @@ def _outline(rng, xx, yy, s)->tuple:
     return _ss((1 - rho)/_edge_width(rng) + .5), rho, r0
 
 # %% ../nbs/80_demo.ipynb #b52220a7
-def _mottle(rng, sh, r0:float, s:float):
+def _mottle(rng, sh, r0, s):
     "Factor (H,W) mottling the pigment, at the lesion's scale and a fine one"
     return 1 + .3*_noise(rng, sh, r0/2) + .1*_noise(rng, sh, 2.5*s)
 
-def _regression(rng, sh, r0:float):
+def _regression(rng, sh, r0):
     "Factor (H,W) of a whitish regression area"
     return 1 - .5*_ss(_noise(rng, sh, r0/2) - .7)
+
+def _darkness(rng, inner):
+    "Light to dark brown (H,W), darker or lighter towards the lesion's centre (`inner`)"
+    return rng.uniform(.55, 1.8)*(1 + rng.uniform(-.3, 1.2)*inner)
 
 def _density(rng, inner, r0:float, s:float)->np.ndarray:
     "Melanin density (H,W): light to dark brown, mottled, sometimes with a whitish regression area"
     mottle = _mottle(rng, inner.shape, r0, s)
-    dens = rng.uniform(.55, 1.8)*(1 + rng.uniform(-.3, 1.2)*inner)*np.clip(mottle, .5, None)  # light..dark brown
+    dens = _darkness(rng, inner)*np.clip(mottle, .5, None)
     if rng.random() < .2:
         dens *= _regression(rng, inner.shape, r0)
     return dens
@@ -186,7 +190,7 @@ def _vascular(rng, alpha, r0:float)->np.ndarray:
     return _absorbance(alpha*rng.uniform(.2, .6)*_ss(.7*_noise(rng, alpha.shape, r0/2)), np.float32([.1, .8, .6]))
 
 # %% ../nbs/80_demo.ipynb #686cc967
-def _net_lines(rng, shape, s:float):
+def _net_lines(rng, shape, s):
     "The network's lines (H,W): ridges 4 to 7 `s` apart"
     return _ridges(rng, shape, rng.uniform(4, 7)*s, .6)
 
@@ -218,11 +222,15 @@ def _impulses(shape, rows, cols):
     np.add.at(imp, (rows, cols), 1)
     return imp
 
+def _blobs(rng, imp, sg):
+    "The impulses `imp` blurred into Gaussian blobs `sg` px across, of a random strength"
+    return rng.uniform(.5, 1.5)*2*np.pi*sg**2*gaussian_filter(imp, sg)
+
 def _dots(rng, rho, r0, s, mel)->np.ndarray:
     "Absorbance (H,W,3) of dark dots and globules, clustered inside the lesion"
     imp = _impulses(rho.shape, *_dot_sites(rng, rho, r0))
     sg = rng.uniform(.5, 1.4)*s
-    return _absorbance(rng.uniform(.5, 1.5)*2*np.pi*sg**2*gaussian_filter(imp, sg), mel)
+    return _absorbance(_blobs(rng, imp, sg), mel)
 
 # %% ../nbs/80_demo.ipynb #dac8eb38
 def _melanin(rng):
@@ -280,11 +288,14 @@ def _strand(rng, W:int, H:int, t)->np.ndarray:
     return _bezier(p0, p1, p2, p3, t)
 
 # %% ../nbs/80_demo.ipynb #ff7eb364
+def _hair_width(rng, s):
+    "A hair's width in px: 0.6 to 1.8 `s`, at least 1"
+    return max(1, round(rng.uniform(.6, 1.8)*s))
+
 def _draw_strand(rng, dr, W, H, s, t):
     "Draw one hair on `dr`, of a random grey and width"
     pts = _strand(rng, W, H, t)
-    dr.line([tuple(p) for p in pts], fill=int(rng.uniform(90, 240)), width=max(1, round(rng.uniform(.6, 1.8)*s)),
-            joint='curve')
+    dr.line([tuple(p) for p in pts], fill=int(rng.uniform(90, 240)), width=_hair_width(rng, s), joint='curve')
 
 def _softened(im, s):
     "The 8-bit drawing `im` as a map in [0,1], softened over about `s` px"
@@ -392,13 +403,17 @@ def _to_image(img):
     "The float RGB array `img` as an 8-bit image (clipped to [0,1], rounded)"
     return Image.fromarray((np.clip(img, 0, 1)*255 + .5).astype(np.uint8))
 
+def _pixel_grid(W, H):
+    "Row and column coordinates (yy, xx) of each pixel of a W×H image, as float32"
+    return np.mgrid[0:H, 0:W].astype(np.float32)
+
 def synth_dermoscopy(rng,            # A `np.random.Generator`, the only source of randomness
                      size=(256,192), # (width, height) of the image
                     )->tuple:        # (RGB `PIL.Image`, uint8 mask of 0/1 with shape (height, width))
     "Make one synthetic dermoscopy image and its exact lesion mask"
     W, H = size
     s = min(W, H)/192
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    yy, xx = _pixel_grid(W, H)
     img, alpha = _skin_and_lesion(rng, xx, yy, s)
     img, fov = _photographed(rng, img, xx, yy, s)
     return _to_image(img), (alpha*fov > .5).astype(np.uint8)
@@ -464,7 +479,7 @@ def otsu_mask(img:Image.Image, # A dermoscopy image
     return _largest_region(lab)
 
 # %% ../nbs/80_demo.ipynb #2def0b79
-def _demo_dls(src, seed:int):
+def _demo_dls(src, seed):
     "The demo's DataLoaders: `src` cached at 256 px in three folds, the first validating; batches of 8 at 128 px"
     from lesion_fastai.io import find_pairs
     from lesion_fastai.data import cache_pairs, kfold_splits, seg_dataloaders
@@ -472,7 +487,7 @@ def _demo_dls(src, seed:int):
     cached['fold'] = kfold_splits(cached.image_id, k=3, seed=seed)
     return seg_dataloaders(cached, valid_fold=0, size=128, bs=8)
 
-def _save_batch(dls, path:Path):
+def _save_batch(dls, path):
     "Save a batch of eight augmented images of `dls`, their masks overlaid, to `path`"
     import matplotlib.pyplot as plt
     dls.show_batch(max_n=8, figsize=(12, 6))
@@ -525,18 +540,18 @@ DEMO_EPOCHS = 30
 "Epochs the demo trains: a fixed amount of work, so that a busy machine takes longer but trains the same model"
 
 # %% ../nbs/80_demo.ipynb #7674945f
-def _demo_sets(n:int, n_test:int, seed:int, show)->tuple:
+def _demo_sets(n, n_test, seed, show)->tuple:
     "The demo's sets to train on and to hold out, generated on first use, and a line saying where they are"
     src, test = demo_set(n=n, seed=seed), demo_set(n=n_test, seed=seed, start=n)
     show(f"demo set: {n} synthetic dermoscopy images to train on in {src}, {n_test} held out in {test}")
     return src, test
 
-def _clear_outputs(out:Path):
+def _clear_outputs(out):
     "Remove an earlier run's outputs from `out`: the Otsu and model predictions, the model"
     for d in ('otsu', 'pred', 'model'):
         shutil.rmtree(out/d, ignore_errors=True)
 
-def _predict_held_out(out:Path, test:Path):
+def _predict_held_out(out, test):
     "The model's predictions of the held-out set, in `out/'pred'`, scored against its masks"
     from lesion_fastai.seg.predict import predict_folder
     return predict_folder(out/'model', test/'images', out/'pred', truth=test/'masks', progress=False)
