@@ -22,9 +22,13 @@ def _ss(x):
     return x*x*(3 - 2*x)
 
 # %% ../nbs/80_demo.ipynb #d35a5142
+def _coarse_shape(shape, f):
+    "The shape of a grid `f` times coarser than `shape`, with a margin of 2"
+    return (shape[0]//f + 2, shape[1]//f + 2)
+
 def _coarse_noise(rng, shape, scale:float, f:int):
     "Smooth white noise on a grid `f` times coarser than `shape`, with a margin: blobs `scale` px across once upsampled"
-    g = rng.standard_normal((shape[0]//f + 2, shape[1]//f + 2), np.float32)
+    g = rng.standard_normal(_coarse_shape(shape, f), np.float32)
     return gaussian_filter(g, scale/(3*f), mode='wrap')
 
 def _upsampled(g, f, shape):
@@ -36,9 +40,13 @@ def _standardised(g):
     "`g` shifted and scaled to zero mean and unit standard deviation, as float32"
     return ((g - g.mean())/(g.std() + 1e-6)).astype(np.float32)
 
+def _coarseness(scale):
+    "How many times coarser than the image to make noise with blobs `scale` px across: a sixth of it, at least 1"
+    return max(1, int(scale/6))
+
 def _noise(rng, shape, scale):
     "Smooth zero-mean, unit-std noise of `shape` with blobs about `scale` px across"
-    f = max(1, int(scale/6))  # make it on a coarse grid, then upsample: cost independent of `scale`
+    f = _coarseness(scale)    # make it on a coarse grid, then upsample: cost independent of `scale`
     return _standardised(_upsampled(_coarse_noise(rng, shape, scale, f), f, shape))
 
 # %% ../nbs/80_demo.ipynb #9bbe2159
@@ -93,9 +101,13 @@ def _elongation(rng):
     "Ratio of a lesion's axes: half the time elongated, else nearly round"
     return rng.uniform(1.1, 1.8) if rng.random() < .5 else rng.uniform(1, 1.1)   # sometimes elongated
 
-def _mean_radius(rng, W:int, H:int, el:float):
+def _area_share(rng):
+    "The share of the image a lesion covers: 6 % to 70 %, log-uniform"
+    return np.exp(rng.uniform(np.log(.06), np.log(.7)))
+
+def _mean_radius(rng, W, H, el):
     "Mean radius of a lesion of elongation `el` covering 6 % to 70 % of a W×H image (log-uniform)"
-    return np.sqrt(np.exp(rng.uniform(np.log(.06), np.log(.7)))*W*H/(np.pi*el))
+    return np.sqrt(_area_share(rng)*W*H/(np.pi*el))
 
 def _along(rng, L, r0):
     "A centre's coordinate along a side of length `L`: the disc of radius `r0` within the side where it fits"
@@ -133,9 +145,13 @@ def _rotated(rng, dx, dy, el:float)->tuple:
     return u/el, v
 
 # %% ../nbs/80_demo.ipynb #44393679
+def _boundary_at(u, v, T, rT):
+    "The boundary's radius (`rT` at the angles `T`) at each pixel's angle"
+    return np.interp(np.arctan2(v, u), T, rT, period=2*np.pi)
+
 def _relative_radius(u, v, T, rT):
     "Each pixel's distance from the centre over the boundary's radius `rT` at its angle (1 on the boundary)"
-    return np.hypot(u, v)/np.interp(np.arctan2(v, u), T, rT, period=2*np.pi)
+    return np.hypot(u, v)/_boundary_at(u, v, T, rT)
 
 def _shape(rng, xx, yy):
     "Relative radius `rho` of a random lesion's smooth outline at each pixel, and its mean radius `r0`"
@@ -320,10 +336,14 @@ def _bubble_distance(rng, xx, yy):
     W = xx.shape[1]
     return np.hypot(xx - rng.uniform(0, W), yy - rng.uniform(0, xx.shape[0]))/(rng.uniform(.03, .1)*W)
 
+def _ring(rng, d):
+    "A faint bright ring (H,W) where the distance `d` is 1, of a random sharpness"
+    return .25*np.exp(-((d - 1)*rng.uniform(12, 25))**2)
+
 def _bubble(rng, xx, yy):
     "Brightness (H,W,1) of one air bubble: a faint bright ring, its inside a little brighter"
     d = _bubble_distance(rng, xx, yy)
-    return (.25*np.exp(-((d - 1)*rng.uniform(12, 25))**2) + .03*(d < 1))[..., None]
+    return (_ring(rng, d) + .03*(d < 1))[..., None]
 
 def _bubble_count(rng):
     "1-3 bubbles a quarter of the time, else none"
@@ -362,10 +382,13 @@ def _axis_distance(rng, xx, yy):
     H, W = xx.shape
     return np.hypot(xx - W/2 - rng.normal(0, .02*W), yy - H/2 - rng.normal(0, .02*W))/(W/2)
 
+def _white_balance(rng):
+    "Factors (3,) of the camera's white balance, each about 1"
+    return (1 + rng.normal(0, .03, 3)).astype(np.float32)
+
 def _lighting(rng, shape, s):
     "Factor (H,W,3) of uneven light and white balance"
-    light, balance = 1 + .06*_noise(rng, shape, 120*s), 1 + rng.normal(0, .03, 3)   # uneven light, white balance
-    return light[..., None]*balance.astype(np.float32)
+    return (1 + .06*_noise(rng, shape, 120*s))[..., None]*_white_balance(rng)
 
 def _vignetted(rng, img, r):
     "(`img` darkened towards the sides, no rim; a field of view of the whole image)"
@@ -464,10 +487,14 @@ def demo_set(n:int=24,         # Number of images
     return dest
 
 # %% ../nbs/80_demo.ipynb #16631a0c
+def _largest_label(lab):
+    "The label of the largest region of the labelled image `lab`"
+    return np.bincount(lab.ravel())[1:].argmax() + 1
+
 def _largest_region(lab):
     "The uint8 mask of the largest region of the labelled image `lab` (all zeros when it has none)"
     if lab.max() == 0: return np.zeros(lab.shape, np.uint8)
-    return (lab == np.bincount(lab.ravel())[1:].argmax() + 1).astype(np.uint8)
+    return (lab == _largest_label(lab)).astype(np.uint8)
 
 def otsu_mask(img:Image.Image, # A dermoscopy image
              )->np.ndarray:    # (H,W) uint8 mask, 1 = lesion
@@ -506,12 +533,16 @@ def _demo_batch(src, out:Path, seed:int, show):
     show(f"wrote {out/'batch.png'} (augmented images with their masks overlaid)")
 
 # %% ../nbs/80_demo.ipynb #c9e95651
+def _save_otsu(r, out:Path):
+    "Write the Otsu baseline's mask of the pair `r` (a `find_pairs` row) to `out`"
+    from lesion_fastai.io import load_image, save_mask
+    save_mask(otsu_mask(load_image(r['image'])), out/f"{r['image_id']}_segmentation.png")
+
 def _otsu_scores(pairs, src:Path, out:Path):
     "Write the Otsu baseline's masks to `out` and score them against `src/masks` (a `score_folders` table)"
-    from lesion_fastai.io import load_image, save_mask
     from lesion_fastai.metrics import score_folders
     for _, r in pairs.iterrows():
-        save_mask(otsu_mask(load_image(r['image'])), out/f"{r['image_id']}_segmentation.png")
+        _save_otsu(r, out)
     return score_folders(src/'masks', out)
 
 # %% ../nbs/80_demo.ipynb #c156e5e8
