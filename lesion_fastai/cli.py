@@ -188,7 +188,7 @@ def _one_model_parallel(data, out, kw:dict, progress:bool=False):
 
 # %% ../nbs/90_cli.ipynb #d93a561c
 def _refuse_parallel_restart(out, restart:bool):
-    "Refuse `--restart` under a launcher: the processes would each start over"
+    "Refuse `--restart` under a launcher: delete the folder (or choose a new `--out`) instead"
     if restart:
         raise LesionDataError(f"{out}: --restart is not available with several processes; delete the folder "
                               "(or choose a new --out) instead")
