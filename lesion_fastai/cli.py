@@ -34,10 +34,8 @@ PRECISION_ENV = 'LESION_FASTAI_PRECISION'
 # %% ../nbs/90_cli.ipynb #ab612466
 def _restore_env(name:str, old:str|None):
     "Set the environment variable `name` back to `old` (None: remove it)"
-    if old is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = old
+    if old is None: os.environ.pop(name, None)
+    else: os.environ[name] = old
 
 # %% ../nbs/90_cli.ipynb #d2b6684e
 @contextmanager
@@ -51,10 +49,8 @@ def forced_precision(precision:str|None=None, # One of `PRECISIONS` (None: leave
     precision_policy(None, precision)                 # a ValueError (one `error:` line) before any work
     old = os.environ.get(PRECISION_ENV)
     os.environ[PRECISION_ENV] = precision
-    try:
-        yield
-    finally:
-        _restore_env(PRECISION_ENV, old)
+    try: yield
+    finally: _restore_env(PRECISION_ENV, old)
 
 # %% ../nbs/90_cli.ipynb #680221ac
 def process_count()->int:
@@ -98,6 +94,10 @@ def cli_demo(**kwargs):
     run_demo(**kwargs)
 
 # %% ../nbs/90_cli.ipynb #e09c5983
+def _data_warnings(w:list)->list:
+    "The messages of the `LesionDataWarning`s among the recorded warnings `w`"
+    return [str(x.message) for x in w if issubclass(x.category, LesionDataWarning)]
+
 def scorer_notes(mask, # A mask file
                 )->list:
     "What the official scorer would say of one mask file: its refusal, or its warnings"
@@ -107,19 +107,19 @@ def scorer_notes(mask, # A mask file
             warnings.simplefilter('always')
             scorer_mask(mask)
     except LesionDataError as e: return [str(e)]
-    return [str(x.message) for x in w if issubclass(x.category, LesionDataWarning)]
+    return _data_warnings(w)
 
 # %% ../nbs/90_cli.ipynb #a0516abd
+def _warned(notes:list)->bool:
+    "Warn (`LesionDataWarning`) with each of `notes`; whether there were any"
+    for s in notes:
+        warnings.warn(s, LesionDataWarning)
+    return bool(notes)
+
 def scorer_warnings(masks, # Mask files
                    )->int: # How many the official scorer would refuse or misread
     "Warn (`LesionDataWarning`) about every mask the official scorer would refuse or read in a surprising way"
-    n = 0
-    for m in masks:
-        notes = scorer_notes(m)
-        for s in notes:
-            warnings.warn(s, LesionDataWarning)
-        n += bool(notes)
-    return n
+    return sum(_warned(scorer_notes(m)) for m in masks)
 
 # %% ../nbs/90_cli.ipynb #697cc98c
 def pairs_summary(pairs,   # `check_pairs`' table
@@ -171,10 +171,8 @@ def train_settings(arch:list,       # `--arch`: one name, or one per ensemble me
                   )->dict:
     "`TrainConfig` settings from `train`'s options; an option not given leaves the config's default"
     kw = dict(kwargs, arch=arch[0] if len(arch) == 1 else arch, sizes=size, pretrained=PRETRAINED[pretrained])
-    if epochs:
-        kw['epochs'] = epochs if len(epochs) > 1 else epochs[0]
-    if bs:
-        kw['bs'] = bs
+    if epochs: kw['epochs'] = epochs if len(epochs) > 1 else epochs[0]
+    if bs: kw['bs'] = bs
     return kw
 
 # %% ../nbs/90_cli.ipynb #233985fe
@@ -189,11 +187,15 @@ def _one_model_parallel(data, out, kw:dict, progress:bool=False):
     return train_data_parallel(data, out, TrainConfig(**kw), progress=progress)
 
 # %% ../nbs/90_cli.ipynb #d93a561c
-def _train_parallel(data, out, kw:dict, folds:int|None=None, tta:bool=True, restart:bool=False, progress:bool=False):
-    "`train` under a launcher: the folds in parallel, or one model data-parallel"
+def _refuse_parallel_restart(out, restart:bool):
+    "Refuse `--restart` under a launcher: delete the folder (or choose a new `--out`) instead"
     if restart:
         raise LesionDataError(f"{out}: --restart is not available with several processes; delete the folder "
                               "(or choose a new --out) instead")
+
+def _train_parallel(data, out, kw:dict, folds:int|None=None, tta:bool=True, restart:bool=False, progress:bool=False):
+    "`train` under a launcher: the folds in parallel, or one model data-parallel"
+    _refuse_parallel_restart(out, restart)
     if not folds: return _one_model_parallel(data, out, kw, progress=progress)
     if not tta:
         raise LesionDataError("--no-tta: not available with several processes (the parallel ensemble predicts out of "
@@ -210,6 +212,12 @@ def _train_here(data, out, kw:dict, folds:int|None=None, tta:bool=True, **run):
     return train_segmenter(data, out, TrainConfig(**kw), **run)
 
 # %% ../nbs/90_cli.ipynb #bd27f7de
+def _run_train(data, out, kw:dict, folds:int|None, tta:bool, restart:bool, run:dict):
+    "`train` under a launcher (`_train_parallel`), or in this one process (`_train_here`)"
+    if process_count() > 1:
+        return _train_parallel(data, out, kw, folds=folds, tta=tta, restart=restart, progress=run['progress'])
+    return _train_here(data, out, kw, folds=folds, tta=tta, **run)
+
 @cli_command()
 @delegates(TrainConfig, but='sizes,shares,group_col,cache_size,wd')
 def cli_train(data:str,              # Folder of image/mask pairs
@@ -244,9 +252,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
                         loss=loss, precision=precision, **kwargs)
     run = dict(progress=sys.stdout.isatty(), resume=not restart, checkpoint_every=checkpoint_every)
     with forced_precision(precision):
-        if process_count() > 1:
-            return _train_parallel(data, out, kw, folds=folds, tta=tta, restart=restart, progress=run['progress'])
-        return _train_here(data, out, kw, folds=folds, tta=tta, **run)
+        return _run_train(data, out, kw, folds=folds, tta=tta, restart=restart, run=run)
 
 # %% ../nbs/90_cli.ipynb #d898a438
 @option_set('lesion_fastai.seg.predict.predict_folder', 'lesion_fastai.seg.predict.PredictOptions')
@@ -306,6 +312,10 @@ def evaluate_options(csv:str|None=None, # Write the per-image scores here
     "What `lesion_fastai evaluate` passes on to `evaluate`"
 
 # %% ../nbs/90_cli.ipynb #67c88397
+def _read_options(kwargs:dict)->dict:
+    "The options of `evaluate` given that say how to read masks: the statistics read them the same way"
+    return {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+
 @cli_command()
 @delegates(evaluate_options)
 def cli_evaluate(truth:str,        # Folder of truth masks
@@ -319,7 +329,7 @@ def cli_evaluate(truth:str,        # Folder of truth masks
     "Score predicted masks against truth masks exactly as the official ISIC scorer does (Task 1)"
     from lesion_fastai.evaluation import evaluate, format_scores, statistics_report, format_statistics
     scores = evaluate(truth, pred, **kwargs)
-    read = {k: kwargs[k] for k in ('missing_as_empty', 'lenient') if k in kwargs}
+    read = _read_options(kwargs)
     stats = statistics_report(truth, pred, ci=ci, compare=compare, groups=groups, seed=seed, **read)
     print(dumps({**scores, **stats}) if json else format_scores(scores) + format_statistics(stats))
 
@@ -329,9 +339,7 @@ def _classify_train_parallel(images, labels, out, kw:dict, folds:int|None=None, 
     if not folds:
         raise LesionDataError(f"one classifier member trains in one process: start it without a launcher, or give "
                               f"--folds K to train K members over the {process_count()} processes")
-    if restart:
-        raise LesionDataError(f"{out}: --restart is not available with several processes; delete the folder "
-                              "(or choose a new --out) instead")
+    _refuse_parallel_restart(out, restart)
     from lesion_fastai.cls.train import train_classifier_parallel
     return train_classifier_parallel(images, labels, out, folds=folds, **kw)
 
@@ -344,6 +352,12 @@ def crop_settings(margin:float=None, # `--margin`
     return crop or None
 
 # %% ../nbs/90_cli.ipynb #cb28ed95
+def _run_classify_train(images, labels, out, kw:dict, folds:int|None, k:int, valid_fold:int, restart:bool):
+    "`classify-train` under a launcher (`_classify_train_parallel`), or in this one process"
+    if process_count() > 1: return _classify_train_parallel(images, labels, out, kw, folds=folds, restart=restart)
+    from lesion_fastai.cls.train import train_classifier
+    return train_classifier(images, labels, out, folds=folds, k=k, valid_fold=valid_fold, restart=restart, **kw)
+
 @cli_command(exclusive=('masks', 'seg_model'))
 @delegates(ClassifyConfig, but='pretrained,keep')
 def cli_classify_train(images:str,          # Folder of images
@@ -382,9 +396,7 @@ def cli_classify_train(images:str,          # Folder of images
               crop=crop_settings(margin=margin, max_size=max_size), keep=keep, balance=balance,
               pretrained=PRETRAINED[pretrained], seed=seed, precision=precision, progress=sys.stdout.isatty(), **kwargs)
     with forced_precision(precision):
-        if process_count() > 1: return _classify_train_parallel(images, labels, out, kw, folds=folds, restart=restart)
-        from lesion_fastai.cls.train import train_classifier
-        return train_classifier(images, labels, out, folds=folds, k=k, valid_fold=valid_fold, restart=restart, **kw)
+        return _run_classify_train(images, labels, out, kw, folds=folds, k=k, valid_fold=valid_fold, restart=restart)
 
 # %% ../nbs/90_cli.ipynb #2e8c6394
 @option_set('lesion_fastai.cls.predict.classify_folder', 'lesion_fastai.cls.predict._run_options')
@@ -429,22 +441,29 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
     print(classify_summary(rep, out))
 
 # %% ../nbs/90_cli.ipynb #a009b13e
+def _task3_json(s:dict, stats:dict)->str:
+    "`classify-evaluate --json`: the scores and the statistics as one JSON object"
+    head = dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
+                per_class=s['per_class'].to_dict(orient='index'))
+    return dumps({**head, **stats})                             # with --ci, the per-class intervals replace the figures
+
 def task3_report(s:dict,          # From `score_task3`
                  stats:dict=None, # From `task3_statistics` (intervals, a comparison), or None
                  json:bool=False, # One JSON object rather than a table
                 )->str:
     "What `classify-evaluate` prints: the balanced accuracy, each class's figures, and the intervals if any"
     from lesion_fastai.evaluation import format_task3_statistics
-    per_class = s['per_class']
     stats = stats or {}
-    if json:
-        head = dict(balanced_accuracy=s['balanced_accuracy'], n_images=s['n_images'],
-                    per_class=per_class.to_dict(orient='index'))
-        return dumps({**head, **stats})                             # with --ci, the per-class intervals replace the figures
+    if json: return _task3_json(s, stats)
     head = f"ISIC Task 3 scores over {s['n_images']} images\nbalanced accuracy  {s['balanced_accuracy']:.4f}\n"
-    return f"{head}\n{per_class.round(4).to_string()}{format_task3_statistics(stats)}"
+    return f"{head}\n{s['per_class'].round(4).to_string()}{format_task3_statistics(stats)}"
 
 # %% ../nbs/90_cli.ipynb #c6973380
+def _refuse_folders(*files):
+    "Refuse a folder given where a CSV file is expected"
+    for f in files:
+        if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
+
 @cli_command()
 def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class columns
                           pred:str,         # Prediction CSV: image and the same class columns
@@ -453,8 +472,7 @@ def cli_classify_evaluate(truth:str,        # Truth CSV: image and one-hot class
                           seed:int=0,       # Seed of the bootstrap
                           json:bool=False): # Print one JSON object
     "Score a Task 3 prediction CSV against a truth CSV (ISIC Task 3 rules)"
-    for f in (truth, pred, *([compare] if compare else [])):
-        if Path(f).is_dir(): raise LesionDataError(f"{f}: is a folder, not a CSV file")
+    _refuse_folders(truth, pred, *([compare] if compare else []))
     from lesion_fastai.metrics import score_task3
     from lesion_fastai.evaluation import task3_statistics
     stats = task3_statistics(truth, pred, ci=ci, compare=compare, seed=seed)
@@ -507,13 +525,16 @@ def bad_input_message(e:Exception, # What a command raised
     return None
 
 # %% ../nbs/90_cli.ipynb #701e537c
+def _bug_line(e:Exception)->str:
+    "The line for an error that is not about an input (a bug): its type and message, and how to report it"
+    what = ' '.join(str(e).split())
+    return f"{type(e).__name__}: {what} (a bug: set {TRACEBACK_ENV}=1 for the full trace and report it)"
+
 def error_line(e:Exception, # What a command raised
               )->tuple:     # (exit status, one-line message)
     "Status 2 and the file and what is wrong, for a bad input; status 1 and a hint, for anything else (a bug)"
     msg = bad_input_message(e)
-    if msg is None:
-        what = ' '.join(str(e).split())
-        return 1, f"{type(e).__name__}: {what} (a bug: set {TRACEBACK_ENV}=1 for the full trace and report it)"
+    if msg is None: return 1, _bug_line(e)
     return 2, ' '.join(msg.split())
 
 # %% ../nbs/90_cli.ipynb #d65e06f6
@@ -599,13 +620,17 @@ def cli_parser(only:list|None=None, # Read the options of these commands only (N
     return p
 
 # %% ../nbs/90_cli.ipynb #fd288062
+def _trace_asked(flag:bool)->bool:
+    "Whether to print an error's full trace: `--traceback`, or `TRACEBACK_ENV` set and not 0"
+    return flag or os.environ.get(TRACEBACK_ENV, '0') not in ('', '0')
+
 def main(argv=None, # Command-line arguments (default: `sys.argv[1:]`)
         )->int:     # Exit status: 0; 2 for a bad input or usage; 130 (SIGTERM: 143) when interrupted; 1 for a bug
     "Run `lesion_fastai COMMAND …`: one line per warning and per error, never a traceback (unless asked for)"
     argv = sys.argv[1:] if argv is None else argv
     a = vars(cli_parser(only=[command_of(argv)]).parse_args(argv))
     command, f, trace = a.pop('command'), a.pop('func'), a.pop('traceback')
-    trace = trace or os.environ.get(TRACEBACK_ENV, '0') not in ('', '0')
+    trace = _trace_asked(trace)
     return run_command(command, f, a, trace=trace)
 
 # %% ../nbs/90_cli.ipynb #97ebda1d

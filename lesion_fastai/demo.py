@@ -22,13 +22,32 @@ def _ss(x):
     return x*x*(3 - 2*x)
 
 # %% ../nbs/80_demo.ipynb #d35a5142
+def _coarse_shape(shape, f):
+    "The shape of a grid `f` times coarser than `shape`, with a margin of 2"
+    return (shape[0]//f + 2, shape[1]//f + 2)
+
+def _coarse_noise(rng, shape, scale:float, f:int):
+    "Smooth white noise on a grid `f` times coarser than `shape`, with a margin: blobs `scale` px across once upsampled"
+    g = rng.standard_normal(_coarse_shape(shape, f), np.float32)
+    return gaussian_filter(g, scale/(3*f), mode='wrap')
+
+def _upsampled(g, f, shape):
+    "The coarse grid `g` upsampled `f` times (linearly) and cut to `shape`"
+    if f > 1: g = zoom(g, f, order=1)
+    return g[:shape[0], :shape[1]]
+
+def _standardised(g):
+    "`g` shifted and scaled to zero mean and unit standard deviation, as float32"
+    return ((g - g.mean())/(g.std() + 1e-6)).astype(np.float32)
+
+def _coarseness(scale):
+    "How many times coarser than the image to make noise with blobs `scale` px across: a sixth of it, at least 1"
+    return max(1, int(scale/6))
+
 def _noise(rng, shape, scale):
     "Smooth zero-mean, unit-std noise of `shape` with blobs about `scale` px across"
-    f = max(1, int(scale/6))  # make it on a coarse grid, then upsample: cost independent of `scale`
-    g = gaussian_filter(rng.standard_normal((shape[0]//f + 2, shape[1]//f + 2), np.float32), scale/(3*f), mode='wrap')
-    if f > 1: g = zoom(g, f, order=1)
-    g = g[:shape[0], :shape[1]]
-    return ((g - g.mean())/(g.std() + 1e-6)).astype(np.float32)
+    f = _coarseness(scale)    # make it on a coarse grid, then upsample: cost independent of `scale`
+    return _standardised(_upsampled(_coarse_noise(rng, shape, scale, f), f, shape))
 
 # %% ../nbs/80_demo.ipynb #9bbe2159
 def _ridges(rng, shape, scale, width=.25):
@@ -36,117 +55,227 @@ def _ridges(rng, shape, scale, width=.25):
     return np.exp(-(_noise(rng, shape, scale)/width)**2)
 
 # %% ../nbs/80_demo.ipynb #842b3cd7
-def _tone(rng)->np.ndarray:
-    "The skin's base colour, RGB in [0,1]: mostly pale, sometimes tan or darker; pink, beige or greyish"
+def _base_rgb(rng):
+    "Red, green and blue of the skin: mostly pale, sometimes tan or darker; pink, beige or greyish"
     R = 1 - .45*rng.beta(1.3, 2.2)                                # mostly pale, sometimes tan/darker
     G = R/(1 + rng.uniform(.04, .4))                             # pink <-> beige <-> greyish
-    B = G/rng.uniform(.95, 1.3)
-    return np.float32([R, G, B]) + rng.normal(0, .01, 3).astype(np.float32)
+    return R, G, G/rng.uniform(.95, 1.3)
+
+def _tone(rng)->np.ndarray:
+    "The skin's base colour, RGB in [0,1]: mostly pale, sometimes tan or darker; pink, beige or greyish"
+    return np.float32(_base_rgb(rng)) + rng.normal(0, .01, 3).astype(np.float32)
 
 # %% ../nbs/80_demo.ipynb #43ef2821
+def _pore_field(rng, shape, s):
+    "Fine pores (H,W): white noise blurred over about `s` px, scaled to unit std"
+    pores = gaussian_filter(rng.standard_normal(shape).astype(np.float32), .8*s)
+    return pores/pores.std()
+
 def _pores(rng, shape, s)->np.ndarray:
     "The pores' texture (H,W,1), a factor around 1"
-    pores = gaussian_filter(rng.standard_normal(shape).astype(np.float32), .8*s)
-    return 1 + rng.uniform(.015, .035)*(pores/pores.std() + .5*_noise(rng, shape, 5*s))[..., None]
+    pores = _pore_field(rng, shape, s)
+    return 1 + rng.uniform(.015, .035)*(pores + .5*_noise(rng, shape, 5*s))[..., None]
 
 # %% ../nbs/80_demo.ipynb #91aa967b
+def _erythema(rng, shape, s):
+    "Factor (H,W,3) of large faint reddish blotches"
+    return 1 - rng.uniform(.2, 1.)*_noise(rng, shape, 70*s)[..., None]*np.float32([.01, .05, .045])
+
+def _blotches(rng, shape, s):
+    "Factor (H,W,1) of smaller blotches"
+    return 1 + .025*_noise(rng, shape, 25*s)[..., None]
+
+def _furrows(rng, shape, s):
+    "Factor (H,W,1) of the skin's faint furrows"
+    return 1 - rng.uniform(0, .05)*_ridges(rng, shape, 18*s, .15)[..., None]
+
 def _skin(rng, shape, s):
     "Skin background (H,W,3) in [0,1]: per-image tone, reddish blotches, furrows and pores"
     sk = np.ones(shape + (3,), np.float32)*_tone(rng)
-    sk *= 1 - rng.uniform(.2, 1.)*_noise(rng, shape, 70*s)[..., None]*np.float32([.01, .05, .045])  # erythema
-    sk *= 1 + .025*_noise(rng, shape, 25*s)[..., None]                                               # blotches
-    sk *= 1 - rng.uniform(0, .05)*_ridges(rng, shape, 18*s, .15)[..., None]                          # furrows
-    sk *= _pores(rng, shape, s)
+    for factor in (_erythema, _blotches, _furrows, _pores):
+        sk *= factor(rng, shape, s)
     return sk
 
 # %% ../nbs/80_demo.ipynb #894747d8
+def _elongation(rng):
+    "Ratio of a lesion's axes: half the time elongated, else nearly round"
+    return rng.uniform(1.1, 1.8) if rng.random() < .5 else rng.uniform(1, 1.1)   # sometimes elongated
+
+def _area_share(rng):
+    "The share of the image a lesion covers: 6 % to 70 %, log-uniform"
+    return np.exp(rng.uniform(np.log(.06), np.log(.7)))
+
+def _mean_radius(rng, W, H, el):
+    "Mean radius of a lesion of elongation `el` covering 6 % to 70 % of a W×H image (log-uniform)"
+    return np.sqrt(_area_share(rng)*W*H/(np.pi*el))
+
+def _along(rng, L, r0):
+    "A centre's coordinate along a side of length `L`: the disc of radius `r0` within the side where it fits"
+    return L/2 + rng.uniform(-1, 1)*max(L/2 - r0, 0)
+
 def _placement(rng, W:int, H:int)->tuple:
     "Elongation, mean radius and centre (x, y) of a lesion in a W×H image, wholly inside it where it fits"
-    el = rng.uniform(1.1, 1.8) if rng.random() < .5 else rng.uniform(1, 1.1)   # sometimes elongated
-    r0 = np.sqrt(np.exp(rng.uniform(np.log(.06), np.log(.7)))*W*H/(np.pi*el))
-    cx = W/2 + rng.uniform(-1, 1)*max(W/2 - r0, 0)
-    cy = H/2 + rng.uniform(-1, 1)*max(H/2 - r0, 0)
-    return el, r0, cx, cy
+    el = _elongation(rng)
+    r0 = _mean_radius(rng, W, H, el)
+    return el, r0, _along(rng, W, r0), _along(rng, H, r0)
 
 # %% ../nbs/80_demo.ipynb #13ffce12
+def _harmonics(rng, k):
+    "Random amplitudes of the boundary's harmonics `k`, falling off with `k`"
+    return rng.uniform(0, 1, 7)*rng.uniform(.3, 1.1)*.28/k**.9
+
+def _wobble(rng, T, k, amp):
+    "Relative radius at the angles `T`: 1 plus the harmonics `k` of amplitudes `amp`, with random phases"
+    return 1 + (amp*np.cos(np.outer(T, k) + rng.uniform(0, 2*np.pi, 7))).sum(1)
+
 def _boundary(rng, r0:float)->tuple:
     "Angles `T` and the lesion's radius `rT` at each: seven random harmonics around the mean radius `r0`"
     k, T = np.arange(1, 8), np.linspace(0, 2*np.pi, 361)
-    amp = rng.uniform(0, 1, 7)*rng.uniform(.3, 1.1)*.28/k**.9
-    rT = r0*np.clip(1 + (amp*np.cos(np.outer(T, k) + rng.uniform(0, 2*np.pi, 7))).sum(1), .35, None)
-    return T, rT
+    amp = _harmonics(rng, k)
+    return T, r0*np.clip(_wobble(rng, T, k, amp), .35, None)
 
 # %% ../nbs/80_demo.ipynb #854c5f78
+def _turned(dx, dy, a:float):
+    "Offsets (dx, dy) turned by the angle `a`"
+    return dx*np.cos(a) + dy*np.sin(a), -dx*np.sin(a) + dy*np.cos(a)
+
 def _rotated(rng, dx, dy, el:float)->tuple:
     "Offsets (dx, dy) from the lesion's centre in its own axes (u, v), turned by a random angle, u shrunk by `el`"
-    a = rng.uniform(0, np.pi)
-    return (dx*np.cos(a) + dy*np.sin(a))/el, -dx*np.sin(a) + dy*np.cos(a)
+    u, v = _turned(dx, dy, rng.uniform(0, np.pi))
+    return u/el, v
 
 # %% ../nbs/80_demo.ipynb #44393679
-def _outline(rng, xx, yy, s)->tuple:
-    "Lesion opacity `alpha` (== .5 on the boundary), normalised radius `rho` and mean radius `r0`"
+def _boundary_at(u, v, T, rT):
+    "The boundary's radius (`rT` at the angles `T`) at each pixel's angle"
+    return np.interp(np.arctan2(v, u), T, rT, period=2*np.pi)
+
+def _relative_radius(u, v, T, rT):
+    "Each pixel's distance from the centre over the boundary's radius `rT` at its angle (1 on the boundary)"
+    return np.hypot(u, v)/_boundary_at(u, v, T, rT)
+
+def _shape(rng, xx, yy):
+    "Relative radius `rho` of a random lesion's smooth outline at each pixel, and its mean radius `r0`"
     el, r0, cx, cy = _placement(rng, xx.shape[1], xx.shape[0])
     u, v = _rotated(rng, xx - cx, yy - cy, el)
-    T, rT = _boundary(rng, r0)                                        # polar radius from random harmonics
-    rho = np.hypot(u, v)/np.interp(np.arctan2(v, u), T, rT, period=2*np.pi)
+    return _relative_radius(u, v, *_boundary(rng, r0)), r0          # polar radius from random harmonics
+
+def _edge_width(rng):
+    "Width of the lesion's edge, a fraction of its radius: sharp or fuzzy, half the time each"
+    return rng.uniform(.04, .08) if rng.random() < .5 else rng.uniform(.15, .4)  # sharp or fuzzy edge
+
+def _outline(rng, xx, yy, s)->tuple:
+    "Lesion opacity `alpha` (== .5 on the boundary), normalised radius `rho` and mean radius `r0`"
+    rho, r0 = _shape(rng, xx, yy)
     rho *= 1 + rng.uniform(0, .05)*_noise(rng, xx.shape, 10*s)         # ragged fine detail
-    w = rng.uniform(.04, .08) if rng.random() < .5 else rng.uniform(.15, .4)  # sharp or fuzzy edge
-    return _ss((1 - rho)/w + .5), rho, r0
+    return _ss((1 - rho)/_edge_width(rng) + .5), rho, r0
 
 # %% ../nbs/80_demo.ipynb #b52220a7
+def _mottle(rng, sh, r0, s):
+    "Factor (H,W) mottling the pigment, at the lesion's scale and a fine one"
+    return 1 + .3*_noise(rng, sh, r0/2) + .1*_noise(rng, sh, 2.5*s)
+
+def _regression(rng, sh, r0):
+    "Factor (H,W) of a whitish regression area"
+    return 1 - .5*_ss(_noise(rng, sh, r0/2) - .7)
+
+def _darkness(rng, inner):
+    "Light to dark brown (H,W), darker or lighter towards the lesion's centre (`inner`)"
+    return rng.uniform(.55, 1.8)*(1 + rng.uniform(-.3, 1.2)*inner)
+
 def _density(rng, inner, r0:float, s:float)->np.ndarray:
     "Melanin density (H,W): light to dark brown, mottled, sometimes with a whitish regression area"
-    sh = inner.shape
-    mottle = 1 + .3*_noise(rng, sh, r0/2) + .1*_noise(rng, sh, 2.5*s)
-    dens = rng.uniform(.55, 1.8)*(1 + rng.uniform(-.3, 1.2)*inner)*np.clip(mottle, .5, None)  # light..dark brown
+    mottle = _mottle(rng, inner.shape, r0, s)
+    dens = _darkness(rng, inner)*np.clip(mottle, .5, None)
     if rng.random() < .2:
-        dens *= 1 - .5*_ss(_noise(rng, sh, r0/2) - .7)  # whitish regression area
+        dens *= _regression(rng, inner.shape, r0)
     return dens
 
 # %% ../nbs/80_demo.ipynb #72ab4f19
+def _absorbance(opacity, colour):
+    "Absorbance (H,W,3) of a layer: its opacity (H,W) times its colour's absorbance (3,)"
+    return opacity[..., None]*colour
+
 def _veil(rng, alpha, inner, r0:float)->np.ndarray:
     "Absorbance (H,W,3) of a bluish-grey veil (deep pigment)"
     blue_grey = np.float32([.8, .7, .55])
-    return (alpha*rng.uniform(.4, 1.)*_ss(_noise(rng, alpha.shape, r0/1.5) + inner))[..., None]*blue_grey
+    return _absorbance(alpha*rng.uniform(.4, 1.)*_ss(_noise(rng, alpha.shape, r0/1.5) + inner), blue_grey)
 
 # %% ../nbs/80_demo.ipynb #a09e6f87
 def _vascular(rng, alpha, r0:float)->np.ndarray:
     "Absorbance (H,W,3) of a reddish (vascular) region"
-    return (alpha*rng.uniform(.2, .6)*_ss(.7*_noise(rng, alpha.shape, r0/2)))[..., None]*np.float32([.1, .8, .6])
+    return _absorbance(alpha*rng.uniform(.2, .6)*_ss(.7*_noise(rng, alpha.shape, r0/2)), np.float32([.1, .8, .6]))
 
 # %% ../nbs/80_demo.ipynb #686cc967
+def _net_lines(rng, shape, s):
+    "The network's lines (H,W): ridges 4 to 7 `s` apart"
+    return _ridges(rng, shape, rng.uniform(4, 7)*s, .6)
+
 def _network(rng, alpha, r0:float, s:float, mel)->np.ndarray:
     "Absorbance (H,W,3) of a patchy pigment network"
     patchy = _ss(_noise(rng, alpha.shape, r0/2) + .7)
-    return (alpha*patchy*rng.uniform(.2, .7)*_ridges(rng, alpha.shape, rng.uniform(4, 7)*s, .6))[..., None]*mel
+    return _absorbance(alpha*patchy*rng.uniform(.2, .7)*_net_lines(rng, alpha.shape, s), mel)
 
 # %% ../nbs/80_demo.ipynb #0af5f4ce
+def _clustered(rng, rho, r0, py, px):
+    "Which of the points (`py`, `px`) to keep: inside the lesion, where smooth noise clusters them"
+    return (rho[py, px] < rng.uniform(.6, 1.)) & (_noise(rng, rho.shape, r0/2)[py, px] > -.3)
+
+def _random_pixels(rng, shape, n):
+    "Rows and columns of `n` random pixels of an image of `shape`"
+    H, W = shape
+    return rng.integers(0, H, n), rng.integers(0, W, n)
+
+def _dot_sites(rng, rho, r0):
+    "Rows and columns of 5 to 80 dots, clustered inside the lesion"
+    py, px = _random_pixels(rng, rho.shape, 400)
+    keep = _clustered(rng, rho, r0, py, px)
+    n = rng.integers(5, 80)
+    return py[keep][:n], px[keep][:n]
+
+def _impulses(shape, rows, cols):
+    "A float32 map of `shape`, zero but for a one added at each (row, col)"
+    imp = np.zeros(shape, np.float32)
+    np.add.at(imp, (rows, cols), 1)
+    return imp
+
+def _blobs(rng, imp, sg):
+    "The impulses `imp` blurred into Gaussian blobs `sg` px across, of a random strength"
+    return rng.uniform(.5, 1.5)*2*np.pi*sg**2*gaussian_filter(imp, sg)
+
 def _dots(rng, rho, r0, s, mel)->np.ndarray:
     "Absorbance (H,W,3) of dark dots and globules, clustered inside the lesion"
-    H, W = rho.shape
-    py, px = rng.integers(0, H, 400), rng.integers(0, W, 400)
-    keep = (rho[py, px] < rng.uniform(.6, 1.)) & (_noise(rng, rho.shape, r0/2)[py, px] > -.3)
-    imp = np.zeros((H, W), np.float32)
-    n = rng.integers(5, 80)
-    np.add.at(imp, (py[keep][:n], px[keep][:n]), 1)
+    imp = _impulses(rho.shape, *_dot_sites(rng, rho, r0))
     sg = rng.uniform(.5, 1.4)*s
-    return (rng.uniform(.5, 1.5)*2*np.pi*sg**2*gaussian_filter(imp, sg))[..., None]*mel
+    return _absorbance(_blobs(rng, imp, sg), mel)
 
 # %% ../nbs/80_demo.ipynb #dac8eb38
-def _pigment(rng, alpha, rho, r0, s)->np.ndarray:
-    "Absorbance (H,W,3) of the lesion: melanin, then optional veil, red area, network and dots"
-    inner = np.clip(1 - rho, 0, 1)
-    mel = np.float32([.5, .78, 1.0]) + rng.normal(0, .04, 3).astype(np.float32)  # brown melanin absorbance
-    A = (alpha*_density(rng, inner, r0, s))[..., None]*mel
+def _melanin(rng):
+    "Absorbance (3,) of brown melanin, a little different in each image"
+    return np.float32([.5, .78, 1.0]) + rng.normal(0, .04, 3).astype(np.float32)
+
+def _deep_layers(rng, A, alpha, inner, r0):
+    "`A` plus, each drawn or not, a bluish-grey veil (30 %) and a reddish area (25 %)"
     if rng.random() < .3:
         A += _veil(rng, alpha, inner, r0)
     if rng.random() < .25:
         A += _vascular(rng, alpha, r0)
+    return A
+
+def _structures(rng, A, alpha, rho, r0, s, mel):
+    "`A` plus, each drawn or not, a pigment network (65 %) and dots (50 %)"
     if rng.random() < .65:
         A += _network(rng, alpha, r0, s, mel)
     if rng.random() < .5:
         A += _dots(rng, rho, r0, s, mel)
     return A
+
+def _pigment(rng, alpha, rho, r0, s)->np.ndarray:
+    "Absorbance (H,W,3) of the lesion: melanin, then optional veil, red area, network and dots"
+    inner = np.clip(1 - rho, 0, 1)
+    mel = _melanin(rng)                                                      # brown melanin absorbance
+    A = _absorbance(alpha*_density(rng, inner, r0, s), mel)
+    A = _deep_layers(rng, A, alpha, inner, r0)
+    return _structures(rng, A, alpha, rho, r0, s, mel)
 
 # %% ../nbs/80_demo.ipynb #bddb9b15
 def _lesion(rng, xx, yy, s)->tuple:
@@ -155,55 +284,122 @@ def _lesion(rng, xx, yy, s)->tuple:
     return alpha, _pigment(rng, alpha, rho, r0, s)
 
 # %% ../nbs/80_demo.ipynb #c213b02d
-def _strand(rng, W:int, H:int, t)->np.ndarray:
-    "Points (len(t), 2) of one hair: a random cubic Bezier curve across a W×H image"
+def _chord(rng, W:int, H:int):
+    "Ends `p0`, `p3` and length `L` of a hair's chord: a random start, direction and length"
     p0, ang, L = rng.uniform(-.1, 1.1, 2)*(W, H), rng.uniform(0, 2*np.pi), rng.uniform(.25, 1)*max(W, H)
-    p3 = p0 + L*np.array([np.cos(ang), np.sin(ang)])
-    p1, p2 = p0 + (p3 - p0)*np.array([[1/3], [2/3]]) + rng.normal(0, .2*L, (2, 2))
+    return p0, p0 + L*np.array([np.cos(ang), np.sin(ang)]), L
+
+def _bezier(p0, p1, p2, p3, t):
+    "Points (len(t), 2) of the cubic Bezier curve with control points `p0`…`p3` at the parameters `t`"
     return (1-t)**3*p0 + 3*(1-t)**2*t*p1 + 3*(1-t)*t**2*p2 + t**3*p3
 
+def _controls(rng, p0, p3, L):
+    "The curve's inner control points: the chord's thirds, each moved at random by about a fifth of `L`"
+    return p0 + (p3 - p0)*np.array([[1/3], [2/3]]) + rng.normal(0, .2*L, (2, 2))
+
+def _strand(rng, W:int, H:int, t)->np.ndarray:
+    "Points (len(t), 2) of one hair: a random cubic Bezier curve across a W×H image"
+    p0, p3, L = _chord(rng, W, H)
+    p1, p2 = _controls(rng, p0, p3, L)
+    return _bezier(p0, p1, p2, p3, t)
+
 # %% ../nbs/80_demo.ipynb #ff7eb364
+def _hair_width(rng, s):
+    "A hair's width in px: 0.6 to 1.8 `s`, at least 1"
+    return max(1, round(rng.uniform(.6, 1.8)*s))
+
+def _draw_strand(rng, dr, W, H, s, t):
+    "Draw one hair on `dr`, of a random grey and width"
+    pts = _strand(rng, W, H, t)
+    dr.line([tuple(p) for p in pts], fill=int(rng.uniform(90, 240)), width=_hair_width(rng, s), joint='curve')
+
+def _softened(im, s):
+    "The 8-bit drawing `im` as a map in [0,1], softened over about `s` px"
+    return np.clip(1.2*gaussian_filter(np.asarray(im, np.float32)/255, .5*s), 0, 1)
+
+def _hair_count(rng):
+    "0-15 hairs, most often a few"
+    return int(min(15, rng.exponential(4.5)))
+
 def _hairs(rng, W, H, s):
     "Hair map (H,W) in [0,1]: 0-15 thin curved strands (random cubic Bezier curves)"
     im = Image.new('L', (W, H))
     dr = ImageDraw.Draw(im)
     t = np.linspace(0, 1, 50)[:, None]
-    for _ in range(int(min(15, rng.exponential(4.5)))):
-        pts = _strand(rng, W, H, t)
-        dr.line([tuple(p) for p in pts], fill=int(rng.uniform(90, 240)), width=max(1, round(rng.uniform(.6, 1.8)*s)),
-                joint='curve')
-    return np.clip(1.2*gaussian_filter(np.asarray(im, np.float32)/255, .5*s), 0, 1)
+    for _ in range(_hair_count(rng)):
+        _draw_strand(rng, dr, W, H, s, t)
+    return _softened(im, s)
 
 # %% ../nbs/80_demo.ipynb #fff38b44
+def _bubble_distance(rng, xx, yy):
+    "Each pixel's distance from a random bubble's centre, in units of its radius"
+    W = xx.shape[1]
+    return np.hypot(xx - rng.uniform(0, W), yy - rng.uniform(0, xx.shape[0]))/(rng.uniform(.03, .1)*W)
+
+def _ring(rng, d):
+    "A faint bright ring (H,W) where the distance `d` is 1, of a random sharpness"
+    return .25*np.exp(-((d - 1)*rng.uniform(12, 25))**2)
+
+def _bubble(rng, xx, yy):
+    "Brightness (H,W,1) of one air bubble: a faint bright ring, its inside a little brighter"
+    d = _bubble_distance(rng, xx, yy)
+    return (_ring(rng, d) + .03*(d < 1))[..., None]
+
+def _bubble_count(rng):
+    "1-3 bubbles a quarter of the time, else none"
+    return rng.integers(1, 4) if rng.random() < .25 else 0
+
 def _bubbles(rng, img, xx, yy):
     "`img` with 1-3 air bubbles (faint bright rings) a quarter of the time"
-    W = xx.shape[1]
-    for _ in range(rng.integers(1, 4) if rng.random() < .25 else 0):
-        d = np.hypot(xx - rng.uniform(0, W), yy - rng.uniform(0, xx.shape[0]))/(rng.uniform(.03, .1)*W)
-        img += (.25*np.exp(-((d - 1)*rng.uniform(12, 25))**2) + .03*(d < 1))[..., None]
+    for _ in range(_bubble_count(rng)):
+        img += _bubble(rng, xx, yy)
     return img
 
 # %% ../nbs/80_demo.ipynb #f7b78b24
+def _falloff(strength:float, r, R:float, p:float):
+    "Factor (H,W,1) darkening by `strength` at the radius `R`, as `(r/R)**p`"
+    return (1 - strength*(r/R)**p)[..., None]
+
+def _rim_light(rng, r, s):
+    "The faint, uneven light (H,W) beyond the dermoscope's rim"
+    return rng.uniform(.03, .15)*(1 + .2*_noise(rng, r.shape, 20*s))
+
+def _field_of_view(rng, r, R):
+    "Field of view (H,W): 1 inside the rim of radius `R`, 0 beyond, with a soft edge"
+    return _ss((R - r)/rng.uniform(.02, .06) + .5)
+
 def _rim(rng, img, r, s)->tuple:
     "(`img` darkened towards and beyond the dermoscope's dark circular rim; the field of view)"
     R = rng.uniform(.92, 1.2)
-    fov = _ss((R - r)/rng.uniform(.02, .06) + .5)
-    img *= (1 - rng.uniform(.1, .35)*(r/R)**4)[..., None]
-    rim = rng.uniform(.03, .15)*(1 + .2*_noise(rng, r.shape, 20*s))
+    fov = _field_of_view(rng, r, R)
+    img *= _falloff(rng.uniform(.1, .35), r, R, 4)
+    rim = _rim_light(rng, r, s)
     return img*fov[..., None] + ((1 - fov)*rim)[..., None], fov
 
 # %% ../nbs/80_demo.ipynb #9b9ba6ae
+def _axis_distance(rng, xx, yy):
+    "Each pixel's distance from the dermoscope's axis (a little off the centre), ~1 at the sides"
+    H, W = xx.shape
+    return np.hypot(xx - W/2 - rng.normal(0, .02*W), yy - H/2 - rng.normal(0, .02*W))/(W/2)
+
+def _white_balance(rng):
+    "Factors (3,) of the camera's white balance, each about 1"
+    return (1 + rng.normal(0, .03, 3)).astype(np.float32)
+
+def _lighting(rng, shape, s):
+    "Factor (H,W,3) of uneven light and white balance"
+    return (1 + .06*_noise(rng, shape, 120*s))[..., None]*_white_balance(rng)
+
+def _vignetted(rng, img, r):
+    "(`img` darkened towards the sides, no rim; a field of view of the whole image)"
+    img *= _falloff(rng.uniform(.05, .3), r, 1.25, 2)
+    return img, np.ones_like(r)
+
 def _dermoscope(rng, img, xx, yy, s)->tuple:
     "(`img` through the dermoscope: dark circular rim or vignetting, then light and white balance; field of view)"
-    H, W = xx.shape
-    r = np.hypot(xx - W/2 - rng.normal(0, .02*W), yy - H/2 - rng.normal(0, .02*W))/(W/2)  # ~1 at the sides
-    if rng.random() < .65:
-        img, fov = _rim(rng, img, r, s)
-    else:
-        fov = np.ones_like(r)
-        img *= (1 - rng.uniform(.05, .3)*(r/1.25)**2)[..., None]
-    light, balance = 1 + .06*_noise(rng, (H, W), 120*s), 1 + rng.normal(0, .03, 3)   # uneven light, white balance
-    img *= light[..., None]*balance.astype(np.float32)
+    r = _axis_distance(rng, xx, yy)                                          # ~1 at the sides
+    img, fov = _rim(rng, img, r, s) if rng.random() < .65 else _vignetted(rng, img, r)
+    img *= _lighting(rng, xx.shape, s)
     return img, fov
 
 # %% ../nbs/80_demo.ipynb #08e9302c
@@ -213,23 +409,50 @@ def _with_hairs(rng, img, s)->np.ndarray:
     return img*(1 - h) + h*np.float32([.13, .10, .09])*rng.uniform(.6, 1.3)
 
 # %% ../nbs/80_demo.ipynb #c65ea112
+def _skin_and_lesion(rng, xx, yy, s):
+    "(Skin (H,W,3) with a lesion's pigment; the lesion's opacity (H,W))"
+    img = _skin(rng, xx.shape, s)
+    alpha, A = _lesion(rng, xx, yy, s)
+    img *= np.exp(-A)                                  # in place: float32, as the set has always been
+    return img, alpha
+
+def _photographed(rng, img, xx, yy, s):
+    "(`img` with hairs and bubbles, through the dermoscope and slightly blurred; the field of view)"
+    img = _with_hairs(rng, img, s)
+    img, fov = _dermoscope(rng, _bubbles(rng, img, xx, yy), xx, yy, s)
+    return gaussian_filter(img, (.4*s, .4*s, 0)), fov
+
+def _to_image(img):
+    "The float RGB array `img` as an 8-bit image (clipped to [0,1], rounded)"
+    return Image.fromarray((np.clip(img, 0, 1)*255 + .5).astype(np.uint8))
+
+def _pixel_grid(W, H):
+    "Row and column coordinates (yy, xx) of each pixel of a W×H image, as float32"
+    return np.mgrid[0:H, 0:W].astype(np.float32)
+
 def synth_dermoscopy(rng,            # A `np.random.Generator`, the only source of randomness
                      size=(256,192), # (width, height) of the image
                     )->tuple:        # (RGB `PIL.Image`, uint8 mask of 0/1 with shape (height, width))
     "Make one synthetic dermoscopy image and its exact lesion mask"
     W, H = size
     s = min(W, H)/192
-    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
-    img = _skin(rng, (H, W), s)
-    alpha, A = _lesion(rng, xx, yy, s)
-    img *= np.exp(-A)                                  # in place: float32, as the set has always been
-    img = _with_hairs(rng, img, s)
-    img, fov = _dermoscope(rng, _bubbles(rng, img, xx, yy), xx, yy, s)
-    img = gaussian_filter(img, (.4*s, .4*s, 0))
-    mask = (alpha*fov > .5).astype(np.uint8)
-    return Image.fromarray((np.clip(img, 0, 1)*255 + .5).astype(np.uint8)), mask
+    yy, xx = _pixel_grid(W, H)
+    img, alpha = _skin_and_lesion(rng, xx, yy, s)
+    img, fov = _photographed(rng, img, xx, yy, s)
+    return _to_image(img), (alpha*fov > .5).astype(np.uint8)
 
 # %% ../nbs/80_demo.ipynb #bf3316f5
+def _set_folders(dest):
+    "`dest` as a `Path`, with its `images/` and `masks/` folders made"
+    dest = Path(dest)
+    for d in ('images', 'masks'): (dest/d).mkdir(parents=True, exist_ok=True)
+    return dest
+
+def _write_pair(img, msk, dest, iid):
+    "Save an image (`images/<iid>.jpg`, JPEG quality 90) and its 0/1 mask (`masks/<iid>_segmentation.png`, 0/255)"
+    save_image(img, dest/'images'/f'{iid}.jpg', format='JPEG', quality=90)
+    save_image(Image.fromarray(msk*255), dest/'masks'/f'{iid}_segmentation.png', format='PNG')
+
 def make_demo_set(dest,               # Folder to write `images/` and `masks/` into
                   n:int=24,           # Number of image/mask pairs
                   size=(256,192),     # (width, height) of each image
@@ -238,24 +461,25 @@ def make_demo_set(dest,               # Folder to write `images/` and `masks/` i
                   start:int=0,        # Index of the first image: the set holds images `start` to `start + n - 1`
                  )->list:             # The image IDs written, in order
     "Write a synthetic dermoscopy set in ISIC Task 1 layout (`images/<ID>.jpg`, `masks/<ID>_segmentation.png`)"
-    dest = Path(dest)
-    for d in ('images', 'masks'): (dest/d).mkdir(parents=True, exist_ok=True)
+    dest = _set_folders(dest)
     ids = [f'{prefix}{i:04d}' for i in range(start, start + n)]
     for i, iid in zip(range(start, start + n), ids):
         img, msk = synth_dermoscopy(np.random.default_rng([seed, i]), size)
-        save_image(img, dest/'images'/f'{iid}.jpg', format='JPEG', quality=90)
-        save_image(Image.fromarray(msk*255), dest/'masks'/f'{iid}_segmentation.png', format='PNG')
+        _write_pair(img, msk, dest, iid)
     return ids
 
 # %% ../nbs/80_demo.ipynb #7f34ccc6
+def _set_name(n, seed, start):
+    "The demo set's folder name under `data_home()`"
+    return f'demo-{n}-{seed}' + (f'-from{start}' if start else '')
+
 def demo_set(n:int=24,         # Number of images
              seed:int=0,       # Generator seed
              dest=None,        # Folder (default: `data_home()/f'demo-{n}-{seed}'`, then `f'-from{start}'` if any)
              start:int=0,      # Index of the first image (a later start: other images of the same generator)
             )->Path:           # A folder with `images/` and `masks/`
     "The demo data set, generated on first use"
-    name = f'demo-{n}-{seed}' + (f'-from{start}' if start else '')
-    dest = Path(dest) if dest is not None else data_home()/name
+    dest = Path(dest) if dest is not None else data_home()/_set_name(n, seed, start)
     done = dest/'.complete'
     if not done.exists():
         make_demo_set(dest, n=n, seed=seed, start=start)
@@ -263,6 +487,15 @@ def demo_set(n:int=24,         # Number of images
     return dest
 
 # %% ../nbs/80_demo.ipynb #16631a0c
+def _largest_label(lab):
+    "The label of the largest region of the labelled image `lab`"
+    return np.bincount(lab.ravel())[1:].argmax() + 1
+
+def _largest_region(lab):
+    "The uint8 mask of the largest region of the labelled image `lab` (all zeros when it has none)"
+    if lab.max() == 0: return np.zeros(lab.shape, np.uint8)
+    return (lab == _largest_label(lab)).astype(np.uint8)
+
 def otsu_mask(img:Image.Image, # A dermoscopy image
              )->np.ndarray:    # (H,W) uint8 mask, 1 = lesion
     "Trivial baseline: the largest region darker than Otsu's threshold (lesions are darker than skin)"
@@ -270,35 +503,46 @@ def otsu_mask(img:Image.Image, # A dermoscopy image
     from skimage.measure import label
     g = np.asarray(img.convert('L'), dtype=np.float32)
     lab = label(g < threshold_otsu(g), connectivity=1)   # 4-connected regions, as scipy's `ndimage.label`
-    if lab.max() == 0: return np.zeros(g.shape, np.uint8)
-    return (lab == np.bincount(lab.ravel())[1:].argmax() + 1).astype(np.uint8)
+    return _largest_region(lab)
 
 # %% ../nbs/80_demo.ipynb #2def0b79
-def _demo_batch(src, out:Path, seed:int, show):
-    "Build the demo DataLoaders and save a batch of augmented images with their masks to `out/batch.png`"
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+def _demo_dls(src, seed):
+    "The demo's DataLoaders: `src` cached at 256 px in three folds, the first validating; batches of 8 at 128 px"
     from lesion_fastai.io import find_pairs
     from lesion_fastai.data import cache_pairs, kfold_splits, seg_dataloaders
     cached = cache_pairs(find_pairs(src), size=256)
     cached['fold'] = kfold_splits(cached.image_id, k=3, seed=seed)
-    dls = seg_dataloaders(cached, valid_fold=0, size=128, bs=8)
+    return seg_dataloaders(cached, valid_fold=0, size=128, bs=8)
+
+def _save_batch(dls, path):
+    "Save a batch of eight augmented images of `dls`, their masks overlaid, to `path`"
+    import matplotlib.pyplot as plt
+    dls.show_batch(max_n=8, figsize=(12, 6))
+    plt.gcf().savefig(path, dpi=80, bbox_inches='tight')
+    plt.close('all')
+
+def _demo_batch(src, out:Path, seed:int, show):
+    "Build the demo DataLoaders and save a batch of augmented images with their masks to `out/batch.png`"
+    import matplotlib
+    matplotlib.use('Agg')
+    dls = _demo_dls(src, seed)
     batch = tuple(dls.one_batch()[0].shape)
     show(f"DataLoaders: {len(dls.train_ds)} train / {len(dls.valid_ds)} valid images, batch {batch}")
     out.mkdir(parents=True, exist_ok=True)
-    dls.show_batch(max_n=8, figsize=(12, 6))
-    plt.gcf().savefig(out/'batch.png', dpi=80, bbox_inches='tight')
-    plt.close('all')
+    _save_batch(dls, out/'batch.png')
     show(f"wrote {out/'batch.png'} (augmented images with their masks overlaid)")
 
 # %% ../nbs/80_demo.ipynb #c9e95651
+def _save_otsu(r, out:Path):
+    "Write the Otsu baseline's mask of the pair `r` (a `find_pairs` row) to `out`"
+    from lesion_fastai.io import load_image, save_mask
+    save_mask(otsu_mask(load_image(r['image'])), out/f"{r['image_id']}_segmentation.png")
+
 def _otsu_scores(pairs, src:Path, out:Path):
     "Write the Otsu baseline's masks to `out` and score them against `src/masks` (a `score_folders` table)"
-    from lesion_fastai.io import load_image, save_mask
     from lesion_fastai.metrics import score_folders
     for _, r in pairs.iterrows():
-        save_mask(otsu_mask(load_image(r['image'])), out/f"{r['image_id']}_segmentation.png")
+        _save_otsu(r, out)
     return score_folders(src/'masks', out)
 
 # %% ../nbs/80_demo.ipynb #c156e5e8
@@ -310,11 +554,15 @@ def _demo_model(src:Path, out:Path, epochs:int, seed:int, show):
                            seed=seed, progress=False, log=show)
 
 # %% ../nbs/80_demo.ipynb #c69cf071
+def _verdict(r)->str:
+    "Which is better by the paired difference `r` (a `paired_table` row): its 95 % interval excludes zero"
+    return 'the model is better' if r.low > 0 else 'Otsu is better' if r.high < 0 else 'no clear difference'
+
 def _held_out_line(rep, otsu)->str:
     "The demo's verdict: model and Otsu on the held-out images, and their paired difference with its 95 % interval"
     from lesion_fastai.stats import paired_table
     r = paired_table(rep['threshold_jaccard'], otsu['threshold_jaccard']).iloc[0]
-    verdict = 'the model is better' if r.low > 0 else 'Otsu is better' if r.high < 0 else 'no clear difference'
+    verdict = _verdict(r)
     return (f"held-out ({r.n} images), ISIC thresholded Jaccard: model {r.b:.4f}, Otsu {r.a:.4f}, "
             f"difference {r['diff']:+.4f} [{r.low:+.4f}, {r.high:+.4f}]: {verdict}")
 
@@ -323,6 +571,22 @@ DEMO_EPOCHS = 30
 "Epochs the demo trains: a fixed amount of work, so that a busy machine takes longer but trains the same model"
 
 # %% ../nbs/80_demo.ipynb #7674945f
+def _demo_sets(n, n_test, seed, show)->tuple:
+    "The demo's sets to train on and to hold out, generated on first use, and a line saying where they are"
+    src, test = demo_set(n=n, seed=seed), demo_set(n=n_test, seed=seed, start=n)
+    show(f"demo set: {n} synthetic dermoscopy images to train on in {src}, {n_test} held out in {test}")
+    return src, test
+
+def _clear_outputs(out):
+    "Remove an earlier run's outputs from `out`: the Otsu and model predictions, the model"
+    for d in ('otsu', 'pred', 'model'):
+        shutil.rmtree(out/d, ignore_errors=True)
+
+def _predict_held_out(out, test):
+    "The model's predictions of the held-out set, in `out/'pred'`, scored against its masks"
+    from lesion_fastai.seg.predict import predict_folder
+    return predict_folder(out/'model', test/'images', out/'pred', truth=test/'masks', progress=False)
+
 def run_demo(out='demo_out',    # Folder for the batch plot, the baseline and model predictions, the model
              n:int=48,          # Demo images to train on (a fifth of them validate: best epoch, threshold)
              n_test:int=96,     # Further demo images, held out of training and validation: the verdict's images
@@ -331,16 +595,13 @@ def run_demo(out='demo_out',    # Folder for the batch plot, the baseline and mo
              show=print):       # Where the progress lines go
     "Generate the demo set, build the DataLoaders, train a model, and compare it with Otsu on held-out images"
     from lesion_fastai.io import find_pairs
-    from lesion_fastai.seg.predict import predict_folder
     out, t0 = Path(out), time.time()
-    src, test = demo_set(n=n, seed=seed), demo_set(n=n_test, seed=seed, start=n)
-    show(f"demo set: {n} synthetic dermoscopy images to train on in {src}, {n_test} held out in {test}")
+    src, test = _demo_sets(n, n_test, seed, show)
     _demo_batch(src, out, seed, show)
-    for d in ('otsu', 'pred', 'model'):
-        shutil.rmtree(out/d, ignore_errors=True)
+    _clear_outputs(out)
     otsu = _otsu_scores(find_pairs(test), test, out/'otsu')
     _demo_model(src, out/'model', epochs=epochs, seed=seed, show=show)
-    rep = predict_folder(out/'model', test/'images', out/'pred', truth=test/'masks', progress=False)
+    rep = _predict_held_out(out, test)
     show(_held_out_line(rep, otsu))
     show(f"masks, overlays and predictions.csv in {out/'pred'}; demo finished in {time.time()-t0:.1f} s")
     return rep

@@ -37,33 +37,56 @@ BODY_TIMEOUT = 30.
 "Seconds a client has to send a whole request body (408 after): a stalled upload does not hold its connection forever."
 
 # %% ../nbs/70_serve.ipynb #f7d7b69c
+def _too_large(max_bytes:int)->HTTPException:
+    "413 for a request body over `max_bytes`"
+    return HTTPException(413, f"request body larger than the {max_bytes/2**20:g} MB limit")
+
+def _went_away()->HTTPException:
+    "400 for a client that went away before sending the whole body"
+    return HTTPException(400, "the client went away before sending the whole body")
+
 async def receive_body(request:Request, # The incoming request
                        max_bytes:int,    # Refuse (413) a body larger than this
                       )->bytes:
     "The request body, chunk by chunk: 413 as soon as it passes `max_bytes`, 400 if the client goes away mid-body"
-    body, too_big = bytearray(), f"request body larger than the {max_bytes/2**20:g} MB limit"
+    body = bytearray()
     try:
         async for chunk in request.stream():
             body += chunk
-            if len(body) > max_bytes: raise HTTPException(413, too_big)
-    except ClientDisconnect: raise HTTPException(400, "the client went away before sending the whole body") from None
+            if len(body) > max_bytes: raise _too_large(max_bytes)
+    except ClientDisconnect: raise _went_away() from None
     return bytes(body)
 
 # %% ../nbs/70_serve.ipynb #ec151953
+def _check_declared(request:Request, max_bytes:int):
+    "Refuse (413) a request whose declared `Content-Length` is over `max_bytes`"
+    declared = request.headers.get('content-length', '')
+    if declared.isdigit() and int(declared) > max_bytes: raise _too_large(max_bytes)
+
+def _too_slow(timeout:float)->HTTPException:
+    "408 (closing the connection) for a request body not all here after `timeout` seconds"
+    return HTTPException(408, f"request body not received within {timeout:g} s", headers={'Connection': 'close'})
+
 async def read_body(request:Request,            # The incoming request
                     max_bytes:int,               # Refuse (413) a body larger than this
                     timeout:float=BODY_TIMEOUT,  # Refuse (408, closing the connection) a body not all here by then
                    )->bytes:
     "The request body, refused with 413 as soon as it is larger than `max_bytes` (declared or streamed), 408 when slow"
-    declared = request.headers.get('content-length', '')
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(413, f"request body larger than the {max_bytes/2**20:g} MB limit")
+    _check_declared(request, max_bytes)
     try: return await asyncio.wait_for(receive_body(request, max_bytes), timeout)
-    except asyncio.TimeoutError:
-        raise HTTPException(408, f"request body not received within {timeout:g} s",
-                            headers={'Connection': 'close'}) from None
+    except asyncio.TimeoutError: raise _too_slow(timeout) from None
 
 # %% ../nbs/70_serve.ipynb #34612f02
+def _form_file(form, field:str)->UploadFile:
+    "The file in the multipart field `field` of `form`, or 422 when there is none or it is text"
+    up = form.get(field)
+    if up is None:
+        raise HTTPException(422, f"no multipart field '{field}' (got: {', '.join(form) or 'none'}); "
+                                 f"send -F {field}=@IMAGE")
+    if not isinstance(up, UploadFile):
+        raise HTTPException(422, f"multipart field '{field}' is text, not a file (send -F {field}=@IMAGE)")
+    return up
+
 async def form_upload(request:Request, # The incoming request (for its headers)
                       body:bytes,       # Its body, already read by `read_body`
                       field:str='file', # The multipart field holding the image
@@ -71,27 +94,33 @@ async def form_upload(request:Request, # The incoming request (for its headers)
     "The file uploaded in the multipart field `field` of `body`"
     async def receive(): return {'type': 'http.request', 'body': body, 'more_body': False}
     async with Request(request.scope, receive).form(max_files=1, max_fields=10) as form:
-        up = form.get(field)
-        if up is None:
-            raise HTTPException(422, f"no multipart field '{field}' (got: {', '.join(form) or 'none'}); "
-                                     f"send -F {field}=@IMAGE")
-        if not isinstance(up, UploadFile):
-            raise HTTPException(422, f"multipart field '{field}' is text, not a file (send -F {field}=@IMAGE)")
+        up = _form_file(form, field)
         return up.filename or 'upload', await up.read()
 
 # %% ../nbs/70_serve.ipynb #4182b041
+def _json_object(body:bytes):
+    "`body` parsed as JSON, or 400 when it is not JSON or nested too deeply"
+    try: return json.loads(body)
+    except ValueError: raise HTTPException(400, "request body is not valid JSON") from None
+    except RecursionError: raise HTTPException(400, "request body is JSON nested too deeply") from None
+
+def _bare_base64(text:str)->str:
+    "`text` without a `data:` URL prefix and without whitespace"
+    return re.sub(r'\s+', '', re.sub(r'^\s*data:[^,]*,', '', text))
+
+def _b64_bytes(text:str, field:str)->bytes:
+    "The bytes of the base64 `text` (a `data:` URL prefix and whitespace allowed), or 422 naming `field`"
+    try: return base64.b64decode(_bare_base64(text), validate=True)
+    except (binascii.Error, ValueError): raise HTTPException(422, f"JSON field '{field}' is not valid base64") from None
+
 def json_upload(body:bytes,        # A JSON request body
                 field:str='image', # The key holding the base64 image
                )->tuple:           # (file name, image bytes)
     "The base64 image in `body`'s `field` (a `data:` URL prefix and whitespace allowed), with the optional `name`"
-    try: obj = json.loads(body)
-    except ValueError: raise HTTPException(400, "request body is not valid JSON") from None
-    except RecursionError: raise HTTPException(400, "request body is JSON nested too deeply") from None
+    obj = _json_object(body)
     if not isinstance(obj, dict) or not isinstance(obj.get(field), str):
         raise HTTPException(422, f'JSON body must be an object {{"{field}": "<base64 image>"}}')
-    b64 = re.sub(r'\s+', '', re.sub(r'^\s*data:[^,]*,', '', obj[field]))
-    try: data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError): raise HTTPException(422, f"JSON field '{field}' is not valid base64") from None
+    data = _b64_bytes(obj[field], field)
     return str(obj.get('name') or 'upload'), data
 
 # %% ../nbs/70_serve.ipynb #bb7a642a
@@ -100,20 +129,31 @@ def safe_name(name:str)->str:
     return re.sub(r'[^\w.-]', '_', Path(str(name).replace('\\', '/')).name).lstrip('.')[:100] or 'upload'
 
 # %% ../nbs/70_serve.ipynb #b8db2d7f
+def _empty_body()->HTTPException:
+    "400 for an empty request body, saying what to send"
+    return HTTPException(400, "empty request body: "
+                              "send the image as multipart field 'file' or JSON {\"image\": base64}")
+
+async def _parse_upload(request:Request, body:bytes, ctype:str)->tuple:
+    "(file name, image bytes) of a multipart or JSON `body` by its content type `ctype`, or 415 for another type"
+    if ctype.startswith('multipart/form-data'): return await form_upload(request, body)
+    if ctype.startswith('application/json'): return json_upload(body)
+    raise HTTPException(415, f"content type {ctype or 'none'!r}: "
+                             "send multipart/form-data (field 'file') or application/json")
+
+def _empty_image(name:str)->HTTPException:
+    "400 for an upload `name` of 0 bytes"
+    return HTTPException(400, f"{safe_name(name)}: the uploaded image is empty (0 bytes)")
+
 async def read_upload(request:Request,            # A `POST /predict` request
                       max_bytes:int,               # Largest body accepted
                       timeout:float=BODY_TIMEOUT,  # Seconds the whole body may take to arrive
                      )->tuple:                     # (safe file name, image bytes)
     "The image of a multipart or JSON request, or a 4xx `HTTPException` with a one-line reason"
     body, ctype = await read_body(request, max_bytes, timeout), request.headers.get('content-type', '').lower()
-    if not body:
-        raise HTTPException(400, "empty request body: "
-                                 "send the image as multipart field 'file' or JSON {\"image\": base64}")
-    if ctype.startswith('multipart/form-data'): name, data = await form_upload(request, body)
-    elif ctype.startswith('application/json'): name, data = json_upload(body)
-    else: raise HTTPException(415, f"content type {ctype or 'none'!r}: "
-                                   "send multipart/form-data (field 'file') or application/json")
-    if not data: raise HTTPException(400, f"{safe_name(name)}: the uploaded image is empty (0 bytes)")
+    if not body: raise _empty_body()
+    name, data = await _parse_upload(request, body, ctype)
+    if not data: raise _empty_image(name)
     return safe_name(name), data
 
 # %% ../nbs/70_serve.ipynb #541e9ae1
@@ -121,22 +161,36 @@ MAX_PIXELS = 50_000_000
 "Largest image the service decodes (width × height); ISIC's largest dermoscopy images have about 30 million pixels."
 
 # %% ../nbs/70_serve.ipynb #d0a1fdd6
+def _declared_size(data:bytes, name:str)->tuple|None:
+    "(width, height) the image header of `data` declares (None: not an image), or 413 for a decompression bomb"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im: return im.size
+    except Image.DecompressionBombError as e:
+        raise HTTPException(413, f"{name}: refused as a decompression bomb ({e})") from None
+    except Exception: return None
+
+def _too_many_pixels(name:str, w, h, max_pixels)->HTTPException:
+    "413 for the image `name` of `w`×`h` pixels, over `max_pixels`"
+    return HTTPException(413, f"{name}: {w}×{h} pixels is over the {max_pixels/1e6:g} megapixel limit")
+
 def check_pixels(data:bytes,                # The uploaded file
                  name:str='upload',         # Its name, for the message
                  max_pixels:int=MAX_PIXELS, # Refuse (413) images declaring more pixels than this
                 ):
     "Refuse an image whose header declares more than `max_pixels` pixels, before decoding it"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im: w, h = im.size
-    except Image.DecompressionBombError as e:
-        raise HTTPException(413, f"{name}: refused as a decompression bomb ({e})") from None
-    except Exception: return                                      # not an image: `decode_upload` says why
-    if w*h > max_pixels:
-        raise HTTPException(413, f"{name}: {w}×{h} pixels is over the {max_pixels/1e6:g} megapixel limit")
+    size = _declared_size(data, name)
+    if size is None: return                                       # not an image: `decode_upload` says why
+    w, h = size
+    if w*h > max_pixels: raise _too_many_pixels(name, w, h, max_pixels)
 
 # %% ../nbs/70_serve.ipynb #800aa0b1
+def _undecodable(e:Exception, name:str, folder:str)->HTTPException:
+    "422 for an upload `load_image` could not read: its message without the temporary `folder`, or the error's type"
+    if isinstance(e, LesionDataError): return HTTPException(422, str(e).replace(f'{folder}/', ''))
+    return HTTPException(422, f"{name}: cannot be decoded ({type(e).__name__})")
+
 def decode_upload(data:bytes,                # The uploaded file
                   name:str='upload',         # A safe file name (from `safe_name`), for messages
                   max_pixels:int=MAX_PIXELS, # Pixel limit (413 above)
@@ -147,16 +201,23 @@ def decode_upload(data:bytes,                # The uploaded file
         f = Path(d)/name
         f.write_bytes(data)
         try: return load_image(f)
-        except LesionDataError as e: raise HTTPException(422, str(e).replace(f'{d}/', '')) from None
-        except Exception as e: raise HTTPException(422, f"{name}: cannot be decoded ({type(e).__name__})") from None
+        except Exception as e: raise _undecodable(e, name, folder=d) from None
 
 # %% ../nbs/70_serve.ipynb #28084220
+def _mask_image(mask)->Image.Image:
+    "The 8-bit image of `mask`: 255 where it is nonzero, else 0"
+    return Image.fromarray((np.asarray(mask) > 0).astype(np.uint8)*255, mode='L')
+
+def _png_bytes(img:Image.Image)->bytes:
+    "The PNG file of `img`"
+    buf = io.BytesIO()
+    img.save(buf, format='PNG')
+    return buf.getvalue()
+
 def mask_png(mask:np.ndarray, # (H,W) mask, nonzero = lesion
             )->str:
     "Base64 of the single-channel 0/255 PNG that `save_mask` writes for `mask`"
-    buf = io.BytesIO()
-    Image.fromarray((np.asarray(mask) > 0).astype(np.uint8)*255, mode='L').save(buf, format='PNG')
-    return base64.b64encode(buf.getvalue()).decode()
+    return base64.b64encode(_png_bytes(_mask_image(mask))).decode()
 
 # %% ../nbs/70_serve.ipynb #60aa03ac
 class Prediction(BaseModel):
@@ -187,12 +248,19 @@ class ServeLimits(Settings):
     body_timeout:float=BODY_TIMEOUT  # Seconds a request body may take to arrive (408 after)
     @property
     def max_bytes(self)->int: return int(self.max_mb*2**20)   # The body limit in bytes
+    def _positive(self, k:str)->tuple:
+        "(whether the setting `k` is more than 0, the message if not)"
+        v = getattr(self, k)
+        return v > 0, f"{k} must be more than 0, got {v!r}"
     def checks(self)->list:
-        more = [(k, getattr(self, k)) for k in ('max_mb', 'max_pixels', 'workers', 'body_timeout')]
-        return [(v > 0, f"{k} must be more than 0, got {v!r}") for k, v in more] + [
-                (self.queue >= 0, f"queue must be 0 or more, got {self.queue!r}")]
+        more = [self._positive(k) for k in ('max_mb', 'max_pixels', 'workers', 'body_timeout')]
+        return more + [(self.queue >= 0, f"queue must be 0 or more, got {self.queue!r}")]
 
 # %% ../nbs/70_serve.ipynb #9110017b
+def _folder_name(model)->str:
+    "The name of the model folder `model` ('model' for an `Ensemble`)"
+    return Path(model).name if not isinstance(model, Ensemble) else 'model'
+
 class Segmenter:
     "A model loaded once, predicting from any thread: `workers` uploads at once, one forward pass at a time (a lock)"
     def __init__(self, model,                # Model or ensemble folder, or an `Ensemble`
@@ -201,7 +269,7 @@ class Segmenter:
                  limits:ServeLimits=None):   # Pixel limit, workers and queue (default: `ServeLimits()`)
         self.model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
         self.tta, self.limits = tta, limits or ServeLimits()
-        self.name = name or (Path(model).name if not isinstance(model, Ensemble) else 'model')
+        self.name = name or _folder_name(model)
         self.lock, self.slots = threading.Lock(), threading.Semaphore(self.limits.workers)
         self.admitted, self.closing, self.count_lock = 0, False, threading.Lock()
     def __repr__(self): return f"{self.name}: {self.model!r}"
@@ -213,6 +281,16 @@ def no_nan(d:dict)->dict:
 
 # %% ../nbs/70_serve.ipynb #9e46a997
 @patch
+def _segment(self:Segmenter, img)->dict:
+    "The model's result for `img`, one forward pass at a time"
+    with self.lock: return self.model.predict([img], tta=self.tta, bs=1)[0]
+
+@patch
+def _answer_tail(self:Segmenter, res:dict, t0:float)->dict:
+    "The fields an answer adds to the image's row: the mask as PNG, the milliseconds since `t0`, the model's name"
+    return {'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1), 'model': self.name}
+
+@patch
 def __call__(self:Segmenter, data:bytes, # The uploaded file
              name:str='upload',           # Its safe file name
             )->dict:                      # The `Prediction` fields
@@ -220,20 +298,26 @@ def __call__(self:Segmenter, data:bytes, # The uploaded file
     with self.slots:
         t0 = time.perf_counter()
         img = decode_upload(data, name, self.limits.max_pixels)
-        with self.lock: res = self.model.predict([img], tta=self.tta, bs=1)[0]
+        res = self._segment(img)
         row = image_row(image_id_of(name), name, img, res)
-        return no_nan({**row, 'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1),
-                       'model': self.name})
+        return no_nan({**row, **self._answer_tail(res, t0)})
 
 # %% ../nbs/70_serve.ipynb #b24f29e2
+def _member_names(m:Ensemble)->list:
+    "`arch@size` of each member of `m`"
+    return [f"{c['arch']}@{c['size']}" for _, c in m.members]
+
+@patch
+def _tta_on(self:Segmenter)->bool:
+    "Whether predictions use TTA: the override, else the model's setting"
+    return self.model.tta if self.tta is None else bool(self.tta)
+
 @patch
 def health(self:Segmenter)->dict:
     "What `GET /health` answers: ready (not shutting down), the model, the package version"
     m = self.model
-    return {'ready': not self.closing, 'model': self.name, 'version': __version__,
-            'members': [f"{c['arch']}@{c['size']}" for _, c in m.members],
-            'tta': m.tta if self.tta is None else bool(self.tta), 'threshold': m.threshold,
-            'qc_threshold': m.qc_threshold}
+    return {'ready': not self.closing, 'model': self.name, 'version': __version__, 'members': _member_names(m),
+            'tta': self._tta_on(), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold}
 
 # %% ../nbs/70_serve.ipynb #c5d0664d
 @patch
@@ -244,19 +328,29 @@ def refuse_closing(self:Segmenter):
 
 # %% ../nbs/70_serve.ipynb #09dda09f
 @patch
+def _release(self:Segmenter):
+    "Give back the place of a request admitted"
+    with self.count_lock: self.admitted -= 1
+
+@patch
+def _take_place(self:Segmenter, places:int)->bool:
+    "Count one more request admitted unless all `places` are taken; whether it was"
+    with self.count_lock:
+        full = self.admitted >= places
+        if not full: self.admitted += 1
+    return not full
+
+@patch
 @contextmanager
 def admit(self:Segmenter):
     "Hold one of the `workers + queue` places of the requests predicting or waiting, or refuse with 503 and Retry-After"
     self.refuse_closing()
     places = self.limits.workers + self.limits.queue
-    with self.count_lock:
-        full = self.admitted >= places
-        if not full: self.admitted += 1
-    if full: raise HTTPException(503, f"busy: {places} requests predicting or waiting; retry later",
-                                 headers={'Retry-After': '1'})
+    if not self._take_place(places):
+        raise HTTPException(503, f"busy: {places} requests predicting or waiting; retry later",
+                            headers={'Retry-After': '1'})
     try: yield
-    finally:
-        with self.count_lock: self.admitted -= 1
+    finally: self._release()
 
 # %% ../nbs/70_serve.ipynb #e5e97c76
 PREDICT_BODY = {'requestBody': {'required': True, 'content': {
@@ -276,13 +370,17 @@ ERRORS = {400: 'Empty body, invalid or too deeply nested JSON, or the client wen
 "The 4xx and 503 answers of `POST /predict`, each with a one-line `detail`."
 
 # %% ../nbs/70_serve.ipynb #6fbe1d2e
+def _token_matches(creds:HTTPAuthorizationCredentials|None, token:str)->bool:
+    "Whether the bearer credentials `creds` carry `token`, compared in constant time"
+    return creds is not None and hmac.compare_digest(creds.credentials.encode(), token.encode())
+
 def require_token(token:str|None, # The token clients must send (None: no check)
                  )->list:         # The dependencies of `POST /predict`
     "A dependency refusing (401) a request without `Authorization: Bearer <token>`, compared in constant time"
     if not token: return []
     bearer = HTTPBearer(auto_error=False, description='The token the server was started with')
     async def check(creds:HTTPAuthorizationCredentials|None=Security(bearer)):
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), token.encode()):
+        if not _token_matches(creds, token):
             raise HTTPException(401, "missing or wrong token: send the header 'Authorization: Bearer TOKEN'",
                                 headers={'WWW-Authenticate': 'Bearer'})
     return [Depends(check)]
@@ -295,6 +393,28 @@ async def shutdown_flag(app:FastAPI):
     app.state.segmenter.closing = True
 
 # %% ../nbs/70_serve.ipynb #8336a383
+def _app_of(seg:Segmenter):
+    "A FastAPI app holding `seg` in its state, with no routes yet"
+    app = FastAPI(title='lesion_fastai', version=__version__, description=f'Skin-lesion segmentation with {seg!r}',
+                  lifespan=shutdown_flag)
+    app.state.segmenter = seg
+    return app
+
+def _route_health(app:FastAPI, seg:Segmenter):
+    "Add `GET /health` to `app`"
+    @app.get('/health', summary='Whether the model is loaded, and which')
+    async def health()->dict: return seg.health()
+
+def _route_predict(app:FastAPI, seg:Segmenter, limits:ServeLimits, token:str|None):
+    "Add `POST /predict` to `app`: `seg` segments the upload, within `limits`, for clients with `token` if any"
+    @app.post('/predict', response_model=Prediction, openapi_extra=PREDICT_BODY, summary='Segment one image',
+              responses={k: {'description': v} for k, v in ERRORS.items()}, dependencies=require_token(token))
+    async def predict(request:Request):
+        "The lesion mask of the uploaded image (multipart field `file`, or JSON `{\"image\": base64}`) at its own size"
+        seg.refuse_closing()
+        name, data = await read_upload(request, limits.max_bytes, limits.body_timeout)
+        with seg.admit(): return await run_in_threadpool(seg, data, name)
+
 def make_app(model,          # Model or ensemble folder, or an `Ensemble` from `load_model`
              tta=None,       # Override the model's TTA setting
              name:str=None,  # The model's name in answers (default: the folder's name)
@@ -304,32 +424,29 @@ def make_app(model,          # Model or ensemble folder, or an `Ensemble` from `
     "A FastAPI app serving `model`: `POST /predict`, `GET /health`, the OpenAPI page at `/docs`"
     limits = ServeLimits(**kwargs)
     seg = Segmenter(model, tta, name, limits)
-    app = FastAPI(title='lesion_fastai', version=__version__, description=f'Skin-lesion segmentation with {seg!r}',
-                  lifespan=shutdown_flag)
-    app.state.segmenter = seg
-
-    @app.get('/health', summary='Whether the model is loaded, and which')
-    async def health()->dict: return seg.health()
-
-    @app.post('/predict', response_model=Prediction, openapi_extra=PREDICT_BODY, summary='Segment one image',
-              responses={k: {'description': v} for k, v in ERRORS.items()}, dependencies=require_token(token))
-    async def predict(request:Request):
-        "The lesion mask of the uploaded image (multipart field `file`, or JSON `{\"image\": base64}`) at its own size"
-        seg.refuse_closing()
-        name, data = await read_upload(request, limits.max_bytes, limits.body_timeout)
-        with seg.admit(): return await run_in_threadpool(seg, data, name)
+    app = _app_of(seg)
+    _route_health(app, seg)
+    _route_predict(app, seg, limits, token)
     return app
 
 # %% ../nbs/70_serve.ipynb #c3506c03
+def _family(host:str)->int:
+    "The address family of `host`: IPv6 when it has a colon, else IPv4"
+    return socket.AF_INET6 if ':' in host else socket.AF_INET
+
+def _try_bind(host:str, port:int):
+    "Bind a socket to (`host`, `port`) and let it go, or `LesionDataError` saying why it cannot"
+    with socket.socket(_family(host)) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
+        try: s.bind((host, port))
+        except OSError as e: raise LesionDataError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
+
 def check_port(host:str, # Interface to listen on
                port:int, # TCP port
               ):
     "Refuse with `LesionDataError` an address the server could not listen on, before the model is loaded"
     if not 0 < port < 2**16: raise LesionDataError(f"port {port}: not a TCP port (1 to 65535)")
-    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn does
-        try: s.bind((host, port))
-        except OSError as e: raise LesionDataError(f"{host}:{port}: cannot listen there ({e.strerror or e})") from None
+    _try_bind(host, port)
 
 # %% ../nbs/70_serve.ipynb #390f34e6
 def check_log_level(log_level:str, # uvicorn's log level, in any case
@@ -344,18 +461,35 @@ TOKEN_ENV = 'LESION_FASTAI_TOKEN'
 "The variable `serve_model` reads its token from when none is passed (unlike a command line, `ps` does not show it)."
 
 # %% ../nbs/70_serve.ipynb #e1ef2b9d
+def _loopback(host:str)->bool:
+    "Whether `host` is `localhost` or a loopback address"
+    if host == 'localhost': return True
+    try: return ipaddress.ip_address(host).is_loopback
+    except ValueError: return False                              # a host name: may be reachable from elsewhere
+
 def exposure_warning(host:str,  # Interface to listen on
                      token:str, # The token clients must send, or None
                     )->str|None: # One line, or None when `host` is loopback or a token is set
     "What to warn about when the service listens beyond this machine and answers anyone"
-    if token or host == 'localhost': return None
-    try:
-        if ipaddress.ip_address(host).is_loopback: return None
-    except ValueError: pass                                      # a host name: may be reachable from elsewhere
+    if token or _loopback(host): return None
     return (f"{host} is reachable from other machines and the service has no token: anyone who can reach it may "
             f"use the model (set {TOKEN_ENV} or pass a token)")
 
 # %% ../nbs/70_serve.ipynb #d6080335
+def _url(host:str, port:int)->str:
+    "The service's address (an IPv6 `host` in brackets)"
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+def _serving_line(seg:Segmenter, host:str, port:int, token:str|None)->str:
+    "The start-up line: the model, the URL of `POST /predict` and of the API docs, whether a token is required"
+    url = _url(host, port)
+    guard = ', token required' if token else ''
+    return f"Serving {seg!r} at {url}/predict (API docs: {url}/docs{guard})"
+
+def _token_or_env(token:str|None)->str|None:
+    "`token`, else the `TOKEN_ENV` variable's (None when neither is set or they are empty)"
+    return token or os.environ.get(TOKEN_ENV) or None
+
 def serve_model(model,                   # Model or ensemble folder
                 host:str='127.0.0.1',    # Interface to listen on (0.0.0.0: every interface)
                 port:int=8000,           # TCP port
@@ -367,12 +501,10 @@ def serve_model(model,                   # Model or ensemble folder
                 **kwargs,                # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
                ):
     "Load `model` once and serve it over HTTP with uvicorn until interrupted (the options checked first)"
-    token, limits = token or os.environ.get(TOKEN_ENV) or None, ServeLimits(**kwargs)
+    token, limits = _token_or_env(token), ServeLimits(**kwargs)
     log_level = check_log_level(log_level)
     check_port(host, port)
     if warning := exposure_warning(host, token): warnings.warn(warning, stacklevel=2)
     app = make_app(model, tta, token=token, **limits.as_dict())
-    url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    guard = ', token required' if token else ''
-    log(f"Serving {app.state.segmenter!r} at {url}/predict (API docs: {url}/docs{guard})")
+    log(_serving_line(app.state.segmenter, host, port, token))
     uvicorn.run(app, host=host, port=port, log_level=log_level)
