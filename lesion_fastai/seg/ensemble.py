@@ -34,10 +34,13 @@ MEMBER_KEYS = ('arch', 'size', 'classes', 'threshold', 'postprocess', 'colour_co
 "What a segmentation member's `config.json` must say."
 
 # %% ../../nbs/22_seg.ensemble.ipynb #1680440e
+def _in_unit_interval(t)->bool:
+    "Whether `t` is a number (not a bool) strictly between 0 and 1"
+    return not isinstance(t, bool) and isinstance(t, (int, float)) and 0 < t < 1
+
 def _check_threshold(t, f):
     "Refuse a decision threshold `t` (of the file `f`) that is not a number in (0, 1)"
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-        raise LesionDataError(f"{f}: threshold {t!r} is not a number in (0, 1)")
+    if not _in_unit_interval(t): raise LesionDataError(f"{f}: threshold {t!r} is not a number in (0, 1)")
 
 def _check_postprocess(post, f):
     "Refuse a post-processing setting `post` (of the file `f`) that is not true or false"
@@ -52,9 +55,11 @@ def check_decision(obj:dict, # A member's config.json or an ensemble's manifest,
     return obj
 
 # %% ../../nbs/22_seg.ensemble.ipynb #17495c89
-def _check_model_folder(path:Path):
-    "Refuse a folder `path` without a `model.pkl`"
+def _model_folder(path)->Path:
+    "`path` as a `Path`, refused when it holds no `model.pkl`"
+    path = Path(path)
     if not (path/'model.pkl').exists(): raise LesionDataError(f"{path}: not a model folder (no model.pkl)")
+    return path
 
 def _member_config(path:Path)->dict:
     "The `config.json` of the model folder `path`, read and its decision checked"
@@ -64,8 +69,7 @@ def _member_config(path:Path)->dict:
 def load_member(path, # Model folder (with model.pkl and config.json)
                )->tuple: # (Learner, config dict)
     "Load a model folder made by `train_segmenter`, checking its config"
-    path = Path(path)
-    _check_model_folder(path)
+    path = _model_folder(path)
     cfg = _member_config(path)
     return read_learner(path/'model.pkl'), cfg
 
@@ -79,13 +83,17 @@ def _prepared(images:list, cfg:dict)->list:
     return [prepare_image(im, cfg) for im in images]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #5b563cd2
+def _tta_cbs(tta:bool)->list|None:
+    "The callbacks of 8-way dihedral TTA when `tta` (else None)"
+    return [DihedralTTA()] if tta else None
+
 def member_probs(learn,            # A member's `Learner`
                  images:list,      # PIL images, prepared as the member expects (see `prepare_image`)
                  tta:bool=True,    # Average the 8 dihedral views, each mapped back
                  bs:int=8,         # Images per forward pass (times 8 with `tta`)
                 )->torch.Tensor:   # (n, size, size) lesion probabilities at the member's input size
     "Lesion probability of each image at the member's input size, averaged over the dihedral views with `tta`"
-    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=[DihedralTTA()] if tta else None)
+    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=_tta_cbs(tta))
     return probs[:, 1]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #afbe96f1
@@ -228,14 +236,15 @@ def decide(self:Ensemble, prob:np.ndarray)->np.ndarray:
     return postprocess_mask(m) if self.postprocess else m
 
 # %% ../../nbs/22_seg.ensemble.ipynb #92d698bb
-def _largest_side(per:list)->int:
-    "The largest input size among the members' maps `per` of an image"
-    return max(p.shape[-1] for p in per)
+def _largest_size(per:list)->tuple:
+    "(s, s), `s` the largest input size among the members' maps `per` of an image"
+    s = max(p.shape[-1] for p in per)
+    return s, s
 
 def _own_masks(ens:Ensemble, per:list)->list:
     "Each member's own mask of an image (`ens.decide` of its map), all at the largest input size of the maps `per`"
-    s = _largest_side(per)
-    return [ens.decide(probs_to_size(p, (s, s))) for p in per]
+    hw = _largest_size(per)
+    return [ens.decide(probs_to_size(p, hw)) for p in per]
 
 def _mean_pair_jaccard(masks:list)->float:
     "The mean Jaccard of every pair of `masks`"
@@ -268,9 +277,13 @@ def _batch_masks(ens:Ensemble, rows:pd.DataFrame, bs:int)->list:
     preds = ens.predict([load_image(f) for f in rows['image']], bs=bs)
     return [(iid, read_mask(msk), r['mask']) for iid, msk, r in zip(rows.image_id, rows['mask'], preds)]
 
+def _row_batches(pairs:pd.DataFrame, bs:int):
+    "The rows of `pairs` in consecutive slices of `bs`"
+    return (pairs.iloc[ix] for ix in chunked(range(len(pairs)), bs))
+
 def _test_masks(ens:Ensemble, pairs:pd.DataFrame, bs:int):
     "(image ID, truth, predicted mask) of every pair of `pairs`, `bs` pairs at a time"
-    for i in range(0, len(pairs), bs): yield from _batch_masks(ens, pairs.iloc[i:i+bs], bs)
+    for rows in _row_batches(pairs, bs): yield from _batch_masks(ens, rows, bs)
 
 @patch
 def test_report(self:Ensemble, pairs:pd.DataFrame, # Test pairs: `image_id`, `image`, `mask` at original resolution
@@ -424,13 +437,17 @@ def oof_seconds(n_images:int,       # Images of the ensemble's data
     return n_images*((8 if tta else 1)*(spi or 0.02) + OOF_IMAGE_SECONDS)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #47a04e20
+def _seconds_left(total:float, t0:float, reserve:float)->float:
+    "Seconds left of `total` minutes since `t0`, less the `reserve`"
+    return total*60 - (time.time() - t0) - reserve
+
 def member_minutes(total:float,      # The ensemble's budget
                    t0:float,         # `time.time()` when the ensemble started
                    members_left:int, # This member and those after it
                    reserve:float,    # Seconds kept for what follows the members (`oof_seconds`)
                   )->float:
     "A member's budget: an equal share of what is left of `total` now, less `reserve`"
-    return max((total*60 - (time.time() - t0) - reserve)/60/members_left, 0.05)
+    return max(_seconds_left(total, t0, reserve)/60/members_left, 0.05)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #f45c96ed
 def _recorded_speed(cfg_file:Path)->float|None:

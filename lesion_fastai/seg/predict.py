@@ -153,9 +153,9 @@ def prob_image(prob:np.ndarray, # (H,W) lesion probability in [0, 1]
     return Image.fromarray(_to_bytes(prob), mode='L')
 
 # %% ../../nbs/23_seg.predict.ipynb #8ac4d117
-def _lesion_prob_mean(prob:np.ndarray, mask:np.ndarray)->float:
-    "The mean probability inside `mask` (NaN for an empty mask)"
-    return float(prob[mask == 1].mean()) if mask.any() else float('nan')
+def _mean_or_nan(values:np.ndarray)->float:
+    "The mean of `values` (NaN when there are none)"
+    return float(values.mean()) if values.size else float('nan')
 
 def _uncertain_fraction(prob:np.ndarray)->float:
     "The share of pixels whose lesion probability is between 0.25 and 0.75"
@@ -164,7 +164,7 @@ def _uncertain_fraction(prob:np.ndarray)->float:
 def _prob_fields(prob:np.ndarray, mask:np.ndarray)->dict:
     "The report's lesion fraction and probability summaries of one image"
     return {'lesion_fraction': float(mask.mean()), 'prob_mean': float(prob.mean()),
-            'prob_lesion_mean': _lesion_prob_mean(prob, mask), 'uncertain_fraction': _uncertain_fraction(prob)}
+            'prob_lesion_mean': _mean_or_nan(prob[mask == 1]), 'uncertain_fraction': _uncertain_fraction(prob)}
 
 def _pick(d:dict, keys:tuple)->dict:
     "The items of `d` under those of `keys` it has, in the order of `keys`"
@@ -231,10 +231,14 @@ def _header(f)->list:
     "The column names on the first line of the CSV `f`"
     with open(f, errors='replace') as fh: return fh.readline().strip().split(',')
 
+def _classify_header(head:list)->bool:
+    "Whether the columns `head` start like `classify-predict`'s CSV (image, …) or its report (image_id, pred, …)"
+    return head[:1] == ['image'] or head[:2] == ['image_id', 'pred']
+
 def _writer_of(head:list)->str:
     "The command that writes CSVs whose columns start with `head`: 'predict', 'classify-predict' or 'another program'"
     if head[:2] == ['image_id', 'file']: return 'predict'
-    return 'classify-predict' if head[:1] == ['image'] or head[:2] == ['image_id', 'pred'] else 'another program'
+    return 'classify-predict' if _classify_header(head) else 'another program'
 
 def csv_writer(f,     # A CSV file
               )->str: # 'predict', 'classify-predict' or 'another program'
@@ -261,14 +265,16 @@ def refuse_outputs(out,   # The output folder
     raise LesionDataError(f"{out}: already holds predictions ({f}{_writer_note(f)}); choose a new folder")
 
 # %% ../../nbs/23_seg.predict.ipynb #92a656b9
-def _refuse_file(out:Path):
-    "Refuse an `out` that is a file or lies in one"
+def _as_folder(out)->Path:
+    "`out` as a `Path`, refused when it is a file or lies in one"
+    out = Path(out)
     there = next((p for p in (out, *out.parents) if p.exists()), None)     # `out`, or its nearest existing parent
     if there is not None and not there.is_dir(): raise LesionDataError(f"{there}: is a file; out= must be a folder")
+    return out
 
-def _folders(named:dict)->list:
-    "(name, resolved path) of the folders in `named` given as a `str` or `Path`"
-    return [(name, Path(d).resolve()) for name, d in named.items() if isinstance(d, (str, Path))]
+def _folders(named:dict|None)->list:
+    "(name, resolved path) of the folders in `named` (if any) given as a `str` or `Path`"
+    return [(name, Path(d).resolve()) for name, d in (named or {}).items() if isinstance(d, (str, Path))]
 
 def _refuse_inputs(out:Path, inputs:dict):
     "Refuse an `out` that is one of the input folders `inputs` or lies inside one"
@@ -277,7 +283,7 @@ def _refuse_inputs(out:Path, inputs:dict):
             raise LesionDataError(f"{out}: is the {name}= folder or inside it; predictions are never written among "
                                   "the inputs: choose another out=")
 
-def _refuse_models(out:Path, models:dict):
+def _refuse_models(out:Path, models:dict|None):
     "Refuse an `out` that is one of the model folders `models`"
     for name, d in _folders(models):
         if out.resolve() == d:
@@ -289,10 +295,9 @@ def check_out(out,         # The output folder
               **inputs,    # The input data folders by name (`images=…`, `truth=…`): `out` must lie outside them
              )->Path:
     "`out` as a `Path`, refused when it is a file (or lies in one), lies in an input folder, or is a model folder"
-    out = Path(out)
-    _refuse_file(out)
+    out = _as_folder(out)
     _refuse_inputs(out, inputs)
-    _refuse_models(out, models or {})
+    _refuse_models(out, models)
     return out
 
 # %% ../../nbs/23_seg.predict.ipynb #4418bbac
