@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, shutil, tempfile
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +22,7 @@ from .io import list_images
 from .learner.callbacks import save_loss_plot
 from .learner.folder import train_folds
 from .seg.recipe import RunOptions, start_run, train_segmenter
-from .seg.ensemble import train_ensemble, member_settings
+from .seg.ensemble import Ensemble, train_ensemble, member_settings
 from .seg.predict import predict_folder
 
 # %% auto #0
@@ -34,39 +35,62 @@ def process_state()->PartialState:
     return PartialState(cpu=not torch.cuda.is_available())
 
 # %% ../nbs/60_distributed.ipynb #078bc5d4
+def _param_sum(model:torch.nn.Module, device)->torch.Tensor:
+    "The sum of all of `model`'s parameters, as a one-element tensor on `device`"
+    return torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1).to(device)
+
+def _spread(t:torch.Tensor)->torch.Tensor:
+    "The largest difference between the processes' values of the one-element tensor `t`"
+    from accelerate.utils import gather
+    ts = gather(t)
+    return (ts - ts[0]).abs().max()
+
 def ranks_agree(model:torch.nn.Module, # A model trained by every process
                 tol:float=0.,          # Largest allowed difference of the parameter checksums
                )->bool:
     "Whether every process holds the same weights (a sum of all parameters, compared across processes)"
     state = process_state()
-    s = torch.stack([p.detach().double().sum() for p in model.parameters()]).sum().reshape(1).to(state.device)
+    s = _param_sum(model, state.device)
     if state.num_processes == 1: return True
-    from accelerate.utils import gather
-    sums = gather(s)
-    return bool((sums - sums[0]).abs().max() <= tol)
+    return bool(_spread(s) <= tol)
 
 # %% ../nbs/60_distributed.ipynb #7e57b27c
+def _restore_env(old:dict):
+    "Set the environment variables of `old` back to their values, removing those that were unset (None)"
+    for k, v in old.items():
+        if v is None: os.environ.pop(k, None)
+        else: os.environ[k] = v
+
+@contextmanager
+def _env(**values):
+    "Inside the block, the environment variables `values` are set; after it, they are as they were"
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try: yield
+    finally: _restore_env(old)
+
 @contextmanager
 def alone():
     "Inside the block, fastai sees this process alone: rank 0 of 1 (it saves and exports; no gather, no barrier)"
-    old = {k: os.environ.get(k) for k in ('WORLD_SIZE', 'RANK')}
-    os.environ.update(WORLD_SIZE='1', RANK='0')
-    try: yield
-    finally:
-        for k, v in old.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
+    with _env(WORLD_SIZE='1', RANK='0'): yield
 
 # %% ../nbs/60_distributed.ipynb #2428ca73
+def _outcome(f, *args, **kwargs)->tuple:
+    "`(result, None)` of `f(*args, **kwargs)`, or `(None, the exception it raised)`"
+    try: return f(*args, **kwargs), None
+    except Exception as e: return None, e
+
+def _result(value, err:Exception|None):
+    "`value`, unless there is an error `err` to raise"
+    if err is not None: raise err
+    return value
+
 def from_main(f, *args, **kwargs):
     "`f(*args, **kwargs)` run by the main process only; every process gets its result (or raises its error)"
-    state, res = process_state(), [(None, None)]
-    if state.is_main_process:
-        try: res = [(f(*args, **kwargs), None)]
-        except Exception as e: res = [(None, e)]
+    state = process_state()
+    res = [_outcome(f, *args, **kwargs) if state.is_main_process else (None, None)]
     if state.num_processes > 1: broadcast_object_list(res)
-    if res[0][1] is not None: raise res[0][1]
-    return res[0][0]
+    return _result(*res[0])
 
 # %% ../nbs/60_distributed.ipynb #efac709c
 class _DistributedDL(DistributedDL):
@@ -85,6 +109,39 @@ class DataParallelTrainer(DistributedTrainer):
         return dl if isinstance(dl, DistributedDL) or not dl.n else _DistributedDL(dl, device=self.learn.model.device)
 
 # %% ../nbs/60_distributed.ipynb #29e9d174
+def _check_epochs(cfg:TrainConfig):
+    "Refuse a run without `epochs`: a `minutes` budget would stop the processes at different epochs"
+    if cfg.epochs is None:
+        raise ValueError("training over several processes needs `epochs` "
+                         "(a `minutes` budget would differ between them)")
+
+def _parallel_options(state:PartialState, log, cbs, progress:bool)->RunOptions:
+    "`RunOptions` of one process: a `DataParallelTrainer`, and the log and progress bar of the main process only"
+    main = state.is_main_process
+    dp = DataParallelTrainer(sync_bn=torch.cuda.is_available())
+    return RunOptions(log=log if main else noop, cbs=[dp, *(cbs or [])], progress=progress and main, resume=False)
+
+def _start_parallel(data, out, cfg:TrainConfig, state:PartialState, opts:RunOptions):
+    "`start_run` on every process, the main process first (it prepares the folder the others read)"
+    with state.main_process_first(): return start_run(data, out, cfg, opts)
+
+def _run_stages(run)->int:
+    "Train every stage of `run`'s plan; the input size kept (the best one)"
+    for i in range(len(run.plan)): run.run_stage(i)
+    return run.keep_best_size()
+
+def _check_agree(run, out, state:PartialState, log):
+    "Refuse weights that differ between the processes; else say that they agree"
+    if not ranks_agree(run.learn.model):
+        raise RuntimeError(f"{out}: the {state.num_processes} processes ended with different weights")
+    log(f"process {state.process_index} of {state.num_processes}: weights agree with the other processes")
+
+def _export_alone(run, size:int):
+    "The main process, on its own, saves the loss plot and exports the model of input size `size`"
+    with alone():
+        if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
+        run.learn.lesion_config = run.finish(size)
+
 @delegates(TrainConfig)
 def train_data_parallel(data, out,             # As `train_segmenter`
                         cfg:TrainConfig=None,  # Settings (default `TrainConfig(**kwargs)`)
@@ -93,42 +150,53 @@ def train_data_parallel(data, out,             # As `train_segmenter`
     "`train_segmenter` over every process of `accelerate launch`: one model, each batch split between the processes"
     state, cfg = process_state(), cfg or TrainConfig(**kwargs)
     if state.num_processes == 1: return train_segmenter(data, out, cfg, log=log, cbs=cbs, progress=progress)
-    if cfg.epochs is None:
-        raise ValueError("training over several processes needs `epochs` "
-                         "(a `minutes` budget would differ between them)")
-    main = state.is_main_process
-    dp = DataParallelTrainer(sync_bn=torch.cuda.is_available())
-    with state.main_process_first():
-        opts = RunOptions(log=log if main else noop, cbs=[dp, *(cbs or [])], progress=progress and main, resume=False)
-        run = start_run(data, out, cfg, opts)
-    for i in range(len(run.plan)): run.run_stage(i)
-    size = run.keep_best_size()
-    if not ranks_agree(run.learn.model):
-        raise RuntimeError(f"{out}: the {state.num_processes} processes ended with different weights")
-    log(f"process {state.process_index} of {state.num_processes}: weights agree with the other processes")
-    if main:
-        with alone():                                  # the main process decides and exports on its own
-            if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
-            run.learn.lesion_config = run.finish(size)
+    _check_epochs(cfg)
+    opts = _parallel_options(state, log, cbs, progress)
+    run = _start_parallel(data, out, cfg, state, opts)
+    size = _run_stages(run)
+    _check_agree(run, out, state, log)
+    if state.is_main_process: _export_alone(run, size)     # the main process decides and exports on its own
     state.wait_for_everyone()
     return run.learn
 
 # %% ../nbs/60_distributed.ipynb #c66dfa5d
+def _rounds(folds:int, n_processes:int)->int:
+    "How many folds one process trains, one after another, when `n_processes` share `folds`"
+    return -(-folds // n_processes)
+
+def _fold_budget(folds:int, minutes, n_processes:int)->float|None:
+    "The budget for `member_settings` that gives each fold `minutes` over the rounds when `n_processes` train at once"
+    return minutes*folds/_rounds(folds, n_processes) if minutes else None
+
+def _own_folds(folds:int, state:PartialState)->list:
+    "The folds this process trains: every `num_processes`-th one, from its rank"
+    return list(range(folds))[state.process_index::state.num_processes]
+
+def _train_fold(data, cfgs:list, log, f:int, d:Path):
+    "Train fold `f`'s member with its config in `cfgs` into `d`, without a progress bar"
+    return train_segmenter(data, d, cfgs[f], log=log, progress=False)
+
+def _train_own_folds(data, out, folds:int, minutes, state:PartialState, log, **kwargs):
+    "Train this process's share of the folds (every `num_processes`-th one) into `out`"
+    cfgs = member_settings(folds, _fold_budget(folds, minutes, state.num_processes), **kwargs)
+    mine = _own_folds(folds, state)
+    train_one = partial(_train_fold, data, cfgs, log)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with alone(): train_folds(out, mine, train_one, lambda f: cfgs[f].as_dict(), log=log)
+
+def _finish_ensemble(data, out, folds:int, minutes, **kwargs)->Ensemble:
+    "`train_ensemble` run by the main process alone, resuming the folds that the processes trained"
+    with alone(): return train_ensemble(data, out, folds, minutes, resume=True, **kwargs)
+
 @delegates(train_ensemble)
 def train_ensemble_parallel(data, out, folds:int=3, minutes:float|None=None, log=print, progress:bool=True, **kwargs):
     ("`train_ensemble` with its folds spread over the processes of `accelerate launch`, "
      "`minutes` the wall-clock budget; the main process returns the ensemble")
     state, ens = process_state(), None
     if state.num_processes > 1:
-        rounds = -(-folds // state.num_processes)        # folds one process trains, one after another
-        cfgs = member_settings(folds, minutes*folds/rounds if minutes else None, **kwargs)   # each fold: minutes/rounds
-        mine = list(range(folds))[state.process_index::state.num_processes]
-        train_one = lambda f, d: train_segmenter(data, d, cfgs[f], log=log, progress=False)
-        Path(out).mkdir(parents=True, exist_ok=True)
-        with alone(): train_folds(out, mine, train_one, lambda f: cfgs[f].as_dict(), log=log)
+        _train_own_folds(data, out, folds, minutes, state, log, **kwargs)
         state.wait_for_everyone()
-    if state.is_main_process:
-        with alone(): ens = train_ensemble(data, out, folds, minutes, log=log, progress=progress, resume=True, **kwargs)
+    if state.is_main_process: ens = _finish_ensemble(data, out, folds, minutes, log=log, progress=progress, **kwargs)
     state.wait_for_everyone()
     return ens
 
@@ -140,15 +208,25 @@ def _shard_folder(files:dict, ids:list, dest:Path)->Path:
     return dest
 
 # %% ../nbs/60_distributed.ipynb #a9900b47
+def _move(f:Path, dest:Path):
+    "Move the file `f` to `dest`, making its folder"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(f), str(dest))
+
+def _move_files(part:Path, out:Path):
+    "Move every file of `part` but its `predictions.csv` to the same place under `out`"
+    for f in part.rglob('*'):
+        if f.is_file() and f.name != 'predictions.csv': _move(f, out/f.relative_to(part))
+
+def _read_reports(parts:list)->pd.DataFrame:
+    "The `predictions.csv` of every part as one table, sorted by image ID"
+    return pd.concat([pd.read_csv(p/'predictions.csv', index_col='image_id') for p in parts]).sort_index()
+
 def _merge_shards(parts:list, out:Path)->pd.DataFrame:
     "Move every part's files into `out`; one report from their CSVs"
     out.mkdir(parents=True, exist_ok=True)
-    report = pd.concat([pd.read_csv(p/'predictions.csv', index_col='image_id') for p in parts]).sort_index()
-    for p in parts:
-        for f in p.rglob('*'):
-            if f.is_file() and f.name != 'predictions.csv':
-                (out/f.relative_to(p)).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(f), str(out/f.relative_to(p)))
+    report = _read_reports(parts)
+    for p in parts: _move_files(p, out)
     report.to_csv(out/'predictions.csv')
     return report
 
@@ -158,21 +236,37 @@ def _shard_dir(out:Path, rank:int)->Path:
     return out.parent/f'.{out.name}-shard{rank}'
 
 # %% ../nbs/60_distributed.ipynb #aad6ff05
+def _predict_share(model, files:dict, work:Path, state:PartialState, **kwargs):
+    "`predict_folder` of this process's share of `files` into `work/pred` (nothing when its share is empty)"
+    with state.split_between_processes(sorted(files)) as ids:
+        if ids:
+            with alone(): predict_folder(model, _shard_folder(files, ids, work/'images'), work/'pred',
+                                         **{**kwargs, 'progress': False})
+
+def _empty_shard(out:Path, rank:int)->Path:
+    "The folder of process `rank`'s share, emptied of an earlier run's files"
+    work = _shard_dir(out, rank)
+    shutil.rmtree(work, ignore_errors=True)
+    return work
+
+def _shard_parts(out:Path, n:int)->list:
+    "The prediction folders of those of the `n` processes that predicted a share"
+    return [p for p in (_shard_dir(out, r)/'pred' for r in range(n)) if p.exists()]
+
+def _merged_report(out:Path, state:PartialState)->pd.DataFrame|None:
+    "On the main process, every shard's predictions merged into `out` and their report; None on the others"
+    return _merge_shards(_shard_parts(out, state.num_processes), out) if state.is_main_process else None
+
 @delegates(predict_folder)
 def predict_folder_sharded(model, images, out, **kwargs)->pd.DataFrame|None:
     "`predict_folder` with the images split across `accelerate launch`'s processes; the main process returns the report"
     state = process_state()
     if state.num_processes == 1: return predict_folder(model, images, out, **kwargs)
     files, out = list_images(images), Path(out)
-    work = _shard_dir(out, state.process_index)
-    shutil.rmtree(work, ignore_errors=True)
-    with state.split_between_processes(sorted(files)) as ids:
-        if ids:
-            with alone(): predict_folder(model, _shard_folder(files, ids, work/'images'), work/'pred',
-                                         **{**kwargs, 'progress': False})
+    work = _empty_shard(out, state.process_index)
+    _predict_share(model, files, work, state, **kwargs)
     state.wait_for_everyone()
-    parts = [_shard_dir(out, r)/'pred' for r in range(state.num_processes)]
-    report = _merge_shards([p for p in parts if p.exists()], out) if state.is_main_process else None
+    report = _merged_report(out, state)
     state.wait_for_everyone()
     shutil.rmtree(work, ignore_errors=True)
     return report

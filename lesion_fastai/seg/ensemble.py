@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from fastcore.basics import patch
+from fastcore.basics import patch, ifnone, chunked, groupby
 
 from ..config import LesionDataError, TrainConfig
 from ..io import find_pairs, load_image, read_mask, save_mask
@@ -34,23 +34,43 @@ MEMBER_KEYS = ('arch', 'size', 'classes', 'threshold', 'postprocess', 'colour_co
 "What a segmentation member's `config.json` must say."
 
 # %% ../../nbs/22_seg.ensemble.ipynb #1680440e
+def _in_unit_interval(t)->bool:
+    "Whether `t` is a number (not a bool) strictly between 0 and 1"
+    return not isinstance(t, bool) and isinstance(t, (int, float)) and 0 < t < 1
+
+def _check_threshold(t, f):
+    "Refuse a decision threshold `t` (of the file `f`) that is not a number in (0, 1)"
+    if not _in_unit_interval(t): raise LesionDataError(f"{f}: threshold {t!r} is not a number in (0, 1)")
+
+def _check_postprocess(post, f):
+    "Refuse a post-processing setting `post` (of the file `f`) that is not true or false"
+    if not isinstance(post, bool): raise LesionDataError(f"{f}: postprocess {post!r} is not true or false")
+
 def check_decision(obj:dict, # A member's config.json or an ensemble's manifest, as read
                    f,        # Its file, named in the message
                   )->dict:   # `obj`
     "`obj` when its threshold is a number in (0, 1) and its post-processing true or false; else one line naming `f`"
-    t, post = obj['threshold'], obj['postprocess']
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
-        raise LesionDataError(f"{f}: threshold {t!r} is not a number in (0, 1)")
-    if not isinstance(post, bool): raise LesionDataError(f"{f}: postprocess {post!r} is not true or false")
+    _check_threshold(obj['threshold'], f)
+    _check_postprocess(obj['postprocess'], f)
     return obj
 
 # %% ../../nbs/22_seg.ensemble.ipynb #17495c89
+def _model_folder(path)->Path:
+    "`path` as a `Path`, refused when it holds no `model.pkl`"
+    path = Path(path)
+    if not (path/'model.pkl').exists(): raise LesionDataError(f"{path}: not a model folder (no model.pkl)")
+    return path
+
+def _member_config(path:Path)->dict:
+    "The `config.json` of the model folder `path`, read and its decision checked"
+    f = path/'config.json'
+    return check_decision(read_config(f, MEMBER_KEYS), f)
+
 def load_member(path, # Model folder (with model.pkl and config.json)
                )->tuple: # (Learner, config dict)
     "Load a model folder made by `train_segmenter`, checking its config"
-    path = Path(path)
-    if not (path/'model.pkl').exists(): raise LesionDataError(f"{path}: not a model folder (no model.pkl)")
-    cfg = check_decision(read_config(path/'config.json', MEMBER_KEYS), path/'config.json')
+    path = _model_folder(path)
+    cfg = _member_config(path)
     return read_learner(path/'model.pkl'), cfg
 
 # %% ../../nbs/22_seg.ensemble.ipynb #e00d6139
@@ -58,14 +78,22 @@ def prepare_image(img, cfg:dict):
     "`img` as a member with config `cfg` expects it (colour-balanced if it was trained so)"
     return shades_of_gray(img) if cfg.get('colour_constancy') else img
 
+def _prepared(images:list, cfg:dict)->list:
+    "`images` as a member with config `cfg` expects them (`prepare_image`)"
+    return [prepare_image(im, cfg) for im in images]
+
 # %% ../../nbs/22_seg.ensemble.ipynb #5b563cd2
+def _tta_cbs(tta:bool)->list|None:
+    "The callbacks of 8-way dihedral TTA when `tta` (else None)"
+    return [DihedralTTA()] if tta else None
+
 def member_probs(learn,            # A member's `Learner`
                  images:list,      # PIL images, prepared as the member expects (see `prepare_image`)
                  tta:bool=True,    # Average the 8 dihedral views, each mapped back
                  bs:int=8,         # Images per forward pass (times 8 with `tta`)
                 )->torch.Tensor:   # (n, size, size) lesion probabilities at the member's input size
     "Lesion probability of each image at the member's input size, averaged over the dihedral views with `tta`"
-    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=[DihedralTTA()] if tta else None)
+    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=_tta_cbs(tta))
     return probs[:, 1]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #afbe96f1
@@ -98,11 +126,14 @@ def mean_maps(maps:list, # (h,w) probability tensors, possibly of different size
               hw,        # Output (height, width)
              )->np.ndarray:
     "Average probability maps at size `hw`, averaging maps of one size before resizing them"
-    by_size = {}
-    for m in maps: by_size.setdefault(tuple(m.shape), []).append(m)
+    by_size = groupby(maps, 'shape')
     return sum(probs_to_size(torch.stack(g).mean(0), hw)*len(g) for g in by_size.values())/len(maps)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #2c549549
+def _member_names(members:list)->str:
+    "The members' `arch@size`, comma-separated"
+    return ', '.join(f"{c['arch']}@{c['size']}" for _, c in members)
+
 class Ensemble(ModelFolder):
     "Segmentation models whose lesion probabilities are averaged at each image's original resolution"
     manifest, format, kind = 'ensemble.json', 'lesion_fastai.ensemble/1', 'ensemble'
@@ -118,15 +149,19 @@ class Ensemble(ModelFolder):
         super().__init__(members, tta, paths, info)
         self.threshold, self.postprocess, self.qc_threshold = float(threshold), bool(postprocess), float(qc_threshold)
     def __repr__(self):
-        sizes = ', '.join(f"{c['arch']}@{c['size']}" for _, c in self.members)
-        return f"Ensemble({len(self.members)} members: {sizes}; threshold {self.threshold}, tta {self.tta})"
+        return (f"Ensemble({len(self.members)} members: {_member_names(self.members)}; "
+                f"threshold {self.threshold}, tta {self.tta})")
 
 # %% ../../nbs/22_seg.ensemble.ipynb #4d172e1e
+def _valid_scores(cfg:dict)->dict:
+    "A member's validation scores, without the IDs of its validation images"
+    return {k: v for k, v in cfg.get('valid', {}).items() if k != 'ids'}
+
 @patch
 def member_entry(self:Ensemble, member)->dict:
     "What the manifest says of a member: architecture, size, validation scores"
-    c = member[-1]
-    return {'arch': c['arch'], 'size': c['size'], 'valid': {k: v for k, v in c.get('valid', {}).items() if k != 'ids'}}
+    c = member[1]
+    return {'arch': c['arch'], 'size': c['size'], 'valid': _valid_scores(c)}
 
 # %% ../../nbs/22_seg.ensemble.ipynb #68252b23
 @patch
@@ -146,37 +181,52 @@ def from_manifest(cls:Ensemble, members, man:dict, paths, tta, info):
 def from_model(cls:Ensemble, path, tta:bool|None=None):
     "A one-member ensemble from a model folder, with that model's own decision and TTA setting (None: its config's)"
     learn, cfg = load_member(path)
-    tta = cfg.get('tta', False) if tta is None else tta                  # folders from before TTA was measured: off
+    tta = ifnone(tta, cfg.get('tta', False))                  # folders from before TTA was measured: off
     return cls([(learn, cfg)], cfg['threshold'], cfg['postprocess'], tta=tta, paths=[Path(path)])
 
 # %% ../../nbs/22_seg.ensemble.ipynb #708e6bab
+def _check_dir(path:Path):
+    "Refuse a `path` that is not a folder"
+    if not path.is_dir(): raise LesionDataError(f"{path}: no such model or ensemble folder")
+
+def _single_model(cls:type, path:Path, tta)->Ensemble:
+    "The model folder `path` as a one-member ensemble; refused when it is not a model folder either"
+    if not (path/'model.pkl').exists():
+        raise LesionDataError(f"{path}: neither an ensemble folder ({cls.manifest}) nor a model folder (model.pkl)")
+    return cls.from_model(path, tta=tta)
+
 @patch(cls_method=True)
 def load(cls:Ensemble, path, tta=None):
     "An ensemble folder (with ensemble.json), or a single model folder as a one-member ensemble"
     path = Path(path)
-    if not path.is_dir(): raise LesionDataError(f"{path}: no such model or ensemble folder")
-    if not (path/cls.manifest).exists():
-        if (path/'model.pkl').exists(): return cls.from_model(path, tta=tta)
-        raise LesionDataError(f"{path}: neither an ensemble folder ({cls.manifest}) nor a model folder (model.pkl)")
+    _check_dir(path)
+    if not (path/cls.manifest).exists(): return _single_model(cls, path, tta)
     return ModelFolder.load.__func__(cls, path, tta=tta)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #d0e7ab94
+def _mean(ensembles:tuple, attr:str)->float:
+    "The mean of the ensembles' `attr`"
+    return float(np.mean([getattr(e, attr) for e in ensembles]))
+
+def _all_paths(ensembles:tuple)->list|None:
+    "The folders of the members of all `ensembles` (None when one of them does not know its members')"
+    return [p for e in ensembles for p in e.paths] if all(e.paths for e in ensembles) else None
+
 @patch(cls_method=True)
 def combine(cls:Ensemble, *ensembles, threshold=None, qc_threshold=None, tta=None):
     "One ensemble of all members of `ensembles` (thresholds: the mean of theirs unless given)"
-    first, mean = ensembles[0], lambda k: float(np.mean([getattr(e, k) for e in ensembles]))
-    paths = [p for e in ensembles for p in (e.paths or [])] if all(e.paths for e in ensembles) else None
-    return cls([m for e in ensembles for m in e.members], mean('threshold') if threshold is None else threshold,
-               first.postprocess, first.tta if tta is None else tta,
-               mean('qc_threshold') if qc_threshold is None else qc_threshold, paths)
+    first, paths = ensembles[0], _all_paths(ensembles)
+    threshold = _mean(ensembles, 'threshold') if threshold is None else threshold
+    qc_threshold = _mean(ensembles, 'qc_threshold') if qc_threshold is None else qc_threshold
+    return cls([m for e in ensembles for m in e.members], threshold, first.postprocess, ifnone(tta, first.tta),
+               qc_threshold, paths)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #90dd11ef
 @patch
 def member_maps(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     "Each member's (n, size, size) probabilities of `images` (PIL, as `load_image` returns them)"
-    tta = self.tta if tta is None else tta
-    return [member_probs(learn, [prepare_image(im, cfg) for im in images], tta=tta, bs=bs)
-            for learn, cfg in self.members]
+    tta = ifnone(tta, self.tta)
+    return [member_probs(learn, _prepared(images, cfg), tta=tta, bs=bs) for learn, cfg in self.members]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #a583dac9
 @patch
@@ -186,6 +236,20 @@ def decide(self:Ensemble, prob:np.ndarray)->np.ndarray:
     return postprocess_mask(m) if self.postprocess else m
 
 # %% ../../nbs/22_seg.ensemble.ipynb #92d698bb
+def _largest_size(per:list)->tuple:
+    "(s, s), `s` the largest input size among the members' maps `per` of an image"
+    s = max(p.shape[-1] for p in per)
+    return s, s
+
+def _own_masks(ens:Ensemble, per:list)->list:
+    "Each member's own mask of an image (`ens.decide` of its map), all at the largest input size of the maps `per`"
+    hw = _largest_size(per)
+    return [ens.decide(probs_to_size(p, hw)) for p in per]
+
+def _mean_pair_jaccard(masks:list)->float:
+    "The mean Jaccard of every pair of `masks`"
+    return float(np.mean([mask_jaccard(a, b) for a, b in combinations(masks, 2)]))
+
 @patch
 def image_result(self:Ensemble, per:list, hw)->dict:
     "Probability map and mask at size `hw`, disagreement, QC flag and (several members) member agreement of one image"
@@ -193,114 +257,169 @@ def image_result(self:Ensemble, per:list, hw)->dict:
     mask = self.decide(prob)
     d = disagreement(prob, mask)
     r = {'prob': prob, 'mask': mask, 'disagreement': d, 'qc_flag': bool(d > self.qc_threshold)}
-    if len(per) > 1:                                 # members' own masks, compared at the largest input size
-        s = max(p.shape[-1] for p in per)
-        own = [self.decide(probs_to_size(p, (s, s))) for p in per]
-        r['member_jaccard'] = float(np.mean([mask_jaccard(a, b) for a, b in combinations(own, 2)]))
+    if len(per) > 1: r['member_jaccard'] = _mean_pair_jaccard(_own_masks(self, per))
     return r
 
 # %% ../../nbs/22_seg.ensemble.ipynb #8afc1cb2
+def _image_maps(maps:list, i:int)->list:
+    "Each member's map of image `i`, from the members' maps of a batch"
+    return [m[i] for m in maps]
+
 @patch
 def predict(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     "For each PIL image: its probability map and mask at original size, disagreement, member agreement, QC flag"
     maps = self.member_maps(images, tta, bs)
-    return [self.image_result([m[i] for m in maps], (im.height, im.width)) for i, im in enumerate(images)]
+    return [self.image_result(_image_maps(maps, i), (im.height, im.width)) for i, im in enumerate(images)]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #d8b0ac92
+def _batch_masks(ens:Ensemble, rows:pd.DataFrame, bs:int)->list:
+    "(image ID, truth, predicted mask) of each of the pairs `rows`, predicted together"
+    preds = ens.predict([load_image(f) for f in rows['image']], bs=bs)
+    return [(iid, read_mask(msk), r['mask']) for iid, msk, r in zip(rows.image_id, rows['mask'], preds)]
+
+def _row_batches(pairs:pd.DataFrame, bs:int):
+    "The rows of `pairs` in consecutive slices of `bs`"
+    return (pairs.iloc[ix] for ix in chunked(range(len(pairs)), bs))
+
+def _test_masks(ens:Ensemble, pairs:pd.DataFrame, bs:int):
+    "(image ID, truth, predicted mask) of every pair of `pairs`, `bs` pairs at a time"
+    for rows in _row_batches(pairs, bs): yield from _batch_masks(ens, rows, bs)
+
 @patch
 def test_report(self:Ensemble, pairs:pd.DataFrame, # Test pairs: `image_id`, `image`, `mask` at original resolution
                 out,                               # Folder for the report (`write_pixel_report`)
                 bs:int=8)->dict:                   # `pixel_summary` of the test set and its `ids`
     "The pixel report and the ISIC scores of the ensemble's masks of `pairs`, written to `out`"
-    def masks():
-        for i in range(0, len(pairs), bs):
-            rows = pairs.iloc[i:i+bs]
-            preds = self.predict([load_image(f) for f in rows['image']], bs=bs)
-            for iid, msk, r in zip(rows.image_id, rows['mask'], preds):
-                yield iid, read_mask(msk), r['mask']
-    return {**write_pixel_report(pixel_table(masks()), out), 'ids': list(pairs.image_id)}
+    return {**write_pixel_report(pixel_table(_test_masks(self, pairs, bs)), out), 'ids': list(pairs.image_id)}
 
 # %% ../../nbs/22_seg.ensemble.ipynb #9360484d
+def _valid_ids(cfg:dict, ids)->list:
+    "The IDs of a member's validation images (its config `cfg`) that are among `ids`"
+    return [i for i in cfg['valid']['ids'] if i in ids]
+
+def _load_images(by_id:pd.DataFrame, ids:list)->list:
+    "The images of `ids`, from the pairs table `by_id` (indexed by image ID)"
+    return [load_image(by_id.loc[i, 'image']) for i in ids]
+
+def _chunk_maps(learn, cfg:dict, by_id:pd.DataFrame, chunk:list, tta:bool, bs:int)->list:
+    "(image ID, probability map) of each image of `chunk` from the member (`learn`, `cfg`)"
+    imgs = _prepared(_load_images(by_id, chunk), cfg)
+    return list(zip(chunk, member_probs(learn, imgs, tta=tta, bs=bs)))
+
 def out_of_fold(members:list,  # (Learner, config) of each fold's member
                 pairs,         # Pairs table (image_id, image, mask at original resolution)
                 tta:bool=True, bs:int=8, progress=None)->tuple:
     "Each image's probability from the member that did not train on it: ([(id, prob at model size)], {id: fold})"
     by_id, maps, fold_of = pairs.set_index('image_id'), [], {}
     for f, (learn, cfg) in enumerate(members):
-        ids = [i for i in cfg['valid']['ids'] if i in by_id.index]
-        for j in range(0, len(ids), bs):
-            chunk = ids[j:j+bs]
-            imgs = [prepare_image(load_image(by_id.loc[i, 'image']), cfg) for i in chunk]
-            maps += list(zip(chunk, member_probs(learn, imgs, tta=tta, bs=bs)))
-            fold_of.update({i: f for i in chunk})
+        for chunk in chunked(_valid_ids(cfg, by_id.index), bs):
+            maps += _chunk_maps(learn, cfg, by_id, chunk, tta, bs)
+            fold_of.update(dict.fromkeys(chunk, f))
             if progress: progress(len(fold_of))
     return maps, fold_of
 
 # %% ../../nbs/22_seg.ensemble.ipynb #4585ce3f
+def _scaled(n:int, s:float)->int:
+    "The length `n` scaled by `s`, at least 1 pixel"
+    return max(1, round(n*s))
+
+def _shrunk(shape:tuple, size:int)->tuple:
+    "(height, width) of `shape` scaled so that its longer side is at most `size`"
+    h, w = shape
+    s = min(1., size/max(h, w))
+    return (h, w) if s == 1 else (_scaled(h, s), _scaled(w, s))
+
+def _read_at(f, hw:tuple)->np.ndarray:
+    "The mask file `f` read at size `hw` (height, width)"
+    return read_mask(f, size=(hw[1], hw[0]))
+
 def _oof_target(by_id:pd.DataFrame, i:str, size:int)->tuple:
     "(size, truth) of image `i` at the members' validation size: its longer side at most `size`"
     t = read_mask(by_id.loc[i, 'mask'])
-    h, w = t.shape
-    s = min(1., size/max(h, w))
-    if s == 1: return (h, w), t
-    hw = (max(1, round(h*s)), max(1, round(w*s)))
-    return hw, read_mask(by_id.loc[i, 'mask'], size=(hw[1], hw[0]))
+    hw = _shrunk(t.shape, size)
+    if hw == t.shape: return hw, t
+    return hw, _read_at(by_id.loc[i, 'mask'], hw)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #a3054ada
+def _oof_pair(by_id:pd.DataFrame, i:str, m:torch.Tensor, size:int)->tuple:
+    "(probability, truth) of image `i` at the members' validation size, from its out-of-fold map `m`"
+    hw, t = _oof_target(by_id, i, size)
+    return probs_to_size(m, hw), t
+
 def oof_decision(maps:list,  # (image ID, probability map) pairs from `out_of_fold`
                  pairs,      # Pairs table
                  size:int=384, # Longer side the decision is chosen at
                 )->dict:
     "`choose_decision` on out-of-fold maps, at `size` like the members' validation"
-    by_id, probs, truths = pairs.set_index('image_id'), [], []
-    for i, m in maps:
-        hw, t = _oof_target(by_id, i, size)
-        probs.append(probs_to_size(m, hw))
-        truths.append(t)
-    return choose_decision(probs, truths, [i for i, _ in maps])
+    by_id = pairs.set_index('image_id')
+    both = [_oof_pair(by_id, i, m, size) for i, m in maps]
+    return choose_decision([p for p, _ in both], [t for _, t in both], [i for i, _ in maps])
 
 # %% ../../nbs/22_seg.ensemble.ipynb #c9034706
+def _at_size(ens:Ensemble, m:torch.Tensor, hw:tuple)->tuple:
+    "The out-of-fold map `m` at size `hw`, and the ensemble's mask of it"
+    prob = probs_to_size(m, hw)
+    return prob, ens.decide(prob)
+
+def _oof_row(ens:Ensemble, i:str, m:torch.Tensor, fold:int, truth_file, masks_dir)->dict:
+    "Image `i`'s fold, full-resolution scores and disagreement from its out-of-fold map `m`; writes its mask"
+    t = read_mask(truth_file)
+    prob, mask = _at_size(ens, m, t.shape)
+    save_mask(mask, Path(masks_dir)/f'{i}_segmentation.png')  # non-leaky masks of the training images (for crops)
+    return {'image_id': i, 'fold': fold, **score_masks(t, mask), 'disagreement': disagreement(prob, mask)}
+
 def oof_scores(ens:Ensemble, maps:list, fold_of:dict, pairs, masks_dir)->pd.DataFrame:
     "Full-resolution out-of-fold scores and disagreement per image; writes each out-of-fold mask to `masks_dir`"
-    by_id, rows = pairs.set_index('image_id'), []
-    for i, m in maps:
-        t = read_mask(by_id.loc[i, 'mask'])
-        prob = probs_to_size(m, t.shape)
-        mask = ens.decide(prob)
-        save_mask(mask, Path(masks_dir)/f'{i}_segmentation.png')  # non-leaky masks of the training images (for crops)
-        rows.append({'image_id': i, 'fold': fold_of[i], **score_masks(t, mask),
-                     'disagreement': disagreement(prob, mask)})
+    by_id = pairs.set_index('image_id')
+    rows = [_oof_row(ens, i, m, fold_of[i], by_id.loc[i, 'mask'], masks_dir) for i, m in maps]
     return pd.DataFrame(rows).set_index('image_id')
 
 # %% ../../nbs/22_seg.ensemble.ipynb #c070c135
+def _qc_recall(oof:pd.DataFrame)->float|None:
+    "The share of the out-of-fold failures (thresholded Jaccard 0) that the QC flag catches (None without failures)"
+    fails = oof.threshold_jaccard == 0
+    return float(oof.qc_flag[fails].mean()) if fails.any() else None
+
+def _fold_scores(oof:pd.DataFrame)->list:
+    "The mean thresholded Jaccard of each fold's out-of-fold images"
+    return oof.groupby('fold').threshold_jaccard.mean().round(6).tolist()
+
 def oof_summary(oof:pd.DataFrame, tta:bool)->dict:
     "The manifest's record of the out-of-fold predictions: scores, per-fold scores, what the QC flag catches"
-    fails = oof.threshold_jaccard == 0
     s = summarize_scores(oof.drop(columns=['fold', 'disagreement', 'qc_flag']))
     return {'n_images': len(oof), 'tta': tta, 'threshold_jaccard': s['threshold_jaccard'], 'jaccard': s['jaccard'],
-            'dice': s['dice'],
-            'per_fold_threshold_jaccard': oof.groupby('fold').threshold_jaccard.mean().round(6).tolist(),
-            'qc_recall_of_failures': float(oof.qc_flag[fails].mean()) if fails.any() else None,
-            'qc_flagged_fraction': float(oof.qc_flag.mean())}
+            'dice': s['dice'], 'per_fold_threshold_jaccard': _fold_scores(oof),
+            'qc_recall_of_failures': _qc_recall(oof), 'qc_flagged_fraction': float(oof.qc_flag.mean())}
 
 # %% ../../nbs/22_seg.ensemble.ipynb #2ee11fdf
+def _set_decision(ens:Ensemble, maps:list, pairs, out:Path):
+    "Give `ens` the threshold and post-processing chosen on the out-of-fold `maps`; writes `decision.csv`"
+    dec = oof_decision(maps, pairs)
+    dec.pop('table').to_csv(out/'decision.csv', index=False)
+    ens.threshold, ens.postprocess = dec['threshold'], dec['postprocess']
+
+def _set_qc(ens:Ensemble, oof:pd.DataFrame, max_flagged:float):
+    "Give `ens` the QC threshold that flags `max_flagged` of the out-of-fold images, and flag them in `oof`"
+    ens.qc_threshold = choose_qc_threshold(oof.disagreement, max_flagged)
+    oof['qc_flag'] = oof.disagreement > ens.qc_threshold
+
 @patch
 def fit_decision(self:Ensemble, maps:list, fold_of:dict, pairs, out, max_flagged:float=0.15)->pd.DataFrame:
     "Choose the threshold, post-processing and QC threshold out of fold; writes `decision.csv`, `oof.csv`, `oof_masks/`"
-    dec = oof_decision(maps, pairs)
-    dec.pop('table').to_csv(Path(out)/'decision.csv', index=False)
-    self.threshold, self.postprocess = dec['threshold'], dec['postprocess']
+    _set_decision(self, maps, pairs, Path(out))
     oof = oof_scores(self, maps, fold_of, pairs, Path(out)/'oof_masks')
-    self.qc_threshold = choose_qc_threshold(oof.disagreement, max_flagged)
-    oof['qc_flag'] = oof.disagreement > self.qc_threshold
+    _set_qc(self, oof, max_flagged)
     oof.to_csv(Path(out)/'oof.csv')
     return oof
 
 # %% ../../nbs/22_seg.ensemble.ipynb #318776aa
+def _as_list(arch)->list:
+    "`arch` as a list of architectures (one name, or several)"
+    return [arch] if isinstance(arch, str) else list(arch)
+
 def member_settings(folds:int, minutes=None, **kwargs)->list:
     "Each fold's member's `TrainConfig`: its validation fold, its share of `minutes`, arch i % len of an `arch` list"
-    archs = kwargs.pop('arch', TrainConfig().arch)
-    archs = [archs] if isinstance(archs, str) else list(archs)
+    archs = _as_list(kwargs.pop('arch', TrainConfig().arch))
     return [TrainConfig(**{**kwargs, 'arch': archs[f % len(archs)], 'valid_fold': f, 'k': folds,
                            'minutes': minutes/folds if minutes else None}) for f in range(folds)]
 
@@ -318,56 +437,85 @@ def oof_seconds(n_images:int,       # Images of the ensemble's data
     return n_images*((8 if tta else 1)*(spi or 0.02) + OOF_IMAGE_SECONDS)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #47a04e20
+def _seconds_left(total:float, t0:float, reserve:float)->float:
+    "Seconds left of `total` minutes since `t0`, less the `reserve`"
+    return total*60 - (time.time() - t0) - reserve
+
 def member_minutes(total:float,      # The ensemble's budget
                    t0:float,         # `time.time()` when the ensemble started
                    members_left:int, # This member and those after it
                    reserve:float,    # Seconds kept for what follows the members (`oof_seconds`)
                   )->float:
     "A member's budget: an equal share of what is left of `total` now, less `reserve`"
-    return max((total*60 - (time.time() - t0) - reserve)/60/members_left, 0.05)
+    return max(_seconds_left(total, t0, reserve)/60/members_left, 0.05)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #f45c96ed
+def _recorded_speed(cfg_file:Path)->float|None:
+    "The seconds per validation image that a member's `config.json` records"
+    return json.loads(cfg_file.read_text()).get('valid_seconds_per_image')
+
 def member_valid_speed(out,  # The ensemble folder
                        f:int,# The member about to train
                       )->float|None:
     "Seconds per validation image recorded by the last member finished before fold `f` (None before the first)"
     for g in reversed(range(f)):
-        try: return json.loads((Path(out)/f'fold{g}'/'config.json').read_text()).get('valid_seconds_per_image')
+        try: return _recorded_speed(Path(out)/f'fold{g}'/'config.json')
         except (OSError, json.JSONDecodeError): continue
     return None
 
 # %% ../../nbs/22_seg.ensemble.ipynb #ecac0260
+def _reserve(pairs:pd.DataFrame, out:Path, f:int, tta:bool)->float:
+    "Seconds to keep for the out-of-fold step when member `f` starts, at the speed of the members before it"
+    return oof_seconds(len(pairs), tta, member_valid_speed(out, f))
+
+def _train_member(pairs:pd.DataFrame, d:Path, cfg:TrainConfig, opts:RunOptions):
+    "`train_segmenter` of one member into `d`, with the run options `opts`"
+    train_segmenter(pairs, d, cfg, log=opts.log, progress=opts.progress, resume=opts.resume,
+                    checkpoint_every=opts.checkpoint_every)
+
 def _member_trainer(pairs:pd.DataFrame, out:Path, cfgs:list, minutes, tta:bool, opts:RunOptions):
     "`train_one(fold, folder)` of `train_folds`: a member with its share of what is left of `minutes`"
     t0 = time.time()
     def train_one(f, d):
-        if minutes:
-            reserve = oof_seconds(len(pairs), tta, member_valid_speed(out, f))
-            cfgs[f].minutes = member_minutes(minutes, t0, len(cfgs) - f, reserve)
-        train_segmenter(pairs, d, cfgs[f], log=opts.log, progress=opts.progress, resume=opts.resume,
-                        checkpoint_every=opts.checkpoint_every)
+        if minutes: cfgs[f].minutes = member_minutes(minutes, t0, len(cfgs) - f, _reserve(pairs, out, f, tta))
+        _train_member(pairs, d, cfgs[f], opts)
     return train_one
 
 # %% ../../nbs/22_seg.ensemble.ipynb #f65b912b
+def _groups(pairs:pd.DataFrame, cfg:TrainConfig)->list|None:
+    "The group of each pair, from its column `cfg.group_col` (None without one)"
+    return pairs[cfg.group_col].tolist() if cfg.group_col else None
+
 def _test_of(pairs:pd.DataFrame, cfg:TrainConfig)->np.ndarray:
     "The test images of the members' split (bool per pair)"
-    groups = pairs[cfg.group_col].tolist() if cfg.group_col else None
-    return split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, groups)
+    return split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, _groups(pairs, cfg))
 
 # %% ../../nbs/22_seg.ensemble.ipynb #4d41b9db
+def _on(flag:bool)->str:
+    "'on' or 'off'"
+    return 'on' if flag else 'off'
+
+def _test_line(ens:Ensemble, out:Path)->str:
+    "What `train_ensemble` says at its end of the test set, when there is one (else nothing)"
+    if 'test' not in ens.info: return ''
+    return f"; test set ({ens.info['test']['n_images']} images): thresholded Jaccard " \
+           f"{ens.info['test']['threshold_jaccard']:.4f}, in {out/'test'}"
+
 def _ensemble_line(ens:Ensemble, n_oof:int, tta:bool, out:Path)->str:
     "What `train_ensemble` says at its end"
-    line = (f"out-of-fold ({n_oof} images, TTA {'on' if tta else 'off'}): thresholded Jaccard "
+    return (f"out-of-fold ({n_oof} images, TTA {_on(tta)}): thresholded Jaccard "
             f"{ens.info['oof']['threshold_jaccard']:.4f} (threshold {ens.threshold}, post-processing "
-            f"{'on' if ens.postprocess else 'off'}); QC flags disagreement > {ens.qc_threshold:.4f}; ensemble in {out}")
-    if 'test' not in ens.info: return line
-    return line + f"; test set ({ens.info['test']['n_images']} images): thresholded Jaccard " \
-                  f"{ens.info['test']['threshold_jaccard']:.4f}, in {out/'test'}"
+            f"{_on(ens.postprocess)}); QC flags disagreement > {ens.qc_threshold:.4f}; ensemble in {out}"
+            + _test_line(ens, out))
 
 # %% ../../nbs/22_seg.ensemble.ipynb #f74c18e1
+def _load_members(paths:list, tta:bool)->Ensemble:
+    "The ensemble of the member folders `paths`, before its decision is chosen"
+    return Ensemble([load_member(p) for p in paths], tta=tta, paths=paths)
+
 def fit_ensemble(paths:list, pairs:pd.DataFrame, out:Path, tta:bool, max_flagged:float)->tuple:
     "The ensemble of the members in `paths`, its decision and QC threshold chosen out of fold; (ensemble, oof table)"
-    ens = Ensemble([load_member(p) for p in paths], tta=tta, paths=paths)
+    ens = _load_members(paths, tta)
     maps, fold_of = out_of_fold(ens.members, pairs, tta=tta)
     return ens, ens.fit_decision(maps, fold_of, pairs, out, max_flagged)
 
@@ -379,16 +527,32 @@ def _train_members(pairs:pd.DataFrame, out:Path, folds:int, cfgs:list, minutes, 
                        log=opts.log)
 
 # %% ../../nbs/22_seg.ensemble.ipynb #0b39f901
+def _minutes(seconds:float)->float:
+    "`seconds` in minutes, to 2 decimals"
+    return round(seconds/60, 2)
+
 def _ensemble_info(folds:int, cfgs:list, oof:pd.DataFrame, tta:bool, max_flagged:float,
                    t0:float, # `time.time()` when the ensemble started
                    t1:float, # `time.time()` when its members were trained
                   )->dict:
     "What the manifest records of an ensemble's training: folds, seed, architectures, out-of-fold scores, minutes"
     return {'folds': folds, 'seed': cfgs[0].seed, 'archs': [c.arch for c in cfgs], 'oof': oof_summary(oof, tta),
-            'max_flagged': max_flagged, 'train_minutes': round((t1 - t0)/60, 2),
-            'oof_minutes': round((time.time() - t1)/60, 2)}
+            'max_flagged': max_flagged, 'train_minutes': _minutes(t1 - t0), 'oof_minutes': _minutes(time.time() - t1)}
 
 # %% ../../nbs/22_seg.ensemble.ipynb #58b75e05
+def _check_folds(folds:int):
+    "Refuse an ensemble of fewer than 2 folds"
+    if folds < 2: raise ValueError(f"folds={folds}: an ensemble needs at least 2")
+
+def _pairs_of(data)->pd.DataFrame:
+    "The pairs table `data`, or that of the data folder `data`"
+    return data if isinstance(data, pd.DataFrame) else find_pairs(data)
+
+def _add_test_report(ens:Ensemble, pairs:pd.DataFrame, cfg:TrainConfig, out:Path):
+    "Add the report of the test images to `ens.info`, when the members' split holds some out"
+    if (test := _test_of(pairs, cfg)).any():
+        ens.info['test'] = ens.test_report(pairs[test].reset_index(drop=True), out/'test')
+
 @locks_output
 def train_ensemble(data,                      # Data folder of image/mask pairs (or a pairs table)
                    out,                       # Ensemble folder to create (members in fold0/, fold1/, …)
@@ -400,17 +564,16 @@ def train_ensemble(data,                      # Data folder of image/mask pairs 
                    **kwargs,
                   )->Ensemble:
     "Train one recipe model per fold, choose the decision and QC thresholds out of fold, write the ensemble folder"
-    if folds < 2: raise ValueError(f"folds={folds}: an ensemble needs at least 2")
+    _check_folds(folds)
     (opts, settings), t0, out = run_options(kwargs), time.time(), Path(out)
     cfgs = member_settings(folds, minutes, **settings)
-    pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
+    pairs = _pairs_of(data)
     out.mkdir(parents=True, exist_ok=True)
     paths = _train_members(pairs, out, folds, cfgs, minutes, tta, opts)
     t1 = time.time()
     ens, oof = fit_ensemble(paths, pairs, out, tta, max_flagged)
     ens.info = _ensemble_info(folds, cfgs, oof, tta, max_flagged, t0, t1)
-    if (test := _test_of(pairs, cfgs[0])).any():
-        ens.info['test'] = ens.test_report(pairs[test].reset_index(drop=True), out/'test')
+    _add_test_report(ens, pairs, cfgs[0], out)
     ens.save(out)
     opts.log(_ensemble_line(ens, len(oof), tta, out))
     return ens

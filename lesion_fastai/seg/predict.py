@@ -4,6 +4,7 @@
 
 # %% ../../nbs/23_seg.predict.ipynb #55644651
 from __future__ import annotations
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 from fastprogress.fastprogress import progress_bar
+from fastcore.basics import chunked
 
 from ..config import LesionDataError
 from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image, atomic_write
@@ -51,41 +53,80 @@ def outline(mask:np.ndarray, # (H,W) 0/1 mask
     return ndimage.binary_dilation(edge, iterations=width - 1, mask=m) if width > 1 else edge
 
 # %% ../../nbs/23_seg.predict.ipynb #dd10307f
+def _rgb(img:Image.Image)->np.ndarray:
+    "The pixels of `img` as an (H,W,3) RGB array"
+    return np.asarray(img.convert('RGB'))
+
+def _outline_width(img:Image.Image)->int:
+    "The default outline width of `img`: its longer side / 150, at least 1 pixel"
+    return max(1, round(max(img.size)/150))
+
+def _paint(out:np.ndarray, mask, colour:tuple, w:int):
+    "Paint the outline of `mask` (nothing for None), `w` pixels thick, in `colour` onto the pixels `out`"
+    if mask is not None: out[outline(mask, w)] = colour
+
 def overlay(img:Image.Image,  # The image
             pred:np.ndarray,   # Predicted mask 0/1
             truth=None,        # Optional truth mask 0/1
             width:int=None,    # Outline width (default: image size / 150)
            )->Image.Image:
     "`img` with the prediction outlined in green and the truth in red"
-    out = np.asarray(img.convert('RGB')).copy()
-    w = width or max(1, round(max(img.size)/150))
-    for m, colour in ((truth, (255, 40, 40)), (pred, (40, 255, 40))):
-        if m is not None: out[outline(m, w)] = colour
+    out, w = _rgb(img).copy(), width or _outline_width(img)
+    _paint(out, truth, (255, 40, 40), w)
+    _paint(out, pred, (40, 255, 40), w)
     return Image.fromarray(out)
 
 # %% ../../nbs/23_seg.predict.ipynb #018a2b46
+def _scaled(n:int, s:float)->int:
+    "The length `n` scaled by `s`, at least 1 pixel"
+    return max(1, round(n*s))
+
+def _scaled_size(img:Image.Image, s:float)->tuple:
+    "(width, height) of `img` scaled by `s`, each at least 1 pixel"
+    return _scaled(img.width, s), _scaled(img.height, s)
+
 def _fit(img:Image.Image, max_side:int)->Image.Image:
     "`img` shrunk so that its longer side is at most `max_side`"
     s = max_side/max(img.size)
-    return img if s >= 1 else img.resize((max(1, round(img.width*s)), max(1, round(img.height*s))), Image.LANCZOS)
+    return img if s >= 1 else img.resize(_scaled_size(img, s), Image.LANCZOS)
 
 # %% ../../nbs/23_seg.predict.ipynb #efd1390a
+def _colour_layer(shape:tuple, masks:dict)->tuple:
+    "(colours, covered) of `masks` (channel: 0/1 mask or None): full intensity in its channel where a mask covers"
+    col, cover = np.zeros(shape, np.float32), np.zeros(shape[:2], bool)
+    for ch, m in masks.items():
+        if m is None: continue
+        col[..., ch][m.astype(bool)] = 255
+        cover |= m.astype(bool)
+    return col, cover
+
+def _blend(out:np.ndarray, col:np.ndarray, cover:np.ndarray, alpha:float)->Image.Image:
+    "The float pixels `out` mixed with the colours `col` at opacity `alpha` where `cover` is set, as an image"
+    out[cover] = (1 - alpha)*out[cover] + alpha*col[cover]
+    return Image.fromarray(out.round().astype(np.uint8))
+
 def tint(img:Image.Image,  # The image
          pred:np.ndarray,   # Predicted mask 0/1
          truth=None,        # Optional truth mask 0/1
          alpha:float=0.4,   # Opacity of the colours
         )->Image.Image:
     "`img` with the prediction filled in transparent green and the truth in transparent red (yellow where both)"
-    out = np.asarray(img.convert('RGB')).astype(np.float32)
-    col, cover = np.zeros_like(out), np.zeros(out.shape[:2], bool)
-    for m, ch in ((truth, 0), (pred, 1)):
-        if m is None: continue
-        col[..., ch][m.astype(bool)] = 255
-        cover |= m.astype(bool)
-    out[cover] = (1 - alpha)*out[cover] + alpha*col[cover]
-    return Image.fromarray(out.round().astype(np.uint8))
+    out = _rgb(img).astype(np.float32)
+    col, cover = _colour_layer(out.shape, {0: truth, 1: pred})
+    return _blend(out, col, cover, alpha)
 
 # %% ../../nbs/23_seg.predict.ipynb #a8b2d5b4
+def _mask_image(mask:np.ndarray)->Image.Image:
+    "A 0/1 mask as a black and white RGB image"
+    return Image.fromarray(mask.astype(np.uint8)*255).convert('RGB')
+
+def _side_by_side(parts:list, gap:int)->Image.Image:
+    "The images `parts` (of the size of the first) in a row on white, `gap` pixels apart"
+    w, h = parts[0].size
+    out = Image.new('RGB', (len(parts)*w + (len(parts) - 1)*gap, h), 'white')
+    for i, p in enumerate(parts): out.paste(p, (i*(w + gap), 0))
+    return out
+
 def panel(img:Image.Image,  # The image
           pred:np.ndarray,   # Predicted mask 0/1
           truth=None,        # Optional truth mask 0/1 (red in the overlay)
@@ -93,12 +134,8 @@ def panel(img:Image.Image,  # The image
           gap:int=8,         # White pixels between panels
          )->Image.Image:
     "Three panels side by side: the image, the predicted mask, the transparent overlay (`tint`)"
-    parts = [img.convert('RGB'), Image.fromarray(pred.astype(np.uint8)*255).convert('RGB'), tint(img, pred, truth)]
-    parts = [_fit(p, max_side) for p in parts]
-    w, h = parts[0].size
-    out = Image.new('RGB', (3*w + 2*gap, h), 'white')
-    for i, p in enumerate(parts): out.paste(p, (i*(w + gap), 0))
-    return out
+    parts = [img.convert('RGB'), _mask_image(pred), tint(img, pred, truth)]
+    return _side_by_side([_fit(p, max_side) for p in parts], gap)
 
 # %% ../../nbs/23_seg.predict.ipynb #876f39d3
 OVERLAYS = {'outline': overlay, 'panel': panel}
@@ -106,32 +143,55 @@ OVERLAYS = {'outline': overlay, 'panel': panel}
  "or three panels (image, mask, overlay).")
 
 # %% ../../nbs/23_seg.predict.ipynb #935e81c1
+def _to_bytes(prob:np.ndarray)->np.ndarray:
+    "Probabilities in [0, 1] as 8-bit values 0 … 255, rounded to the nearest"
+    return np.clip(np.rint(np.asarray(prob, np.float32)*255), 0, 255).astype(np.uint8)
+
 def prob_image(prob:np.ndarray, # (H,W) lesion probability in [0, 1]
               )->Image.Image:   # 8-bit greyscale: 0 = background for sure, 255 = lesion for sure
     "A probability map as an 8-bit greyscale image (`value/255` recovers it to within 1/510)"
-    return Image.fromarray(np.clip(np.rint(np.asarray(prob, np.float32)*255), 0, 255).astype(np.uint8), mode='L')
+    return Image.fromarray(_to_bytes(prob), mode='L')
 
 # %% ../../nbs/23_seg.predict.ipynb #8ac4d117
+def _mean_or_nan(values:np.ndarray)->float:
+    "The mean of `values` (NaN when there are none)"
+    return float(values.mean()) if values.size else float('nan')
+
+def _uncertain_fraction(prob:np.ndarray)->float:
+    "The share of pixels whose lesion probability is between 0.25 and 0.75"
+    return float(((prob > 0.25) & (prob < 0.75)).mean())
+
+def _prob_fields(prob:np.ndarray, mask:np.ndarray)->dict:
+    "The report's lesion fraction and probability summaries of one image"
+    return {'lesion_fraction': float(mask.mean()), 'prob_mean': float(prob.mean()),
+            'prob_lesion_mean': _mean_or_nan(prob[mask == 1]), 'uncertain_fraction': _uncertain_fraction(prob)}
+
+def _pick(d:dict, keys:tuple)->dict:
+    "The items of `d` under those of `keys` it has, in the order of `keys`"
+    return {k: d[k] for k in keys if k in d}
+
 def image_row(iid:str, img_path, img, res:dict, truth=None)->dict:
     "The report row of one predicted image: size, lesion fraction, probability summaries, QC, and scores given a truth"
-    prob, mask = res['prob'], res['mask']
     r = {'image_id': iid, 'file': Path(img_path).name, 'width': img.width, 'height': img.height,
-         'lesion_fraction': float(mask.mean()), 'prob_mean': float(prob.mean()),
-         'prob_lesion_mean': float(prob[mask == 1].mean()) if mask.any() else float('nan'),
-         'uncertain_fraction': float(((prob > 0.25) & (prob < 0.75)).mean()),
-         'disagreement': res['disagreement'], 'qc_flag': res['qc_flag']}
-    if 'member_jaccard' in res: r['member_jaccard'] = res['member_jaccard']
-    if truth is not None:
-        r.update({k: v for k, v in score_masks(truth, mask).items() if k in ('jaccard', 'threshold_jaccard', 'dice')})
+         **_prob_fields(res['prob'], res['mask']), **_pick(res, ('disagreement', 'qc_flag', 'member_jaccard'))}
+    if truth is not None: r.update(_pick(score_masks(truth, res['mask']), ('jaccard', 'threshold_jaccard', 'dice')))
     return r
 
 # %% ../../nbs/23_seg.predict.ipynb #fdb1c2ab
+def _missing(images:dict, truths:dict)->list:
+    "The IDs of `images` without a truth mask in `truths`, sorted"
+    return sorted(set(images) - set(truths))
+
+def _refuse_missing(truth, images:dict, truths:dict):
+    "Refuse the truth folder `truth` when it lacks the masks of some of `images`"
+    if (missing := _missing(images, truths)):
+        raise LesionDataError(f"{truth}: no truth mask for {len(missing)} images: {', '.join(missing[:10])}")
+
 def check_truths(images:dict, truth)->dict:
     "Truth mask files of `images` in the folder `truth` (empty for None); every image must have one"
     if not truth: return {}
     truths = list_masks(truth)
-    if (missing := sorted(set(images) - set(truths))):
-        raise LesionDataError(f"{truth}: no truth mask for {len(missing)} images: {', '.join(missing[:10])}")
+    _refuse_missing(truth, images, truths)
     return truths
 
 # %% ../../nbs/23_seg.predict.ipynb #0c031116
@@ -145,6 +205,15 @@ def write_outputs(work:Path, iid:str, img, res:dict, truth=None, # One image's p
     if probs: save_image(prob_image(res['prob']), work/f'{iid}_prob.png')
 
 # %% ../../nbs/23_seg.predict.ipynb #446100ff
+def _check_overlay(overlay:str):
+    "Refuse an overlay style that is not a key of `OVERLAYS`"
+    if overlay not in OVERLAYS: raise ValueError(f"unknown overlay {overlay!r}; one of {', '.join(OVERLAYS)}")
+
+def _check_bs(bs:int):
+    "Refuse a batch size that is not a whole number of at least 1"
+    if not isinstance(bs, int) or bs < 1:
+        raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {bs!r}")
+
 @dataclass
 class PredictOptions:
     "What `predict_folder` writes besides the masks, and how it runs"
@@ -154,59 +223,95 @@ class PredictOptions:
     bs: int = 8                      # Images per forward pass (at least 1)
     progress: bool = True            # Show a progress bar
     def __post_init__(self):
-        if self.overlay not in OVERLAYS:
-            raise ValueError(f"unknown overlay {self.overlay!r}; one of {', '.join(OVERLAYS)}")
-        if not isinstance(self.bs, int) or self.bs < 1:
-            raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {self.bs!r}")
+        _check_overlay(self.overlay)
+        _check_bs(self.bs)
 
 # %% ../../nbs/23_seg.predict.ipynb #c4421402
+def _header(f)->list:
+    "The column names on the first line of the CSV `f`"
+    with open(f, errors='replace') as fh: return fh.readline().strip().split(',')
+
+def _classify_header(head:list)->bool:
+    "Whether the columns `head` start like `classify-predict`'s CSV (image, …) or its report (image_id, pred, …)"
+    return head[:1] == ['image'] or head[:2] == ['image_id', 'pred']
+
+def _writer_of(head:list)->str:
+    "The command that writes CSVs whose columns start with `head`: 'predict', 'classify-predict' or 'another program'"
+    if head[:2] == ['image_id', 'file']: return 'predict'
+    return 'classify-predict' if _classify_header(head) else 'another program'
+
 def csv_writer(f,     # A CSV file
               )->str: # 'predict', 'classify-predict' or 'another program'
     "Which command wrote the CSV `f`, told by its header: `predict`'s report, or `classify-predict`'s CSV or report"
-    if not Path(f).is_file(): return 'another program'
-    with open(f, errors='replace') as fh: head = fh.readline().strip().split(',')
-    if head[:2] == ['image_id', 'file']: return 'predict'
-    return 'classify-predict' if head[:1] == ['image'] or head[:2] == ['image_id', 'pred'] else 'another program'
+    return _writer_of(_header(f)) if Path(f).is_file() else 'another program'
 
 # %% ../../nbs/23_seg.predict.ipynb #ed1ef8ca
+def _first_existing(out:Path, names)->str|None:
+    "The first of `names` that exists in `out` (a dangling link counts), or None"
+    return next((n for n in names if os.path.lexists(out/n)), None)
+
+def _writer_note(f:Path)->str:
+    "', written by …' naming the command that wrote `f` when it is a CSV, else nothing"
+    return f", written by {csv_writer(f)}" if str(f).endswith('.csv') else ''
+
 def refuse_outputs(out,   # The output folder
                    names, # The files (relative to `out`) the prediction writes
                   ):
     "Refuse an `out` that holds any of `names`: predicting never replaces a file, its own or another command's"
     out = Path(out)
-    found = next((n for n in names if (out/n).exists() or (out/n).is_symlink()), None)
+    found = _first_existing(out, names)
     if found is None: return
-    who = f", written by {csv_writer(out/found)}" if str(found).endswith('.csv') else ''
-    raise LesionDataError(f"{out}: already holds predictions ({out/found}{who}); choose a new folder")
+    f = out/found
+    raise LesionDataError(f"{out}: already holds predictions ({f}{_writer_note(f)}); choose a new folder")
 
 # %% ../../nbs/23_seg.predict.ipynb #92a656b9
+def _as_folder(out)->Path:
+    "`out` as a `Path`, refused when it is a file or lies in one"
+    out = Path(out)
+    there = next((p for p in (out, *out.parents) if p.exists()), None)     # `out`, or its nearest existing parent
+    if there is not None and not there.is_dir(): raise LesionDataError(f"{there}: is a file; out= must be a folder")
+    return out
+
+def _folders(named:dict|None)->list:
+    "(name, resolved path) of the folders in `named` (if any) given as a `str` or `Path`"
+    return [(name, Path(d).resolve()) for name, d in (named or {}).items() if isinstance(d, (str, Path))]
+
+def _refuse_inputs(out:Path, inputs:dict):
+    "Refuse an `out` that is one of the input folders `inputs` or lies inside one"
+    for name, d in _folders(inputs):
+        if out.resolve().is_relative_to(d):
+            raise LesionDataError(f"{out}: is the {name}= folder or inside it; predictions are never written among "
+                                  "the inputs: choose another out=")
+
+def _refuse_models(out:Path, models:dict|None):
+    "Refuse an `out` that is one of the model folders `models`"
+    for name, d in _folders(models):
+        if out.resolve() == d:
+            raise LesionDataError(f"{out}: is the {name}= folder; predictions are never written into a model folder: "
+                                  "choose another out=")
+
 def check_out(out,         # The output folder
               models=None, # Model folders by name (`{'model': …}`): `out` must not be one
               **inputs,    # The input data folders by name (`images=…`, `truth=…`): `out` must lie outside them
              )->Path:
     "`out` as a `Path`, refused when it is a file (or lies in one), lies in an input folder, or is a model folder"
-    out = Path(out)
-    there = next((p for p in (out, *out.parents) if p.exists()), None)     # `out`, or its nearest existing parent
-    if there is not None and not there.is_dir(): raise LesionDataError(f"{there}: is a file; out= must be a folder")
-    where = out.resolve()
-    for name, d in inputs.items():
-        if isinstance(d, (str, Path)) and where.is_relative_to(Path(d).resolve()):
-            raise LesionDataError(f"{out}: is the {name}= folder or inside it; predictions are never written among "
-                                  "the inputs: choose another out=")
-    for name, d in (models or {}).items():
-        if isinstance(d, (str, Path)) and where == Path(d).resolve():
-            raise LesionDataError(f"{out}: is the {name}= folder; predictions are never written into a model folder: "
-                                  "choose another out=")
+    out = _as_folder(out)
+    _refuse_inputs(out, inputs)
+    _refuse_models(out, models)
     return out
 
 # %% ../../nbs/23_seg.predict.ipynb #4418bbac
+def _named(ids, pattern:str)->list:
+    "`pattern` filled in with each of `ids`"
+    return [pattern.format(i) for i in ids]
+
 def output_names(ids,                  # The image IDs to predict
                  opts:PredictOptions,  # What is written besides the masks
                 )->list:               # Paths relative to the output folder
     "Every file `predict_folder` writes for `ids`: the report, the masks, the overlays and probability maps asked for"
-    names = ['predictions.csv', *(f'{i}_segmentation.png' for i in ids)]
-    if opts.overlays: names += [f'overlays/{i}.jpg' for i in ids]
-    return names + ([f'{i}_prob.png' for i in ids] if opts.probs else [])
+    names = ['predictions.csv', *_named(ids, '{}_segmentation.png')]
+    if opts.overlays: names += _named(ids, 'overlays/{}.jpg')
+    return names + (_named(ids, '{}_prob.png') if opts.probs else [])
 
 # %% ../../nbs/23_seg.predict.ipynb #22e14b2f
 def prepare_predict(images,     # Folder of images
@@ -223,19 +328,44 @@ def prepare_predict(images,     # Folder of images
     return opts, files, truths, out
 
 # %% ../../nbs/23_seg.predict.ipynb #99d0d8d2
+def _truth_of(truths:dict, iid:str, size:tuple)->np.ndarray|None:
+    "The truth mask of image `iid` at `size` (None without truths)"
+    return read_mask(truths[iid], size=size) if truths else None
+
+def _style(opts:PredictOptions)->str|None:
+    "The overlay style `opts` asks for (None: no overlays)"
+    return opts.overlay if opts.overlays else None
+
+def _image_outputs(work:Path, files:dict, iid:str, img:Image.Image, res:dict, truth, opts:PredictOptions)->dict:
+    "Write one image's outputs into `work`; its report row"
+    write_outputs(work, iid, img, res, truth, _style(opts), opts.probs)
+    return image_row(iid, files[iid], img, res, truth)
+
+def _predict_batch(model:Ensemble, batch:list, files:dict, truths:dict, work:Path, opts:PredictOptions, tta)->list:
+    "Predict the images `batch`, writing their outputs into `work`; their report rows"
+    imgs = [load_image(files[i]) for i in batch]
+    preds = model.predict(imgs, tta=tta, bs=opts.bs)
+    return [_image_outputs(work, files, iid, img, res, _truth_of(truths, iid, img.size), opts)
+            for iid, img, res in zip(batch, imgs, preds)]
+
 def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:PredictOptions, tta=None)->list:
     "Predict `files` batch by batch, writing each image's outputs into `work`; the report's rows"
-    ids, rows = sorted(files), []
-    batches = [ids[i:i+opts.bs] for i in range(0, len(ids), opts.bs)]
+    batches, rows = list(chunked(sorted(files), opts.bs)), []
     for batch in (progress_bar(batches) if opts.progress else batches):
-        imgs = [load_image(files[i]) for i in batch]
-        for iid, img, res in zip(batch, imgs, model.predict(imgs, tta=tta, bs=opts.bs)):
-            t = read_mask(truths[iid], size=img.size) if truths else None
-            write_outputs(work, iid, img, res, t, opts.overlay if opts.overlays else None, opts.probs)
-            rows.append(image_row(iid, files[iid], img, res, t))
+        rows += _predict_batch(model, batch, files, truths, work, opts, tta)
     return rows
 
 # %% ../../nbs/23_seg.predict.ipynb #d8b530ca
+def _as_model(model, tta)->Ensemble:
+    "`model` when it is an `Ensemble` already, else the model or ensemble folder `model` loaded"
+    return model if isinstance(model, Ensemble) else load_model(model, tta=tta)
+
+def _write_report(rows:list, work:Path)->pd.DataFrame:
+    "The report of the image `rows`, written to `work/predictions.csv`"
+    report = pd.DataFrame(rows).set_index('image_id')
+    with atomic_write(work/'predictions.csv') as tmp: report.to_csv(tmp)
+    return report
+
 @locks_output
 def predict_folder(model,                # Model or ensemble folder, or an `Ensemble` from `load_model`
                    images,               # Folder of images
@@ -246,8 +376,8 @@ def predict_folder(model,                # Model or ensemble folder, or an `Ense
                   )->pd.DataFrame:       # The per-image report (also written to `predictions.csv`)
     "Segment every image in `images`, writing ISIC masks, overlays and a CSV with the QC flag to `out`"
     opts, files, truths, out = prepare_predict(images, out, truth=truth, model=model, **kwargs)
-    model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
+    model = _as_model(model, tta)
     with staged_output(out) as work:
-        report = pd.DataFrame(_predict_batches(model, files, truths, work, opts, tta)).set_index('image_id')
-        with atomic_write(work/'predictions.csv') as tmp: report.to_csv(tmp)
+        rows = _predict_batches(model, files, truths, work, opts, tta)
+        report = _write_report(rows, work)
     return report
