@@ -14,7 +14,7 @@ from fastcore.meta import delegates
 
 import lesion_fastai
 from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig
-from .config import LOSS_NAMES, PRECISIONS, VARIANTS
+from .config import LOSS_NAMES, PRECISIONS, RUNTIMES, VARIANTS
 from .script import add_command, cli_command, command_name, command_of, option_help, option_set
 
 # %% auto #0
@@ -282,6 +282,10 @@ def predict_summary(rep,       # `predict_folder`'s report
     return '\n'.join(lines)
 
 # %% ../nbs/90_cli.ipynb #eb0dbbc2
+def _runtime(runtime:str, precision:str|None)->str:
+    "The engine `predict` and `serve` ask for: a forced precision is torch's, so `auto` then means torch"
+    return 'torch' if precision and runtime == 'auto' else runtime
+
 @cli_command()
 @delegates(predict_options)
 def cli_predict(model:str,  # Model or ensemble folder
@@ -289,13 +293,15 @@ def cli_predict(model:str,  # Model or ensemble folder
                 out:str,    # Output folder (created; must hold none of the files it writes, and lie outside the inputs)
                 tta:bool|None=None, # 8-way dihedral test-time augmentation (default: the folder's own, on unless its config says off)
                 precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
+                # The engine of the network: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
+                runtime:Literal[RUNTIMES]='auto',
                 **kwargs):
     "Segment a folder of images with a trained model; under a launcher the processes share the images"
     from lesion_fastai.seg.predict import load_model, prepare_predict
     from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
     with forced_precision(precision):
         prepare_predict(images, out, model=model, **kwargs)        # refuse bad options and folders before loading
-        m = load_model(model, tta=tta)
+        m = load_model(model, tta=tta, runtime=_runtime(runtime, precision))
         rep = predict_folder_sharded(m, images, out, progress=sys.stdout.isatty(), **kwargs)
     if rep is not None:                                            # None: not the main process
         print(predict_summary(rep, m, out=out, truth=kwargs.get('truth')))
@@ -500,11 +506,13 @@ def cli_serve(model:str, # Model or ensemble folder
               precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
               # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
               token:str=None,
+              # The engine of the network: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
+              runtime:Literal[RUNTIMES]='auto',
               **kwargs):
     "Serve a segmentation model over HTTP (POST an image to /predict) until interrupted"
     from lesion_fastai.serve import serve_model
     with forced_precision(precision):
-        serve_model(model, tta=tta, token=token, **kwargs)
+        serve_model(model, tta=tta, token=token, runtime=_runtime(runtime, precision), **kwargs)
 
 # %% ../nbs/90_cli.ipynb #a23c29c2
 TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'

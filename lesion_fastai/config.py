@@ -10,8 +10,8 @@ from fastcore.basics import patch
 from . import __version__
 
 # %% auto #0
-__all__ = ['LOSS_NAMES', 'PRECISIONS', 'VARIANTS', 'LesionDataError', 'LesionDataWarning', 'settings', 'one_of', 'positive',
-           'at_least', 'Settings', 'TrainConfig', 'ClassifyConfig', 'version_tuple', 'check_version']
+__all__ = ['LOSS_NAMES', 'PRECISIONS', 'RUNTIMES', 'VARIANTS', 'LesionDataError', 'LesionDataWarning', 'settings', 'one_of',
+           'positive', 'at_least', 'Settings', 'TrainConfig', 'ClassifyConfig', 'version_tuple', 'check_version']
 
 # %% ../nbs/00_config.ipynb #496cfcfa
 class LesionDataError(ValueError):
@@ -74,6 +74,10 @@ LOSS_NAMES = ('ce', 'dice', 'jaccard', 'ce+dice')
 # %% ../nbs/00_config.ipynb #baa27f28
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 "Precisions a run can be forced to (`--precision`); without one, `precision_policy` chooses."
+
+# %% ../nbs/00_config.ipynb #67f7cde1
+RUNTIMES = ('auto', 'torch', 'openvino')
+"Engines a trained network can predict on (`--runtime`); `auto` takes the fastest one installed (`learner.runtime`)."
 
 # %% ../nbs/00_config.ipynb #dc4ee359
 VARIANTS = ('hybrid', 'cnn', 'features')

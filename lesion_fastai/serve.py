@@ -317,7 +317,7 @@ def health(self:Segmenter)->dict:
     "What `GET /health` answers: ready (not shutting down), the model, the package version"
     m = self.model
     return {'ready': not self.closing, 'model': self.name, 'version': __version__, 'members': _member_names(m),
-            'tta': self._tta_on(), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold}
+            'tta': self._tta_on(), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold, 'runtime': m.runtime}
 
 # %% ../nbs/70_serve.ipynb #c5d0664d
 @patch
@@ -498,6 +498,7 @@ def serve_model(model,                   # Model or ensemble folder
                 log_level:str='warning', # uvicorn's log level ('info' logs every request)
                 # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
                 token:str=None,
+                runtime:str|None='torch', # The engine it predicts on (`RUNTIMES`; the `serve` command asks for 'auto')
                 **kwargs,                # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
                ):
     "Load `model` once and serve it over HTTP with uvicorn until interrupted (the options checked first)"
@@ -505,6 +506,7 @@ def serve_model(model,                   # Model or ensemble folder
     log_level = check_log_level(log_level)
     check_port(host, port)
     if warning := exposure_warning(host, token): warnings.warn(warning, stacklevel=2)
-    app = make_app(model, tta, token=token, **limits.as_dict())
+    loaded = load_model(model, tta=tta, runtime=runtime)
+    app = make_app(loaded, tta, name=_folder_name(model), token=token, **limits.as_dict())
     log(_serving_line(app.state.segmenter, host, port, token))
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/16_learner.runtime.ipynb #eeb546c9
 from __future__ import annotations
-import importlib.util, os
+import importlib.util, os, warnings
 from pathlib import Path
 import numpy as np
 import torch
@@ -12,15 +12,12 @@ from torch import nn
 from fastcore.basics import patch
 from fastai.learner import Learner
 
+from ..config import RUNTIMES, LesionDataError, LesionDataWarning
 from ..io import data_home
 from .precision import cpu_has_bf16
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'openvino_installed', 'choose_runtime', 'openvino_model', 'OpenVINONet', 'compile_openvino']
-
-# %% ../../nbs/16_learner.runtime.ipynb #2b655286
-RUNTIMES = ('auto', 'torch', 'openvino')
-"Engines a network can run on; `auto` takes the fastest one installed"
+__all__ = ['openvino_installed', 'choose_runtime', 'openvino_model', 'OpenVINONet', 'compile_openvino']
 
 # %% ../../nbs/16_learner.runtime.ipynb #5d0021c1
 def openvino_installed()->bool:
@@ -28,15 +25,19 @@ def openvino_installed()->bool:
     return importlib.util.find_spec('openvino') is not None
 
 # %% ../../nbs/16_learner.runtime.ipynb #7df90471
+_FALLBACK = ("OpenVINO is not installed, so the model predicts on torch "
+             "(pip install 'lesion_fastai[fast]' for the faster CPU runtime)")
+
 def choose_runtime(runtime:str|None='auto', # One of `RUNTIMES`; None: `$LESION_FASTAI_RUNTIME`, else 'auto'
                    on_cpu:bool=True,         # Whether the network runs on the CPU
                   )->str:                    # 'torch' or 'openvino'
     "The engine `runtime` names here: `auto` is OpenVINO on a CPU where it is installed, and torch otherwise"
     runtime = runtime or os.environ.get('LESION_FASTAI_RUNTIME') or 'auto'
-    if runtime not in RUNTIMES: raise ValueError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if runtime not in RUNTIMES: raise LesionDataError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
     if runtime == 'openvino' and not openvino_installed():
-        raise ValueError("runtime 'openvino' is not installed: pip install 'lesion_fastai[fast]'")
-    if runtime == 'openvino' and not on_cpu: raise ValueError("runtime 'openvino' runs on the CPU only")
+        raise LesionDataError("runtime 'openvino' is not installed: pip install 'lesion_fastai[fast]'")
+    if runtime == 'openvino' and not on_cpu: raise LesionDataError("runtime 'openvino' runs on the CPU only")
+    if runtime == 'auto' and on_cpu and not openvino_installed(): warnings.warn(_FALLBACK, LesionDataWarning)
     wanted = runtime == 'openvino' or (runtime == 'auto' and on_cpu and openvino_installed())
     return 'openvino' if wanted else 'torch'
 

@@ -19,6 +19,7 @@ from ..io import locks_output                # holds `out` while writing it
 from ..data import shades_of_gray
 from ..metrics import score_masks, summarize_scores, pixel_table, write_pixel_report
 from ..learner.tta import DihedralTTA
+from ..learner.runtime import Learner     # `Learner.use_runtime`: the engine a member predicts on
 from ..learner.folder import read_config, read_learner, ModelFolder, train_folds
 from .recipe import (RunOptions, run_options, train_segmenter, probs_to_size, postprocess_mask,
                                       choose_decision, split_test_set)
@@ -83,17 +84,18 @@ def _prepared(images:list, cfg:dict)->list:
     return [prepare_image(im, cfg) for im in images]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #5b563cd2
-def _tta_cbs(tta:bool)->list|None:
-    "The callbacks of 8-way dihedral TTA when `tta` (else None)"
-    return [DihedralTTA()] if tta else None
+def _tta_cbs(tta:bool, views=range(8))->list|None:
+    "The callbacks of dihedral TTA over `views` when `tta` (else None)"
+    return [DihedralTTA(views)] if tta else None
 
 def member_probs(learn,            # A member's `Learner`
                  images:list,      # PIL images, prepared as the member expects (see `prepare_image`)
                  tta:bool=True,    # Average the 8 dihedral views, each mapped back
-                 bs:int=8,         # Images per forward pass (times 8 with `tta`)
+                 bs:int=8,         # Images per forward pass (times the views with `tta`)
+                 views=range(8),   # The dihedral views averaged with `tta` (`dihedral`'s k)
                 )->torch.Tensor:   # (n, size, size) lesion probabilities at the member's input size
-    "Lesion probability of each image at the member's input size, averaged over the dihedral views with `tta`"
-    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=_tta_cbs(tta))
+    "Lesion probability of each image at the member's input size, averaged over the dihedral `views` with `tta`"
+    probs, _ = learn.get_preds(dl=learn.dls.test_dl(images, bs=bs), cbs=_tta_cbs(tta, views))
     return probs[:, 1]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #afbe96f1
@@ -139,6 +141,8 @@ class Ensemble(ModelFolder):
     manifest, format, kind = 'ensemble.json', 'lesion_fastai.ensemble/1', 'ensemble'
     required = ('format', 'members', 'classes', 'threshold', 'postprocess', 'tta', 'qc_threshold')
     load_member = staticmethod(load_member)
+    runtime = 'torch'                     # The engine the members predict on (`use_runtime`)
+    views = tuple(range(8))               # The dihedral views of its TTA
     def __init__(self, members:list,              # (Learner, config) pairs, from `load_member`
                  threshold:float=0.5,             # Decision threshold on the averaged probability
                  postprocess:bool=True,           # Fill holes, keep the largest lesion
@@ -150,7 +154,7 @@ class Ensemble(ModelFolder):
         self.threshold, self.postprocess, self.qc_threshold = float(threshold), bool(postprocess), float(qc_threshold)
     def __repr__(self):
         return (f"Ensemble({len(self.members)} members: {_member_names(self.members)}; "
-                f"threshold {self.threshold}, tta {self.tta})")
+                f"threshold {self.threshold}, tta {self.tta}, runtime {self.runtime})")
 
 # %% ../../nbs/22_seg.ensemble.ipynb #4d172e1e
 def _valid_scores(cfg:dict)->dict:
@@ -179,10 +183,12 @@ def from_manifest(cls:Ensemble, members, man:dict, paths, tta, info):
 # %% ../../nbs/22_seg.ensemble.ipynb #855066a5
 @patch(cls_method=True)
 def from_model(cls:Ensemble, path, tta:bool|None=None):
-    "A one-member ensemble from a model folder, with that model's own decision and TTA setting (None: its config's)"
+    "A one-member ensemble from a model folder, with that model's own decision, TTA setting (None: its config's) and views"
     learn, cfg = load_member(path)
     tta = ifnone(tta, cfg.get('tta', False))                  # folders from before TTA was measured: off
-    return cls([(learn, cfg)], cfg['threshold'], cfg['postprocess'], tta=tta, paths=[Path(path)])
+    ens = cls([(learn, cfg)], cfg['threshold'], cfg['postprocess'], tta=tta, paths=[Path(path)])
+    ens.views = tuple(cfg.get('tta_views', range(8)))         # folders from before the views were measured: all 8
+    return ens
 
 # %% ../../nbs/22_seg.ensemble.ipynb #708e6bab
 def _check_dir(path:Path):
@@ -226,7 +232,8 @@ def combine(cls:Ensemble, *ensembles, threshold=None, qc_threshold=None, tta=Non
 def member_maps(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     "Each member's (n, size, size) probabilities of `images` (PIL, as `load_image` returns them)"
     tta = ifnone(tta, self.tta)
-    return [member_probs(learn, _prepared(images, cfg), tta=tta, bs=bs) for learn, cfg in self.members]
+    return [member_probs(learn, _prepared(images, cfg), tta=tta, bs=bs, views=self.views)
+            for learn, cfg in self.members]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #a583dac9
 @patch
@@ -270,6 +277,15 @@ def predict(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     "For each PIL image: its probability map and mask at original size, disagreement, member agreement, QC flag"
     maps = self.member_maps(images, tta, bs)
     return [self.image_result(_image_maps(maps, i), (im.height, im.width)) for i, im in enumerate(images)]
+
+# %% ../../nbs/22_seg.ensemble.ipynb #ff001c3d
+@patch
+def use_runtime(self:Ensemble, runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
+               )->Ensemble:                              # `self`, its members on that engine
+    "Predict with every member on `runtime` (`Learner.use_runtime`); `self.runtime` names the engine"
+    engines = {learn.use_runtime(runtime, key=cfg.get('model_sha256')) for learn, cfg in self.members}
+    self.runtime = engines.pop()
+    return self
 
 # %% ../../nbs/22_seg.ensemble.ipynb #d8b0ac92
 def _batch_masks(ens:Ensemble, rows:pd.DataFrame, bs:int)->list:

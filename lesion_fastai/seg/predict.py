@@ -30,10 +30,11 @@ __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tin
 
 # %% ../../nbs/23_seg.predict.ipynb #31ca49ef
 def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
-               tta=None,  # 8-way dihedral TTA (None: the folder's default, on for ensembles)
+               tta=None,  # Dihedral TTA (None: the folder's default, on for ensembles)
+               runtime:str|None='torch', # The engine it predicts on (`RUNTIMES`; `predict` and `serve` ask for 'auto')
               )->Ensemble:
     "Load a model or ensemble folder for prediction"
-    return Ensemble.load(path, tta=tta)
+    return Ensemble.load(path, tta=tta).use_runtime(runtime)
 
 # %% ../../nbs/23_seg.predict.ipynb #98653767
 def predict_proba(model:Ensemble, # From `load_model`
