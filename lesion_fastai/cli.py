@@ -22,10 +22,10 @@ __all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 
            'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
            'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds',
            'train_settings', 'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options',
-           'cli_evaluate', 'crop_settings', 'cli_classify_train', 'classify_predict_options', 'classify_summary',
-           'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve',
-           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals', 'run_command',
-           'cli_parser', 'main']
+           'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train', 'classify_predict_options',
+           'classify_summary', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
+           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals',
+           'run_command', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -339,6 +339,23 @@ def cli_evaluate(truth:str,        # Folder of truth masks
     stats = statistics_report(truth, pred, ci=ci, compare=compare, groups=groups, seed=seed, **read)
     print(dumps({**scores, **stats}) if json else format_scores(scores) + format_statistics(stats))
 
+# %% ../nbs/90_cli.ipynb #8db3d78c
+@cli_command()
+def cli_submission(images:str, # Folder of the test images
+                   masks:str,  # Folder of their predicted masks (`predict --out`)
+                   out:str,    # The zip to write (not written when a mask is wrong)
+                  ):
+    "Check predicted masks as the ISIC challenge checks a Task 1 upload, then write the submission zip"
+    from lesion_fastai.io import list_images
+    from lesion_fastai.seg.submission import submission_problems, write_submission
+    problems = submission_problems(images, masks)
+    for p in problems[:20]: print(f"lesion_fastai submission: {p}", file=sys.stderr)
+    if problems:
+        listed = 'the first 20 above' if len(problems) > 20 else 'above'
+        raise LesionDataError(f"{len(problems)} wrong or missing masks ({listed}): {out} not written")
+    write_submission(images, masks, out)
+    print(f"{len(list_images(images))} masks checked and zipped into {out}")
+
 # %% ../nbs/90_cli.ipynb #a7696212
 def _classify_train_parallel(images, labels, out, kw:dict, folds:int|None=None, restart:bool=False):
     "`classify-train` under a launcher: the KFoldCrop members in parallel"
@@ -609,8 +626,8 @@ def run_command(command:str,       # The command's name, which starts each line 
     return 0
 
 # %% ../nbs/90_cli.ipynb #a6b49063
-COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_classify_train, cli_classify_predict,
-            cli_classify_evaluate, cli_serve]
+COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_submission, cli_classify_train,
+            cli_classify_predict, cli_classify_evaluate, cli_serve]
 "The commands of `lesion_fastai`, in the order `--help` lists them: append a `cli_*` function to add one."
 
 # %% ../nbs/90_cli.ipynb #976b7e23

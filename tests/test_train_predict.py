@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from lesion_fastai.demo import make_demo_set
+import zipfile
 from lesion_fastai.seg.predict import predict_folder, load_model
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
@@ -33,7 +34,8 @@ def test_model_folder(trained):
 def test_predict_fresh_process_identical(trained, tmp_path):
     "Masks from a fresh `lesion_fastai predict` process equal those predicted here from the reloaded export"
     _run('predict', '--model', trained/'model', '--images', trained/'data'/'images', '--out', trained/'pred')
-    here = predict_folder(load_model(trained/'model'), trained/'data'/'images', tmp_path/'pred', progress=False)
+    here = predict_folder(load_model(trained/'model', runtime='auto'), trained/'data'/'images', tmp_path/'pred',  # as `predict`
+                          progress=False)
     assert len(here) == 12
     for f in sorted((trained/'pred').glob('*_segmentation.png')):
         a, b = np.asarray(Image.open(f)), np.asarray(Image.open(tmp_path/'pred'/f.name))
@@ -59,3 +61,21 @@ def test_predict_refuses_damaged_model(trained, tmp_path, capsys):
     assert main(['predict', '--model', str(bad), '--images', str(trained/'data'/'images'), '--out', str(tmp_path/'o')]) == 2
     err = capsys.readouterr().err
     assert 'config.json' in err and 'damaged' in err and not (tmp_path/'o').exists()
+
+
+def test_submission_zip(trained, tmp_path):
+    "`predict` then `submission`: the challenge's zip of every test mask; a wrong mask names its file and writes nothing"
+    pred, images = trained/'pred', trained/'data'/'images'
+    if not pred.exists(): _run('predict', '--model', trained/'model', '--images', images, '--out', pred)
+    res = _run('submission', '--images', images, '--masks', pred, '--out', tmp_path/'sub.zip')
+    assert res.stdout.strip() == f"12 masks checked and zipped into {tmp_path/'sub.zip'}"
+    with zipfile.ZipFile(tmp_path/'sub.zip') as z:
+        assert z.namelist() == [f'ISIC_{i:07d}_segmentation.png' for i in range(12)]
+    bad = tmp_path/'bad'
+    bad.mkdir()
+    for f in pred.glob('*_segmentation.png'): (bad/f.name).write_bytes(f.read_bytes())
+    Image.open(bad/'ISIC_0000003_segmentation.png').convert('RGB').save(bad/'ISIC_0000003_segmentation.png')
+    res = subprocess.run([EXE, 'submission', '--images', images, '--masks', bad, '--out', tmp_path/'bad.zip'],
+                         capture_output=True, text=True)
+    assert res.returncode == 2 and not (tmp_path/'bad.zip').exists()
+    assert f"{bad/'ISIC_0000003_segmentation.png'}: PIL mode RGB" in res.stderr, res.stderr
