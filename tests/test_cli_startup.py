@@ -31,12 +31,12 @@ def test_option_set_mirrors_its_function(opts):
 CALLS = [('cli_demo', 'lesion_fastai.demo.run_demo', ()),
          ('cli_train', 'lesion_fastai.seg.recipe.train_segmenter', ('bs', 'arch')),   # lists: not given, the config's default
          ('cli_train', 'lesion_fastai.seg.ensemble.train_ensemble', ('bs', 'arch', 'folds')),   # no --folds: one model
-         ('cli_predict', 'lesion_fastai.seg.predict.load_model', ()),
+         ('cli_predict', 'lesion_fastai.seg.predict.load_model', ('runtime',)),   # the command: the fastest engine
          ('cli_predict', 'lesion_fastai.seg.predict.predict_folder', ()),
          ('cli_evaluate', 'lesion_fastai.evaluation.evaluate', ()),
          ('cli_classify_train', 'lesion_fastai.cls.train.train_classifier', ('folds',)),   # no --folds: one member
          ('cli_classify_predict', 'lesion_fastai.cls.predict.classify_folder', ()),
-         ('cli_serve', 'lesion_fastai.serve.serve_model', ())]
+         ('cli_serve', 'lesion_fastai.serve.serve_model', ('runtime',))]
 
 @pytest.mark.parametrize('command,qualname,differ', CALLS, ids=lambda x: x if isinstance(x, str) else '')
 def test_cli_defaults_are_the_library_defaults(command, qualname, differ):
