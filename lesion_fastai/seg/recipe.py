@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
 from sklearn.model_selection import GroupShuffleSplit
 from fastcore.basics import patch
 from fastai.losses import CrossEntropyLossFlat
@@ -25,20 +24,23 @@ from ..config import TrainConfig, LOSS_NAMES
 from ..io import find_pairs, read_mask, load_image
 from ..io import locks_output                # holds `out` while writing it
 from ..data import cache_pairs, kfold_splits, seg_dataloaders, shades_of_gray
-from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
-                                   ThresholdJaccard, ISICJaccard, ISICDice)
+from ..metrics import pixel_table, write_pixel_report, ISICMetric, ThresholdJaccard, ISICJaccard, ISICDice
 from .models import seg_learner, smp_learner, classic_unet_learner, check_input_size
+from .decision import (postprocess_mask, probs_to_size, THRESHOLDS, decision_table, choose_decision,
+                                       save_threshold_plot)
 from ..learner.encoders import count_parameters, fetch_weights
 from ..learner.precision import CPUMixedPrecision
 from ..learner.clock import BudgetClock, EPOCH_CAP, FINISH_SECONDS
 from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_curves, save_loss_plot
 from ..learner.folder import run_key, read_state, refuse_finished, export_model, TRAINING_ONLY
 
+_all_ = ['postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table', 'choose_decision', 'save_threshold_plot']
+
 # %% auto #0
-__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss',
-           'arch_parts', 'make_learner', 'recipe_metrics', 'postprocess_mask', 'probs_to_size', 'decision_table',
-           'choose_decision', 'split_test_set', 'cache_side', 'split_pairs', 'RunOptions', 'run_options', 'RecipeRun',
-           'recipe_plan', 'start_run', 'valid_probs', 'save_threshold_plot', 'train_segmenter']
+__all__ = ['LOSSES', 'ARCHS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss', 'arch_parts',
+           'make_learner', 'recipe_metrics', 'split_test_set', 'cache_side', 'split_pairs', 'RunOptions', 'run_options',
+           'RecipeRun', 'recipe_plan', 'start_run', 'valid_probs', 'train_segmenter', 'postprocess_mask',
+           'probs_to_size', 'THRESHOLDS', 'decision_table', 'choose_decision', 'save_threshold_plot']
 
 # %% ../../nbs/21_seg.recipe.ipynb #a8cc3845
 class SegLoss:
@@ -127,63 +129,6 @@ def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
 def recipe_metrics()->list:
     "The recipe's per-epoch metrics, all per image: ISIC thresholded Jaccard (monitored), Jaccard, Dice, pixel accuracy"
     return [ThresholdJaccard(), ISICJaccard(), ISICDice(), ISICMetric('accuracy')]
-
-# %% ../../nbs/21_seg.recipe.ipynb #0a634c6d
-def postprocess_mask(mask:np.ndarray,        # (H,W) 0/1 prediction
-                     fill_holes:bool=True,   # Fill holes inside the lesion
-                     keep_largest:bool=True, # Keep only the largest connected component
-                    )->np.ndarray:           # uint8 0/1
-    "Fill holes in the predicted lesion and keep its largest connected component"
-    m = mask.astype(bool)
-    if keep_largest and m.any():
-        lab, n = ndimage.label(m)
-        if n > 1: m = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-    if fill_holes: m = ndimage.binary_fill_holes(m)
-    return m.astype(np.uint8)
-
-# %% ../../nbs/21_seg.recipe.ipynb #af98b335
-def probs_to_size(prob:torch.Tensor, # (h,w) probability map
-                  hw,                # Target (height, width)
-                 )->np.ndarray:      # float32 (H,W)
-    "Bilinear-resize a probability map to `hw` (how validation and prediction return to an image's size)"
-    return F.interpolate(prob[None, None].float(), size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
-
-# %% ../../nbs/21_seg.recipe.ipynb #598b9b51
-THRESHOLDS = np.round(np.arange(0.3, 0.71, 0.05), 2)
-"Decision thresholds tried on validation."
-
-# %% ../../nbs/21_seg.recipe.ipynb #327cbfd8
-def _decision_row(t:float, post:bool, scores:dict)->dict:
-    "One alternative of `decision_table`"
-    return {'threshold': float(t), 'postprocess': post, 'threshold_jaccard': scores['threshold_jaccard'],
-            'jaccard': scores['jaccard']}
-
-# %% ../../nbs/21_seg.recipe.ipynb #33290f20
-def decision_table(probs:list,  # Lesion probability maps, each at its truth's size
-                   truths:list, # Truth masks 0/1
-                   ids:list,    # Image IDs
-                  )->pd.DataFrame: # threshold, postprocess, threshold_jaccard, jaccard per alternative
-    "Mean thresholded Jaccard and Jaccard of every threshold in `THRESHOLDS`, with and without post-processing"
-    rows = []
-    for t in THRESHOLDS:
-        preds = [(p > t).astype(np.uint8) for p in probs]
-        for post in (False, True):
-            masks = [postprocess_mask(m) for m in preds] if post else preds
-            rows.append(_decision_row(t, post, summarize_scores(score_table(zip(ids, truths, masks)))))
-    return pd.DataFrame(rows)
-
-# %% ../../nbs/21_seg.recipe.ipynb #796fcfce
-def choose_decision(probs:list,     # Lesion probability maps, each at its truth's size
-                    truths:list,    # Truth masks 0/1
-                    ids:list,       # Image IDs
-                   )->dict:         # threshold, postprocess, score and the table of alternatives
-    "Threshold and post-processing that maximise the mean thresholded Jaccard on validation"
-    tab = decision_table(probs, truths, ids)
-    base = tab[(tab.threshold == 0.5) & ~tab.postprocess].iloc[0]
-    best = tab.sort_values(['threshold_jaccard', 'jaccard'], ascending=False, kind='stable').iloc[0]
-    if best.threshold_jaccard <= base.threshold_jaccard: best = base      # change nothing that does not help
-    return {'threshold': float(best.threshold), 'postprocess': bool(best.postprocess),
-            'threshold_jaccard': float(best.threshold_jaccard), 'table': tab}
 
 # %% ../../nbs/21_seg.recipe.ipynb #d45b13bd
 def split_test_set(ids,                 # Item IDs
@@ -465,39 +410,6 @@ def valid_probs(learn:Learner, truths:list)->list:
     "Lesion probability of each validation image at the size of its (cached) truth mask"
     probs, _ = learn.get_preds(dl=learn.dls.valid)
     return [probs_to_size(p[1], t.shape) for p, t in zip(probs, truths)]
-
-# %% ../../nbs/21_seg.recipe.ipynb #a7b56a70
-def _pixel_histograms(ax, p:np.ndarray, t:np.ndarray):
-    "Lesion probabilities of the background and of the lesion pixels"
-    for m, name, c in ((~t, 'background', 'tab:blue'), (t, 'lesion', 'tab:red')):
-        ax.hist(p[m], np.linspace(0, 1, 51), alpha=.6, color=c, label=f'{name} pixels', log=True)
-    ax.set(xlabel='lesion probability', ylabel='pixels (log)', title='validation pixels by truth class')
-
-# %% ../../nbs/21_seg.recipe.ipynb #7abafc74
-def _threshold_curves(ax, dec:dict):
-    "Thresholded Jaccard against the threshold, raw and post-processed, the chosen one starred"
-    for post, g in dec['table'].groupby('postprocess'):
-        ax.plot(g.threshold, g.threshold_jaccard, 'o-', label='post-processed' if post else 'raw mask')
-    ax.plot([dec['threshold']], [dec['threshold_jaccard']], 'k*', ms=14, label=f"chosen: {dec['threshold']}")
-    ax.set(xlabel='threshold', ylabel='thresholded Jaccard', title='validation score by threshold')
-
-# %% ../../nbs/21_seg.recipe.ipynb #92e93601
-def save_threshold_plot(probs:list,  # Validation lesion probability maps
-                        truths:list, # Their truth masks 0/1
-                        dec:dict,    # `choose_decision`'s result, with its `table`
-                        path,        # The PNG to write
-                       ):
-    "The threshold analysis: pixel probabilities by truth class, and thresholded Jaccard against the threshold"
-    import matplotlib.pyplot as plt
-    p, t = np.concatenate([x.ravel() for x in probs]), np.concatenate([x.ravel() for x in truths]).astype(bool)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    _pixel_histograms(a, p, t)
-    _threshold_curves(b, dec)
-    for ax in (a, b):
-        ax.axvline(dec['threshold'], color='k', ls='--', lw=1)
-        ax.legend(fontsize=8)
-    fig.savefig(path, dpi=80, bbox_inches='tight')
-    plt.close(fig)
 
 # %% ../../nbs/21_seg.recipe.ipynb #eca946bb
 @patch
