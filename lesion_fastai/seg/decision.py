@@ -16,15 +16,18 @@ from ..metrics import score_table, summarize_scores
 __all__ = ['THRESHOLDS', 'postprocess_mask', 'probs_to_size', 'decision_table', 'choose_decision', 'save_threshold_plot']
 
 # %% ../../nbs/25_seg.decision.ipynb #0a634c6d
+def _largest_component(m:np.ndarray)->np.ndarray:
+    "The largest connected component of the boolean mask `m` (`m` itself when it has one at most)"
+    lab, n = ndimage.label(m)
+    return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1) if n > 1 else m
+
 def postprocess_mask(mask:np.ndarray,        # (H,W) 0/1 prediction
                      fill_holes:bool=True,   # Fill holes inside the lesion
                      keep_largest:bool=True, # Keep only the largest connected component
                     )->np.ndarray:           # uint8 0/1
     "Fill holes in the predicted lesion and keep its largest connected component"
     m = mask.astype(bool)
-    if keep_largest and m.any():
-        lab, n = ndimage.label(m)
-        if n > 1: m = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+    if keep_largest and m.any(): m = _largest_component(m)
     if fill_holes: m = ndimage.binary_fill_holes(m)
     return m.astype(np.uint8)
 
@@ -46,6 +49,14 @@ def _decision_row(t:float, post:bool, scores:dict)->dict:
             'jaccard': scores['jaccard']}
 
 # %% ../../nbs/25_seg.decision.ipynb #33290f20
+def _mean_scores(ids:list, truths:list, masks:list)->dict:
+    "The mean ISIC scores of `masks` against `truths`"
+    return summarize_scores(score_table(zip(ids, truths, masks)))
+
+def _decided_masks(preds:list, post:bool)->list:
+    "The thresholded masks `preds`, post-processed when `post`"
+    return [postprocess_mask(m) for m in preds] if post else preds
+
 def decision_table(probs:list,  # Lesion probability maps, each at its truth's size
                    truths:list, # Truth masks 0/1
                    ids:list,    # Image IDs
@@ -55,19 +66,25 @@ def decision_table(probs:list,  # Lesion probability maps, each at its truth's s
     for t in THRESHOLDS:
         preds = [(p > t).astype(np.uint8) for p in probs]
         for post in (False, True):
-            masks = [postprocess_mask(m) for m in preds] if post else preds
-            rows.append(_decision_row(t, post, summarize_scores(score_table(zip(ids, truths, masks)))))
+            rows.append(_decision_row(t, post, _mean_scores(ids, truths, _decided_masks(preds, post))))
     return pd.DataFrame(rows)
 
 # %% ../../nbs/25_seg.decision.ipynb #796fcfce
+def _unchanged(tab:pd.DataFrame)->pd.Series:
+    "The alternative of `decision_table` that changes nothing: threshold 0.5, no post-processing"
+    return tab[(tab.threshold == 0.5) & ~tab.postprocess].iloc[0]
+
+def _best(tab:pd.DataFrame)->pd.Series:
+    "The alternative of `decision_table` with the best thresholded Jaccard, then Jaccard (ties: the first)"
+    return tab.sort_values(['threshold_jaccard', 'jaccard'], ascending=False, kind='stable').iloc[0]
+
 def choose_decision(probs:list,     # Lesion probability maps, each at its truth's size
                     truths:list,    # Truth masks 0/1
                     ids:list,       # Image IDs
                    )->dict:         # threshold, postprocess, score and the table of alternatives
     "Threshold and post-processing that maximise the mean thresholded Jaccard on validation"
     tab = decision_table(probs, truths, ids)
-    base = tab[(tab.threshold == 0.5) & ~tab.postprocess].iloc[0]
-    best = tab.sort_values(['threshold_jaccard', 'jaccard'], ascending=False, kind='stable').iloc[0]
+    base, best = _unchanged(tab), _best(tab)
     if best.threshold_jaccard <= base.threshold_jaccard: best = base      # change nothing that does not help
     return {'threshold': float(best.threshold), 'postprocess': bool(best.postprocess),
             'threshold_jaccard': float(best.threshold_jaccard), 'table': tab}
@@ -88,6 +105,15 @@ def _threshold_curves(ax, dec:dict):
     ax.set(xlabel='threshold', ylabel='thresholded Jaccard', title='validation score by threshold')
 
 # %% ../../nbs/25_seg.decision.ipynb #92e93601
+def _flat_pixels(probs:list, truths:list)->tuple:
+    "(lesion probability, truth) of every pixel of the maps `probs` and masks `truths`, flattened"
+    return np.concatenate([x.ravel() for x in probs]), np.concatenate([x.ravel() for x in truths]).astype(bool)
+
+def _mark_threshold(ax, t:float):
+    "Draw the chosen threshold `t` on `ax`, and its legend"
+    ax.axvline(t, color='k', ls='--', lw=1)
+    ax.legend(fontsize=8)
+
 def save_threshold_plot(probs:list,  # Validation lesion probability maps
                         truths:list, # Their truth masks 0/1
                         dec:dict,    # `choose_decision`'s result, with its `table`
@@ -95,12 +121,10 @@ def save_threshold_plot(probs:list,  # Validation lesion probability maps
                        ):
     "The threshold analysis: pixel probabilities by truth class, and thresholded Jaccard against the threshold"
     import matplotlib.pyplot as plt
-    p, t = np.concatenate([x.ravel() for x in probs]), np.concatenate([x.ravel() for x in truths]).astype(bool)
+    p, t = _flat_pixels(probs, truths)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     _pixel_histograms(a, p, t)
     _threshold_curves(b, dec)
-    for ax in (a, b):
-        ax.axvline(dec['threshold'], color='k', ls='--', lw=1)
-        ax.legend(fontsize=8)
+    for ax in (a, b): _mark_threshold(ax, dec['threshold'])
     fig.savefig(path, dpi=80, bbox_inches='tight')
     plt.close(fig)
