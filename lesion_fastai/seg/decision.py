@@ -57,6 +57,10 @@ def _decided_masks(preds:list, post:bool)->list:
     "The thresholded masks `preds`, post-processed when `post`"
     return [postprocess_mask(m) for m in preds] if post else preds
 
+def _thresholded(probs:list, t:float)->list:
+    "The 0/1 masks of the probability maps `probs` above `t`"
+    return [(p > t).astype(np.uint8) for p in probs]
+
 def decision_table(probs:list,  # Lesion probability maps, each at its truth's size
                    truths:list, # Truth masks 0/1
                    ids:list,    # Image IDs
@@ -64,7 +68,7 @@ def decision_table(probs:list,  # Lesion probability maps, each at its truth's s
     "Mean thresholded Jaccard and Jaccard of every threshold in `THRESHOLDS`, with and without post-processing"
     rows = []
     for t in THRESHOLDS:
-        preds = [(p > t).astype(np.uint8) for p in probs]
+        preds = _thresholded(probs, t)
         for post in (False, True):
             rows.append(_decision_row(t, post, _mean_scores(ids, truths, _decided_masks(preds, post))))
     return pd.DataFrame(rows)

@@ -114,11 +114,15 @@ def _last_resblock(layers:list)->int|None:
     "Index of the last `ResBlock` of `layers` (None: there is none)"
     return max((i for i, l in enumerate(layers) if isinstance(l, ResBlock)), default=None)
 
+def _conv_follows(layers:list, i:int|None)->bool:
+    "Whether a `ConvLayer` follows the layer `i` of `layers`"
+    return i is not None and i+1 < len(layers) and isinstance(layers[i+1], ConvLayer)
+
 def _fix_bottle(model:nn.Module):
     "fastai 2.8's `DynamicUnet(bottle=True)` builds its last 1x1 conv for twice the channels of the bottleneck before it: rebuild that conv"
     layers = list(getattr(model, 'layers', model))   # a `DynamicUnet` keeps its layers in a `ModuleList`
     i = _last_resblock(layers)
-    if i is None or i+1 >= len(layers) or not isinstance(layers[i+1], ConvLayer): return
+    if not _conv_follows(layers, i): return
     nf, conv = layers[i].convpath[-1][0].out_channels, layers[i+1][0]
     if isinstance(conv, nn.Conv2d) and conv.in_channels != nf:
         layers[i+1][0] = nn.Conv2d(nf, conv.out_channels, 1, bias=conv.bias is not None)
@@ -193,7 +197,8 @@ def _no_weights(pretrained, refuse:str, note:str):
 def _smp_weights(model:nn.Module, encoder:str, name:str, pretrained)->Path|None:
     "The ImageNet checkpoint of an smp model's encoder under `pretrained` (offline weights exist for torchvision ResNets/ResNeXts only)"
     if isinstance(model.encoder, tvm.ResNet) and encoder in tvm.list_models(module=tvm): return weights_for(encoder, pretrained)
-    _no_weights(pretrained, f"{name}: offline ImageNet weights exist only for ResNet/ResNeXt encoders; use pretrained=False",
+    _no_weights(pretrained,
+                f"{name}: offline ImageNet weights exist only for ResNet/ResNeXt encoders; use pretrained=False",
                 f"{name}: no offline ImageNet weights for smp encoder {encoder!r}; "
                 "the encoder starts from random weights (training from scratch)")
     return None
@@ -204,6 +209,10 @@ def _pop_args(kwargs:dict)->tuple:
     isic = {k: kwargs.pop(k, v) for k, v in _ISIC_ARGS.items()}
     return isic, {k: kwargs.pop(k) for k in list(kwargs) if k in _LEARNER_ARGS}
 
+def _smp_model(arch:str, encoder:str, n_out:int, kwargs:dict)->nn.Module:
+    "The smp model `arch` on `encoder`, without weights, with `n_out` classes and the model options `kwargs`"
+    return _smp_class(arch)(encoder_name=encoder, encoder_weights=None, classes=n_out, **kwargs)
+
 @delegates(seg_learner)
 def smp_learner(dls,                  # DataLoaders from `seg_dataloaders`
                 arch='DeepLabV3Plus', # smp architecture: 'Unet', 'FPN', 'DeepLabV3Plus', …
@@ -212,7 +221,7 @@ def smp_learner(dls,                  # DataLoaders from `seg_dataloaders`
                )->Learner:           # A fastai `Learner` on the smp model
     "segmentation_models_pytorch model wrapped in a fastai `Learner`, with the ISIC defaults and offline ImageNet weights"
     isic, lkw = _pop_args(kwargs)
-    model = _smp_class(arch)(encoder_name=encoder, encoder_weights=None, classes=isic['n_out'], **kwargs)
+    model = _smp_model(arch, encoder, isic['n_out'], kwargs)
     name = f"{arch}-{encoder}"
     _check_size(_input_size(dls), model.encoder.output_stride, f"the output stride of {name}")
     weights = _smp_weights(model, encoder, name, isic['pretrained'])
@@ -229,6 +238,15 @@ def double_conv(ni:int, # Input channels
     return nn.Sequential(ConvLayer(ni, nf, ks=3), ConvLayer(nf, nf, ks=3))
 
 # %% ../../nbs/20_seg.models.ipynb #51c98372
+def _widths(width:int, depth:int)->list:
+    "The channels of each level: `width`, doubled at each of `depth` downsamplings"
+    return [width*2**i for i in range(depth + 1)]
+
+def _pad_to(x:torch.Tensor, stride:int)->torch.Tensor:
+    "`x` padded at the bottom and right to sides that are multiples of `stride`"
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % stride, 0, -h % stride))
+
 def _levels(ws:list, n_in:int)->nn.ModuleList:
     "The encoder: a double conv per level, from `n_in` channels to each width of `ws`"
     return nn.ModuleList([double_conv(n_in, ws[0])] + [double_conv(a, b) for a, b in zip(ws, ws[1:])])
@@ -247,14 +265,13 @@ class ClassicUNet(nn.Module):
                  width:int=64,                  # Channels of the first level (the paper: 64)
                  depth:int=4):                  # Downsamplings (the paper: 4)
         super().__init__()
-        ws = [width*2**i for i in range(depth + 1)]
+        ws = _widths(width, depth)
         self.stride, self.width = 2**depth, width
         self.downs, self.ups, self.convs = _levels(ws, n_in), _upsamplers(ws), _decoders(ws)
         self.head = nn.Conv2d(ws[0], n_out, 1)
     def _skips(self, x):
         "The input padded to a multiple of the stride, then the output of each level of the encoder"
-        h, w = x.shape[-2:]
-        skips = [F.pad(x, (0, -w % self.stride, 0, -h % self.stride))]
+        skips = [_pad_to(x, self.stride)]
         for i, down in enumerate(self.downs): skips.append(down(skips[-1] if i == 0 else F.max_pool2d(skips[-1], 2)))
         return skips
     def forward(self, x):

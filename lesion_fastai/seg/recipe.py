@@ -187,11 +187,15 @@ def _valid_words(cfg:TrainConfig, n_valid:int)->str:
     "What `RecipeRun.summary` says of the validation fold"
     return f"{n_valid} valid (fold {cfg.valid_fold} of {cfg.k})" if cfg.valid_fold is not None else "no validation fold"
 
+def _test_words(n_test:int)->str:
+    "What `RecipeRun.summary` says of the test set (nothing without one)"
+    return f", {n_test} test" if n_test else ''
+
 @patch
 def summary(self:RecipeRun)->str:
     "One line: how many pairs train, validate and test"
     held = _valid_words(self.cfg, len(self.valid))
-    test = f", {len(self.test)} test" if len(self.test) else ''
+    test = _test_words(len(self.test))
     return f"{len(self.pairs) + len(self.test)} pairs: {self._n_train()} train, {held}{test}"
 
 # %% ../../nbs/21_seg.recipe.ipynb #2ba7604e
@@ -293,12 +297,16 @@ def _setting_epochs(epochs, i:int)->int:
     "Stage `i`'s epochs of the setting `epochs`: one number for every stage, or one per stage"
     return list(epochs)[i] if isinstance(epochs, (list, tuple)) else epochs
 
+def _default_epochs(i:int, minutes:float|None)->int:
+    "Stage `i`'s epochs when none are set: under a budget of `minutes`, as the clock allows (`EPOCH_CAP`); else 12 then 4"
+    return [12, 4][min(i, 1)] if minutes is None else EPOCH_CAP
+
 @patch
 def stage_epochs(self:RecipeRun, i:int)->int:
     "Unfrozen epochs of stage `i`: the setting, else as many as `BudgetClock` allows (`EPOCH_CAP`), else 12 then 4"
     cfg = self.cfg
     if cfg.epochs is not None: return _setting_epochs(cfg.epochs, i)
-    return [12, 4][min(i, 1)] if cfg.minutes is None else EPOCH_CAP
+    return _default_epochs(i, cfg.minutes)
 
 # %% ../../nbs/21_seg.recipe.ipynb #85de2204
 @patch
@@ -335,6 +343,10 @@ def _clock_line(size:int, mine:float, left:float, floor:str)->str:
     "What a stage trained by the clock says: its minutes of those left, and its `floor` of epochs"
     return f"size {size}: training by the clock for {mine/60:.1f} of the {left/60:.1f} minutes left{floor}"
 
+def _floor_words(min_epochs:int|None, min_steps:int)->str:
+    "What the clock's line says of its floor of `min_epochs` epochs (nothing without one)"
+    return f" (at least {min_epochs} epochs)" if min_steps else ''
+
 @patch
 def stage_clock(self:RecipeRun, i:int, start_pos:float=0.)->BudgetClock|None:
     "The `BudgetClock` of stage `i` under `minutes` (None without a budget, or with a number of epochs)"
@@ -342,7 +354,7 @@ def stage_clock(self:RecipeRun, i:int, start_pos:float=0.)->BudgetClock|None:
     if not _by_clock(cfg): return None
     now, mine, left = self.stage_deadline(i)
     min_steps = _min_steps(cfg.min_epochs, self.learn.dls)
-    self.log(_clock_line(self.plan[i][0], mine, left, f" (at least {cfg.min_epochs} epochs)" if min_steps else ''))
+    self.log(_clock_line(self.plan[i][0], mine, left, _floor_words(cfg.min_epochs, min_steps)))
     return BudgetClock(now + mine, start_pos, min_steps, valid_after=1 + 2*self._is_last(i))
 
 # %% ../../nbs/21_seg.recipe.ipynb #339b1b89
@@ -408,18 +420,26 @@ def _load_best(learn:Learner, size:int):
     "Load the best weights at `size`, when they were saved"
     if (Path(learn.path)/learn.model_dir/f'best_{size}.pth').exists(): learn.load(f'best_{size}', with_opt=False)
 
+def _first_lr(s:dict)->float:
+    "The first stage's rate of the interrupted run's state `s` (its own rate when it stopped in the first stage)"
+    return s['first_lr'] if s['first_lr'] is not None else s['lr']
+
 @patch
 def _reload(self:RecipeRun, s:dict):
     "Load the interrupted run's last checkpoint of state `s`, weights and optimizer, into the unfrozen learner"
-    self.first_lr = s['first_lr'] if s['first_lr'] is not None else s['lr']
+    self.first_lr = _first_lr(s)
     self.learn.unfreeze()
     self.learn.load(s['checkpoint'], with_opt=True)
 
 @patch
+def _resumed_clock(self:RecipeRun, i:int, pos:float|None)->BudgetClock|None:
+    "The clock of stage `i` resumed at its place `pos` in the schedule (None: the stage trained by epochs)"
+    return self.stage_clock(i, pos) if pos is not None else None
+
+@patch
 def _refit(self:RecipeRun, i:int, s:dict, ckpt:BestCheckpoint):
     "Fit stage `i` on from the epoch after state `s`'s (under its clock when the stage had one)"
-    pos = s.get('pos')
-    clock = self.stage_clock(i, pos) if pos is not None else None
+    clock = self._resumed_clock(i, s.get('pos'))
     lr = _resumed_lr(s, self.learn.pretrained)
     self.learn.fit_one_cycle_from(s['n_epochs'], lr, s['epoch'] + 1, cbs=self.stage_cbs(ckpt, clock))
 
@@ -457,11 +477,16 @@ def _fit_new(self:RecipeRun, i:int, n_ep:int, n_frozen:int, ckpt:BestCheckpoint)
     if not i: self.first_lr = lr
 
 @patch
+def _frozen_done(self:RecipeRun, size:int, n_frozen:int):
+    "Record the `n_frozen` frozen epochs of the stage at `size`, if any"
+    if n_frozen: self.epochs_done.append((size, 'frozen', n_frozen))
+
+@patch
 def new_stage(self:RecipeRun, i:int)->BestCheckpoint:
     "Train stage `i` from its start: its epochs or clock, frozen phase, learning rate (`stage_lr`), the unfrozen fit"
     size, n_ep, n_frozen = self.plan[i][0], self.stage_epochs(i), self.n_frozen()
     self.clock = self.stage_clock(i)
-    if n_frozen: self.epochs_done.append((size, 'frozen', n_frozen))
+    self._frozen_done(size, n_frozen)
     ckpt = self.checkpointer(i, n_ep)
     self._fit_new(i, n_ep, n_frozen, ckpt)
     self.fitted = True
@@ -537,6 +562,11 @@ def keep_best_size(self:RecipeRun)->int:
     return size
 
 # %% ../../nbs/21_seg.recipe.ipynb #0675eed9
+def _fit_stages(run:RecipeRun):
+    "Train every stage of `run`'s schedule; plot its losses when it fitted"
+    for i in range(len(run.plan)): run.run_stage(i)
+    if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
+
 @locks_output
 def train_segmenter(data,                  # Data folder of image/mask pairs (or a pairs table)
                     out,                   # Model folder to create
@@ -547,7 +577,6 @@ def train_segmenter(data,                  # Data folder of image/mask pairs (or
     "Train a lesion segmenter with the recipe and export it to `out`"
     opts, settings = run_options(kwargs)
     run = start_run(data, out, cfg or TrainConfig(**settings), opts)
-    for i in range(len(run.plan)): run.run_stage(i)
-    if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
+    _fit_stages(run)
     run.learn.lesion_config = run.finish(run.keep_best_size())
     return run.learn

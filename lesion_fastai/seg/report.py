@@ -90,19 +90,27 @@ def _made_by()->dict:
     return {'lesion_fastai': lesion_fastai.__version__,
             'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
 
+def _start_weights(learn:Learner)->str|None:
+    "The ImageNet weights `learn` started from (None: random initialisation)"
+    return str(learn.pretrained_weights) if learn.pretrained else None
+
 @patch
 def _predict_config(self:RunReport, size:int, dec:dict)->dict:
     "What prediction needs: the model, its size, its decision, how its images are prepared, its starting weights"
     cfg, learn = self.cfg, self.learn
     return {'arch': cfg.arch, 'size': size, 'classes': ['background', 'lesion'],
             'threshold': dec['threshold'], 'postprocess': dec['postprocess'], 'colour_constancy': cfg.colour_constancy,
-            'tta': True, 'pretrained_weights': str(learn.pretrained_weights) if learn.pretrained else None}
+            'tta': True, 'pretrained_weights': _start_weights(learn)}
+
+def _minutes_since(t:float)->float:
+    "Minutes since the `time.time()` `t`, to two decimals"
+    return round((time.time() - t)/60, 2)
 
 @patch
 def _train_record(self:RunReport, dec:dict)->dict:
     "How the model trained and scored: its validation, training images, epochs, minutes, whether it resumed"
     return {'valid': self.valid_record(dec), 'n_train': self._n_train(), 'valid_seconds_per_image': self.valid_speed(),
-            'epochs': self.epochs_done, 'minutes': round((time.time() - self.t_start)/60, 2),
+            'epochs': self.epochs_done, 'minutes': _minutes_since(self.t_start),
             'resumed': self.state is not None}
 
 def _machine()->dict:
@@ -173,11 +181,14 @@ def _score_words(dec:dict, n_valid:int)->str:
     "What the end of a run with `n_valid` validation images says of its score"
     return f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f}" if n_valid else "every image trained"
 
+def _decision_words(dec:dict)->str:
+    "What the end of a run says of its decision `dec`"
+    return f"threshold {dec['threshold']}, post-processing {'on' if dec['postprocess'] else 'off'}"
+
 @patch
 def final_line(self:RunReport, dec:dict, config:dict)->str:
     "What the run says at its end: its score and decision, where the model is, how long it took"
-    return (f"{_score_words(dec, len(self.valid))} (threshold {dec['threshold']}, "
-            f"post-processing {'on' if dec['postprocess'] else 'off'}); "
+    return (f"{_score_words(dec, len(self.valid))} ({_decision_words(dec)}); "
             f"model in {self.out} after {config['minutes']:.1f} min")
 
 # %% ../../nbs/27_seg.report.ipynb #fa160b5c

@@ -94,14 +94,18 @@ def _link(f:Path, d:Path):
     try: (d/f.name).symlink_to(f.resolve())
     except OSError: shutil.copy2(f, d/f.name)
 
+def _fresh(d:Path):
+    "Make `d` an empty folder"
+    _remove(d)
+    d.mkdir(parents=True)
+
 def link_folder(pairs:pd.DataFrame, # Columns `image` and `mask` (from `find_pairs`)
                 dest,               # Folder to (re)make `images/` and `masks/` in
                )->Path:             # `dest`
     "A folder `dest/images`, `dest/masks` of links to the pairs' files (copies where links fail)"
     dest = Path(dest)
     for col, sub in (('image', 'images'), ('mask', 'masks')):
-        _remove(dest/sub)
-        (dest/sub).mkdir(parents=True)
+        _fresh(dest/sub)
         for f in map(Path, pairs[col]): _link(f, dest/sub)
     return dest
 
@@ -170,6 +174,10 @@ def _held_out_line(source:str, train:pd.DataFrame, test:pd.DataFrame)->str:
     k = train.source.nunique()
     return f"[{source}] held out: {len(test)} images; training on {len(train)} images of {k} other source{'s'*(k > 1)}"
 
+def _source_scores(scores:pd.DataFrame, source:str)->pd.DataFrame:
+    "The per-image `scores` of `source`, with its name: source, image_id, threshold_jaccard, jaccard"
+    return scores.assign(source=source)[['source', 'image_id', 'threshold_jaccard', 'jaccard']]
+
 def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
                 source:str,              # The source held out
                 out,                     # The run's folder; this source's is `out/<slug>`
@@ -187,7 +195,7 @@ def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
     write_json(run, d/'run.json')
     scores = _held_out_scores(d, test, tta)
     log(f"[{source}] thresholded Jaccard {scores.threshold_jaccard.mean():.4f} on {len(test)} images")
-    return scores.assign(source=source)[['source', 'image_id', 'threshold_jaccard', 'jaccard']], run
+    return _source_scores(scores, source), run
 
 # %% ../../nbs/24_seg.sources.ipynb #449e3936
 def _named(sources, names:list)->list:
@@ -234,12 +242,16 @@ def _source_stats(t:pd.DataFrame)->pd.Series:
     return pd.Series({'n': len(t), 'threshold_jaccard': t.threshold_jaccard.mean(),
                       'jaccard': t.jaccard.mean(), 'below_0.65': (t.threshold_jaccard == 0).mean()})
 
+def _train_minutes(runs:pd.DataFrame, sources:pd.Index)->pd.Series:
+    "The training minutes of each of `sources` in the runs' records `runs`"
+    return runs.set_index('source').train_minutes.reindex(sources)
+
 def loso_summary(table:pd.DataFrame,           # From `leave_one_source_out` (or loso.csv)
                  runs:pd.DataFrame|None=None,  # From runs.csv: adds each source's training minutes
                 )->pd.DataFrame:               # One row per source, then `pooled` and `mean of sources`; 4 decimals
     "Per held-out source: images, mean thresholded Jaccard, mean Jaccard, share below 0.65; pooled; mean of sources"
     s = table.groupby('source').apply(_source_stats, include_groups=False)
-    if runs is not None: s['train_minutes'] = runs.set_index('source').train_minutes.reindex(s.index)
+    if runs is not None: s['train_minutes'] = _train_minutes(runs, s.index)
     pooled = _source_stats(table)
     if runs is not None: pooled['train_minutes'] = s.train_minutes.sum(min_count=1)
     s.loc['pooled'], s.loc['mean of sources'] = pooled, s.mean()
@@ -276,13 +288,16 @@ def _sweep_column(d:Path)->pd.Series:
     "Mean thresholded Jaccard per (threshold, postprocess) of `decision_table` on the held-out source in `d`"
     return decision_table(*held_out_maps(d)).set_index(['threshold', 'postprocess']).threshold_jaccard
 
+def _predicted(out)->list:
+    "The `run.json` of every source of the `leave_one_source_out` folder `out` whose images were predicted"
+    return [r for r in sorted(Path(out).glob('*/run.json')) if (r.parent/'pred').is_dir()]
+
 def decision_sweep(out, # A `leave_one_source_out` folder: every source predicted in it, with its probability maps
                   # Mean thresholded Jaccard per (threshold, postprocess): one column per source, their mean
                   )->pd.DataFrame:
     "Every threshold and post-processing of `decision_table`, scored on each held-out source"
     cols = {}
-    for run in sorted(Path(out).glob('*/run.json')):
-        if not (run.parent/'pred').is_dir(): continue
+    for run in _predicted(out):
         cols[json.loads(run.read_text())['source']] = _sweep_column(run.parent)
     sweep = pd.DataFrame(cols)
     sweep['mean of sources'] = sweep.mean(axis=1)
@@ -311,6 +326,10 @@ def _link_split(pairs:pd.DataFrame, held:np.ndarray, out:Path):
     link_folder(pairs[~held], out/'train')
     link_folder(pairs[held], out/'test')
 
+def _lesions(lesions)->pd.Series|None:
+    "The lesion by image ID of the CSV `lesions` (None: none)"
+    return None if lesions is None else read_groups(lesions)
+
 def heldout_folders(data,                   # Data folder: image/mask pairs and provenance.csv
                     out,                    # Folder for `train/` and `test/`
                     repeat:int=0,           # Which draw of the split
@@ -319,6 +338,6 @@ def heldout_folders(data,                   # Data folder: image/mask pairs and 
                    )->pd.DataFrame:         # `source_pairs` with a `held_out` column
     "Write a `heldout_split` of `data` as the folders `out/train` and `out/test`"
     pairs = source_pairs(data)
-    held = heldout_split(pairs, repeat=repeat, k=k, lesions=None if lesions is None else read_groups(lesions))
+    held = heldout_split(pairs, repeat=repeat, k=k, lesions=_lesions(lesions))
     _link_split(pairs, held, Path(out))
     return pairs.assign(held_out=held)
