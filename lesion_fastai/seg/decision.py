@@ -82,14 +82,17 @@ def _best(tab:pd.DataFrame)->pd.Series:
     "The alternative of `decision_table` with the best thresholded Jaccard, then Jaccard (ties: the first)"
     return tab.sort_values(['threshold_jaccard', 'jaccard'], ascending=False, kind='stable').iloc[0]
 
+def _if_better(best:pd.Series, base:pd.Series)->pd.Series:
+    "`best` when it scores above `base`, else `base`: change nothing that does not help"
+    return base if best.threshold_jaccard <= base.threshold_jaccard else best
+
 def choose_decision(probs:list,     # Lesion probability maps, each at its truth's size
                     truths:list,    # Truth masks 0/1
                     ids:list,       # Image IDs
                    )->dict:         # threshold, postprocess, score and the table of alternatives
     "Threshold and post-processing that maximise the mean thresholded Jaccard on validation"
     tab = decision_table(probs, truths, ids)
-    base, best = _unchanged(tab), _best(tab)
-    if best.threshold_jaccard <= base.threshold_jaccard: best = base      # change nothing that does not help
+    best = _if_better(_best(tab), base=_unchanged(tab))
     return {'threshold': float(best.threshold), 'postprocess': bool(best.postprocess),
             'threshold_jaccard': float(best.threshold_jaccard), 'table': tab}
 
@@ -101,11 +104,15 @@ def _pixel_histograms(ax, p:np.ndarray, t:np.ndarray):
     ax.set(xlabel='lesion probability', ylabel='pixels (log)', title='validation pixels by truth class')
 
 # %% ../../nbs/25_seg.decision.ipynb #7abafc74
+def _star(ax, dec:dict):
+    "Star the chosen threshold of `dec` and its score on `ax`"
+    ax.plot([dec['threshold']], [dec['threshold_jaccard']], 'k*', ms=14, label=f"chosen: {dec['threshold']}")
+
 def _threshold_curves(ax, dec:dict):
     "Thresholded Jaccard against the threshold, raw and post-processed, the chosen one starred"
     for post, g in dec['table'].groupby('postprocess'):
         ax.plot(g.threshold, g.threshold_jaccard, 'o-', label='post-processed' if post else 'raw mask')
-    ax.plot([dec['threshold']], [dec['threshold_jaccard']], 'k*', ms=14, label=f"chosen: {dec['threshold']}")
+    _star(ax, dec)
     ax.set(xlabel='threshold', ylabel='thresholded Jaccard', title='validation score by threshold')
 
 # %% ../../nbs/25_seg.decision.ipynb #92e93601

@@ -62,9 +62,13 @@ def _size_text(t:tuple, square:bool)->str:
     "The sides `t` as the message says them: one number for a square input"
     return str(t[0]) if square else str(t)
 
+def _sides(size)->tuple:
+    "(height, width) of `size`: one side (a square), or two"
+    return (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+
 def _check_size(size, stride:int, what:str):
     "Raise the `check_input_size` error unless both sides of `size` are multiples of `stride`"
-    hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    hw = _sides(size)
     if all(s % stride == 0 for s in hw): return
     lo, hi = _nearest(hw, stride)
     sq = isinstance(size, int)
@@ -176,11 +180,15 @@ def _torchvision_state(file)->dict:
     "The weights of the torchvision checkpoint `file`, without its classifier `fc`"
     return {k: v for k, v in torch.load(file, map_location='cpu', weights_only=True).items() if not k.startswith('fc.')}
 
+def _mismatch(want:set, got:set)->tuple:
+    "(the keys of `want` missing from `got`, the keys of `got` not in `want`), sorted"
+    return sorted(want - got), sorted(got - want)
+
 def _load_smp_encoder(encoder:nn.Module, file, name:str):
     "Load the torchvision checkpoint `file` (without `fc`) into an smp ResNet encoder, every key matched"
     sd = _torchvision_state(file)
     want = set(encoder.state_dict())
-    missing, unexpected = sorted(want - set(sd)), sorted(set(sd) - want)
+    missing, unexpected = _mismatch(want, set(sd))
     if missing or unexpected:
         raise RuntimeError(f"{file}: does not match the {name} encoder (missing: {missing[:3]}, unexpected: {unexpected[:3]})")
     encoder.load_state_dict(sd, strict=False)   # strict=False as smp expects; every key was matched above
@@ -274,12 +282,15 @@ class ClassicUNet(nn.Module):
         skips = [_pad_to(x, self.stride)]
         for i, down in enumerate(self.downs): skips.append(down(skips[-1] if i == 0 else F.max_pool2d(skips[-1], 2)))
         return skips
+    def _decode(self, skips:list):
+        "Upsample the deepest output of `skips` level by level, each joined to the skip of its level"
+        x = skips.pop()
+        for up, conv in zip(self.ups, self.convs): x = conv(torch.cat([skips.pop(), up(x)], 1))
+        return x
     def forward(self, x):
         h, w = x.shape[-2:]
         skips = self._skips(x)
-        x = skips.pop()
-        for up, conv in zip(self.ups, self.convs): x = conv(torch.cat([skips.pop(), up(x)], 1))
-        return self.head(x)[..., :h, :w]
+        return self.head(self._decode(skips))[..., :h, :w]
 
 # %% ../../nbs/20_seg.models.ipynb #6478bc2e
 @delegates(Learner)

@@ -413,7 +413,7 @@ def _left_to_train(s:dict)->bool:
     return pos < 1 if pos is not None else s['epoch'] + 1 < s['n_epochs']
 
 def _resumed_lr(s:dict, pretrained:bool):
-    "The interrupted stage's rate: a tenth of it for a pretrained encoder"
+    "The interrupted stage's rate; with ImageNet weights, from a tenth of it (the encoder) to it (the head)"
     return slice(s['lr']/10, s['lr']) if pretrained else s['lr']
 
 def _load_best(learn:Learner, size:int):

@@ -65,11 +65,15 @@ def read_provenance(data,             # Data folder holding provenance.csv, or t
     return (_short_names(src) if short else src).rename('source')
 
 # %% ../../nbs/24_seg.sources.ipynb #7d1cb398
+def _first_five(names:list)->str:
+    "The first five of `names`, and '…' when there are more"
+    return f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+
 def _check_listed(pairs:pd.DataFrame, src:pd.Series, data):
     "Raise when an image of `pairs` has no source in `src` (read from `data`'s provenance.csv)"
     if (no := sorted(set(pairs.image_id) - set(src.index))):
         raise LesionDataError(f"{Path(data)/'provenance.csv'}: no source for {len(no)} of the {len(pairs)} images: "
-                              f"{', '.join(no[:5])}{' …' if len(no) > 5 else ''}")
+                              + _first_five(no))
 
 def source_pairs(data, # Data folder: image/mask pairs (a layout `find_pairs` knows) and provenance.csv
                 )->pd.DataFrame: # `find_pairs`' table (`image_id`, `image`, `mask`) with a `source` column
@@ -269,17 +273,25 @@ def _saved_prob(d:Path, iid:str, hw:tuple)->np.ndarray:
     prob = torch.from_numpy(np.asarray(Image.open(Path(d)/'pred'/f'{iid}_prob.png'), np.float32)/255)
     return probs_to_size(prob, hw)
 
+def _image_id(m:Path)->str:
+    "The image ID of the truth mask file `m`"
+    return m.name.replace('_segmentation.png', '')
+
+def _truth_at(m:Path, t:np.ndarray, s:float, hw:tuple)->np.ndarray:
+    "The truth mask `t` (of the file `m`) at `hw`: `t` itself at scale `s` 1, else `m` read at that size"
+    return t if s == 1 else read_mask(m, size=(hw[1], hw[0]))
+
 def held_out_maps(d,             # One source's folder of a `leave_one_source_out` run (`pred/`, `heldout/masks/`)
                   size:int=384,  # Longer side the maps and truths are compared at
                  )->tuple:       # (probability maps, truth masks, image IDs)
     "The saved probability maps of one held-out source and their truth masks, at a longer side of at most `size`"
     probs, truths, ids = [], [], []
     for m in sorted((Path(d)/'heldout'/'masks').iterdir()):
-        iid = m.name.replace('_segmentation.png', '')
+        iid = _image_id(m)
         t = read_mask(m)
         s, hw = _scaled(t, size)
         probs.append(_saved_prob(d, iid, hw))
-        truths.append(t if s == 1 else read_mask(m, size=(hw[1], hw[0])))
+        truths.append(_truth_at(m, t, s, hw))
         ids.append(iid)
     return probs, truths, ids
 

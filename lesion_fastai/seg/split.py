@@ -25,6 +25,10 @@ def _drawn(ids:list, groups:list, fraction:float, seed:int)->np.ndarray:
     _, test = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(ids, groups=groups))
     return test
 
+def _as_mask(n:int, idx:np.ndarray)->np.ndarray:
+    "bool per item of `n`: whether its index is in `idx`"
+    return np.isin(np.arange(n), idx)
+
 def split_test_set(ids,                 # Item IDs
                fraction:float=0.,   # Share of the groups kept for testing (0: none)
                seed:int=42,         # Draw seed
@@ -35,20 +39,27 @@ def split_test_set(ids,                 # Item IDs
     if not fraction: return np.zeros(len(ids), bool)
     _check_fraction(fraction)
     test = _drawn(ids, ids if groups is None else list(groups), fraction, seed)
-    return np.isin(np.arange(len(ids)), test)
+    return _as_mask(len(ids), test)
 
 # %% ../../nbs/26_seg.split.ipynb #5aece384
+def _largest(plan:list)->int:
+    "The largest training size of `plan`"
+    return max(s for s, _, _ in plan)
+
 def cache_side(cfg:TrainConfig, # The run's settings
                plan:list,       # Its `schedule`: (size, batch size, share) per stage
               )->int:           # Longer side of the cached training copies
     "`cfg.cache_size`, else 1.5 × the largest training size, at least 384 (a 4:3 image's shorter side stays ≥ the size)"
-    return int(cfg.cache_size or max(384, 3*max(s for s, _, _ in plan)//2))
+    return int(cfg.cache_size or max(384, 3*_largest(plan)//2))
 
 # %% ../../nbs/26_seg.split.ipynb #149a3ebf
+def _as_pairs(data)->pd.DataFrame:
+    "The pairs table `data`, or the pairs found in the folder `data`"
+    return data if isinstance(data, pd.DataFrame) else find_pairs(data)
+
 def _cached_pairs(data, cfg:TrainConfig, cache_size:int=None)->pd.DataFrame:
     "The pairs of `data` (a folder or a pairs table), validated and cached at `cache_size`"
-    pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
-    return cache_pairs(pairs, size=cache_size or cfg.cache_size or 384, colour_constancy=cfg.colour_constancy)
+    return cache_pairs(_as_pairs(data), size=cache_size or cfg.cache_size or 384, colour_constancy=cfg.colour_constancy)
 
 def _kept(groups:list|None, keep:np.ndarray)->list|None:
     "The groups of the items at `keep` (None: no groups)"
