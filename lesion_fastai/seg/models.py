@@ -54,29 +54,43 @@ def _smp_stride(arch:str, encoder:str)->int:
     return _smp_class(arch)(encoder_name=encoder, encoder_weights=None).encoder.output_stride
 
 # %% ../../nbs/20_seg.models.ipynb #b2a367d6
+def _nearest(hw:tuple, stride:int)->tuple:
+    "(the multiples of `stride` just below, those just above) the sides `hw`, at least `stride`"
+    return tuple(max(stride, s//stride*stride) for s in hw), tuple(math.ceil(s/stride)*stride for s in hw)
+
+def _size_text(t:tuple, square:bool)->str:
+    "The sides `t` as the message says them: one number for a square input"
+    return str(t[0]) if square else str(t)
+
+def _sides(size)->tuple:
+    "(height, width) of `size`: one side (a square), or two"
+    return (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+
 def _check_size(size, stride:int, what:str):
     "Raise the `check_input_size` error unless both sides of `size` are multiples of `stride`"
-    hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    hw = _sides(size)
     if all(s % stride == 0 for s in hw): return
-    lo = tuple(max(stride, s//stride*stride) for s in hw)
-    hi = tuple(math.ceil(s/stride)*stride for s in hw)
-    fmt = (lambda t: str(t[0])) if isinstance(size, int) else str
-    use = fmt(lo) if lo == hi else f"{fmt(lo)} or {fmt(hi)}"
-    raise ValueError(f"size {fmt(hw)} is not divisible by {stride}, {what}: use {use}")
+    lo, hi = _nearest(hw, stride)
+    sq = isinstance(size, int)
+    use = _size_text(lo, sq) if lo == hi else f"{_size_text(lo, sq)} or {_size_text(hi, sq)}"
+    raise ValueError(f"size {_size_text(hw, sq)} is not divisible by {stride}, {what}: use {use}")
 
 # %% ../../nbs/20_seg.models.ipynb #6c6c0f1a
+def _stride(arch, encoder)->tuple:
+    "(stride, what it is) of `arch`: an smp architecture on `encoder` (default 'resnet34'), or an encoder"
+    if isinstance(arch, str) and arch in _SMP_ARCHS:
+        encoder = encoder or 'resnet34'
+        return _smp_stride(arch, encoder), f"the output stride of {arch}-{encoder}"
+    name = arch_name(arch)
+    return _encoder_stride(name), f"the total stride of {name}"
+
 def check_input_size(size,            # Input side (int) or (height, width)
                      arch='resnet34', # Encoder name, an smp architecture ('Unet', 'FPN', 'DeepLabV3Plus', …) or 'ClassicUNet'
                      encoder=None,    # With an smp `arch`: its encoder (default 'resnet34')
                     )->int:           # The stride that `size` must be a multiple of
     "Check that `size` is a multiple of the total stride of the model; a `ValueError` names the nearest good sizes"
     if arch == 'ClassicUNet': return 1                             # it pads its input itself
-    if isinstance(arch, str) and arch in _SMP_ARCHS:
-        encoder = encoder or 'resnet34'
-        stride, what = _smp_stride(arch, encoder), f"the output stride of {arch}-{encoder}"
-    else:
-        name = arch_name(arch)
-        stride, what = _encoder_stride(name), f"the total stride of {name}"
+    stride, what = _stride(arch, encoder)
     _check_size(size, stride, what)
     return stride
 
@@ -100,16 +114,34 @@ def _note(learn, name, weights)->Learner:
     return learn
 
 # %% ../../nbs/20_seg.models.ipynb #b1fdc875
+def _last_resblock(layers:list)->int|None:
+    "Index of the last `ResBlock` of `layers` (None: there is none)"
+    return max((i for i, l in enumerate(layers) if isinstance(l, ResBlock)), default=None)
+
+def _conv_follows(layers:list, i:int|None)->bool:
+    "Whether a `ConvLayer` follows the layer `i` of `layers`"
+    return i is not None and i+1 < len(layers) and isinstance(layers[i+1], ConvLayer)
+
 def _fix_bottle(model:nn.Module):
     "fastai 2.8's `DynamicUnet(bottle=True)` builds its last 1x1 conv for twice the channels of the bottleneck before it: rebuild that conv"
     layers = list(getattr(model, 'layers', model))   # a `DynamicUnet` keeps its layers in a `ModuleList`
-    i = max((i for i, l in enumerate(layers) if isinstance(l, ResBlock)), default=None)
-    if i is None or i+1 >= len(layers) or not isinstance(layers[i+1], ConvLayer): return
+    i = _last_resblock(layers)
+    if not _conv_follows(layers, i): return
     nf, conv = layers[i].convpath[-1][0].out_channels, layers[i+1][0]
     if isinstance(conv, nn.Conv2d) and conv.in_channels != nf:
         layers[i+1][0] = nn.Conv2d(nf, conv.out_channels, 1, bias=conv.bias is not None)
 
 # %% ../../nbs/20_seg.models.ipynb #cf43e49d
+def _input_size(dls)->torch.Size:
+    "(height, width) of the images of a batch of `dls`"
+    return dls.one_batch()[0].shape[-2:]
+
+def _load_body(learn:Learner, arch, weights, unet_kwargs:dict):
+    "Load the ImageNet `weights` of `arch` into the encoder of the U-Net of `learn`, cut as `unet_learner` cut it"
+    cut = unet_kwargs.get('cut') or model_meta.get(arch, {}).get('cut')
+    body = create_body(full_model(arch, weights), unet_kwargs.get('n_in', 3), True, cut)
+    learn.model[0].load_state_dict(body.state_dict())
+
 def seg_learner(dls,                  # DataLoaders from `seg_dataloaders`
                 arch='resnet34',      # Encoder name (see `resolve_arch`) or torchvision model function
                 pretrained='auto',    # 'auto': ImageNet weights cached or downloaded when possible; True: require them; False: random init
@@ -121,15 +153,12 @@ def seg_learner(dls,                  # DataLoaders from `seg_dataloaders`
     "fastai dynamic U-Net on `arch` with the ISIC loss and per-image metrics, ImageNet weights under the `weights_for` policy"
     arch = resolve_arch(arch)
     name = arch_name(arch)
-    check_input_size(dls.one_batch()[0].shape[-2:], name)
+    check_input_size(_input_size(dls), name)
     weights = weights_for(arch, pretrained)
     loss_func, metrics = _isic_defaults(loss_func, metrics)
     learn = unet_learner(dls, arch, pretrained=False, n_out=n_out, loss_func=loss_func, metrics=metrics, **unet_kwargs)
     if unet_kwargs.get('bottle'): _fix_bottle(learn.model)
-    if weights is not None:
-        cut = unet_kwargs.get('cut') or model_meta.get(arch, {}).get('cut')
-        body = create_body(full_model(arch, weights), unet_kwargs.get('n_in', 3), True, cut)
-        learn.model[0].load_state_dict(body.state_dict())
+    if weights is not None: _load_body(learn, arch, weights, unet_kwargs)
     return _note(learn, name, weights)
 
 # %% ../../nbs/20_seg.models.ipynb #b6642838
@@ -147,11 +176,19 @@ def _smp_split(m:nn.Module)->list:
     return [params(m.encoder), [p for p in m.parameters() if id(p) not in enc]]
 
 # %% ../../nbs/20_seg.models.ipynb #c3acde05
+def _torchvision_state(file)->dict:
+    "The weights of the torchvision checkpoint `file`, without its classifier `fc`"
+    return {k: v for k, v in torch.load(file, map_location='cpu', weights_only=True).items() if not k.startswith('fc.')}
+
+def _mismatch(want:set, got:set)->tuple:
+    "(the keys of `want` missing from `got`, the keys of `got` not in `want`), sorted"
+    return sorted(want - got), sorted(got - want)
+
 def _load_smp_encoder(encoder:nn.Module, file, name:str):
     "Load the torchvision checkpoint `file` (without `fc`) into an smp ResNet encoder, every key matched"
-    sd = {k: v for k, v in torch.load(file, map_location='cpu', weights_only=True).items() if not k.startswith('fc.')}
+    sd = _torchvision_state(file)
     want = set(encoder.state_dict())
-    missing, unexpected = sorted(want - set(sd)), sorted(set(sd) - want)
+    missing, unexpected = _mismatch(want, set(sd))
     if missing or unexpected:
         raise RuntimeError(f"{file}: does not match the {name} encoder (missing: {missing[:3]}, unexpected: {unexpected[:3]})")
     encoder.load_state_dict(sd, strict=False)   # strict=False as smp expects; every key was matched above
@@ -160,14 +197,30 @@ def _load_smp_encoder(encoder:nn.Module, file, name:str):
 _ISIC_ARGS = {k: p.default for k, p in inspect.signature(seg_learner).parameters.items() if k in ('pretrained', 'loss_func', 'metrics', 'n_out')}
 
 # %% ../../nbs/20_seg.models.ipynb #a8e9562f
+def _no_weights(pretrained, refuse:str, note:str):
+    "Without ImageNet weights: raise `refuse` when they are required (`pretrained=True`), print `note` under 'auto'"
+    if pretrained is True: raise ValueError(refuse)
+    if pretrained == 'auto': print(note)
+
 def _smp_weights(model:nn.Module, encoder:str, name:str, pretrained)->Path|None:
     "The ImageNet checkpoint of an smp model's encoder under `pretrained` (offline weights exist for torchvision ResNets/ResNeXts only)"
     if isinstance(model.encoder, tvm.ResNet) and encoder in tvm.list_models(module=tvm): return weights_for(encoder, pretrained)
-    if pretrained is True: raise ValueError(f"{name}: offline ImageNet weights exist only for ResNet/ResNeXt encoders; use pretrained=False")
-    if pretrained == 'auto': print(f"{name}: no offline ImageNet weights for smp encoder {encoder!r}; the encoder starts from random weights (training from scratch)")
+    _no_weights(pretrained,
+                f"{name}: offline ImageNet weights exist only for ResNet/ResNeXt encoders; use pretrained=False",
+                f"{name}: no offline ImageNet weights for smp encoder {encoder!r}; "
+                "the encoder starts from random weights (training from scratch)")
     return None
 
 # %% ../../nbs/20_seg.models.ipynb #01826c86
+def _pop_args(kwargs:dict)->tuple:
+    "(the ISIC arguments, defaults filled in; the `Learner` arguments) taken out of `kwargs`"
+    isic = {k: kwargs.pop(k, v) for k, v in _ISIC_ARGS.items()}
+    return isic, {k: kwargs.pop(k) for k in list(kwargs) if k in _LEARNER_ARGS}
+
+def _smp_model(arch:str, encoder:str, n_out:int, kwargs:dict)->nn.Module:
+    "The smp model `arch` on `encoder`, without weights, with `n_out` classes and the model options `kwargs`"
+    return _smp_class(arch)(encoder_name=encoder, encoder_weights=None, classes=n_out, **kwargs)
+
 @delegates(seg_learner)
 def smp_learner(dls,                  # DataLoaders from `seg_dataloaders`
                 arch='DeepLabV3Plus', # smp architecture: 'Unet', 'FPN', 'DeepLabV3Plus', …
@@ -175,11 +228,10 @@ def smp_learner(dls,                  # DataLoaders from `seg_dataloaders`
                 **kwargs,             # `Learner` options (lr, cbs, wd, path, …); the rest go to the smp model
                )->Learner:           # A fastai `Learner` on the smp model
     "segmentation_models_pytorch model wrapped in a fastai `Learner`, with the ISIC defaults and offline ImageNet weights"
-    isic = {k: kwargs.pop(k, v) for k, v in _ISIC_ARGS.items()}
-    lkw = {k: kwargs.pop(k) for k in list(kwargs) if k in _LEARNER_ARGS}
-    model = _smp_class(arch)(encoder_name=encoder, encoder_weights=None, classes=isic['n_out'], **kwargs)
+    isic, lkw = _pop_args(kwargs)
+    model = _smp_model(arch, encoder, isic['n_out'], kwargs)
     name = f"{arch}-{encoder}"
-    _check_size(dls.one_batch()[0].shape[-2:], model.encoder.output_stride, f"the output stride of {name}")
+    _check_size(_input_size(dls), model.encoder.output_stride, f"the output stride of {name}")
     weights = _smp_weights(model, encoder, name, isic['pretrained'])
     if weights is not None: _load_smp_encoder(model.encoder, weights, encoder)
     loss_func, metrics = _isic_defaults(isic['loss_func'], isic['metrics'])
@@ -194,25 +246,51 @@ def double_conv(ni:int, # Input channels
     return nn.Sequential(ConvLayer(ni, nf, ks=3), ConvLayer(nf, nf, ks=3))
 
 # %% ../../nbs/20_seg.models.ipynb #51c98372
+def _widths(width:int, depth:int)->list:
+    "The channels of each level: `width`, doubled at each of `depth` downsamplings"
+    return [width*2**i for i in range(depth + 1)]
+
+def _pad_to(x:torch.Tensor, stride:int)->torch.Tensor:
+    "`x` padded at the bottom and right to sides that are multiples of `stride`"
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % stride, 0, -h % stride))
+
+def _levels(ws:list, n_in:int)->nn.ModuleList:
+    "The encoder: a double conv per level, from `n_in` channels to each width of `ws`"
+    return nn.ModuleList([double_conv(n_in, ws[0])] + [double_conv(a, b) for a, b in zip(ws, ws[1:])])
+
+def _upsamplers(ws:list)->nn.ModuleList:
+    "The transposed convolutions from each level's width of `ws` to the one above, deepest first"
+    return nn.ModuleList([nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(ws, ws[1:])][::-1])
+
+def _decoders(ws:list)->nn.ModuleList:
+    "The decoder's double convs on each level's skip and upsampled channels, deepest first"
+    return nn.ModuleList([double_conv(2*a, a) for a in ws[:-1]][::-1])
+
 class ClassicUNet(nn.Module):
     "Ronneberger et al.'s U-Net: `depth` poolings of double-conv blocks from `width` channels, transposed-conv upsampling"
     def __init__(self, n_in:int=3, n_out:int=2, # Input channels, output classes
                  width:int=64,                  # Channels of the first level (the paper: 64)
                  depth:int=4):                  # Downsamplings (the paper: 4)
         super().__init__()
-        ws = [width*2**i for i in range(depth + 1)]
+        ws = _widths(width, depth)
         self.stride, self.width = 2**depth, width
-        self.downs = nn.ModuleList([double_conv(n_in, ws[0])] + [double_conv(a, b) for a, b in zip(ws, ws[1:])])
-        self.ups = nn.ModuleList([nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(ws, ws[1:])][::-1])
-        self.convs = nn.ModuleList([double_conv(2*a, a) for a in ws[:-1]][::-1])
+        self.downs, self.ups, self.convs = _levels(ws, n_in), _upsamplers(ws), _decoders(ws)
         self.head = nn.Conv2d(ws[0], n_out, 1)
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        skips = [F.pad(x, (0, -w % self.stride, 0, -h % self.stride))]
+    def _skips(self, x):
+        "The input padded to a multiple of the stride, then the output of each level of the encoder"
+        skips = [_pad_to(x, self.stride)]
         for i, down in enumerate(self.downs): skips.append(down(skips[-1] if i == 0 else F.max_pool2d(skips[-1], 2)))
+        return skips
+    def _decode(self, skips:list):
+        "Upsample the deepest output of `skips` level by level, each joined to the skip of its level"
         x = skips.pop()
         for up, conv in zip(self.ups, self.convs): x = conv(torch.cat([skips.pop(), up(x)], 1))
-        return self.head(x)[..., :h, :w]
+        return x
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        skips = self._skips(x)
+        return self.head(self._decode(skips))[..., :h, :w]
 
 # %% ../../nbs/20_seg.models.ipynb #6478bc2e
 @delegates(Learner)
@@ -227,8 +305,8 @@ def classic_unet_learner(dls,                  # DataLoaders from `seg_dataloade
                         )->Learner:
     "Ronneberger et al.'s classic U-Net in a fastai `Learner`, with the ISIC defaults; it always trains from scratch"
     name = f'ClassicUNet-{width}'
-    if pretrained is True: raise ValueError(f"{name}: the classic U-Net has no ImageNet weights; use pretrained=False")
-    if pretrained == 'auto': print(f"{name}: no ImageNet weights for the classic U-Net (training from scratch)")
+    _no_weights(pretrained, f"{name}: the classic U-Net has no ImageNet weights; use pretrained=False",
+                f"{name}: no ImageNet weights for the classic U-Net (training from scratch)")
     loss_func, metrics = _isic_defaults(loss_func, metrics)
     learn = Learner(dls, ClassicUNet(3, n_out, width, depth), loss_func=loss_func, metrics=metrics, **kwargs)
     return _note(learn, name, None)

@@ -4,41 +4,42 @@
 
 # %% ../../nbs/21_seg.recipe.ipynb #1b5ae980
 from __future__ import annotations
-import math, platform, re, time
+import math, re, time
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
-from sklearn.model_selection import GroupShuffleSplit
 from fastcore.basics import patch
 from fastai.losses import CrossEntropyLossFlat
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 
-import lesion_fastai
 from ..config import TrainConfig, LOSS_NAMES
-from ..io import find_pairs, read_mask, load_image
 from ..io import locks_output                # holds `out` while writing it
-from ..data import cache_pairs, kfold_splits, seg_dataloaders, shades_of_gray
-from ..metrics import (score_table, summarize_scores, pixel_table, write_pixel_report, ISICMetric,
-                                   ThresholdJaccard, ISICJaccard, ISICDice)
+from ..data import seg_dataloaders
+from ..metrics import ISICMetric, ThresholdJaccard, ISICJaccard, ISICDice
 from .models import seg_learner, smp_learner, classic_unet_learner, check_input_size
+from .decision import (postprocess_mask, probs_to_size, THRESHOLDS, decision_table, choose_decision,
+                                       save_threshold_plot)
+from .split import split_test_set, cache_side, split_pairs
+from .report import RunReport
 from ..learner.encoders import count_parameters, fetch_weights
 from ..learner.precision import CPUMixedPrecision
 from ..learner.clock import BudgetClock, EPOCH_CAP, FINISH_SECONDS
-from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_curves, save_loss_plot
-from ..learner.folder import run_key, read_state, refuse_finished, export_model, TRAINING_ONLY
+from ..learner.callbacks import FreezeBN, HistoryLog, BestCheckpoint, save_loss_plot
+from ..learner.folder import run_key, read_state, refuse_finished, TRAINING_ONLY
+
+_all_ = ['postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table', 'choose_decision', 'save_threshold_plot',
+        'split_test_set', 'cache_side', 'split_pairs']
 
 # %% auto #0
-__all__ = ['LOSSES', 'ARCHS', 'THRESHOLDS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss',
-           'arch_parts', 'make_learner', 'recipe_metrics', 'postprocess_mask', 'probs_to_size', 'decision_table',
-           'choose_decision', 'split_test_set', 'cache_side', 'split_pairs', 'RunOptions', 'run_options', 'RecipeRun',
-           'recipe_plan', 'start_run', 'valid_probs', 'save_threshold_plot', 'train_segmenter']
+__all__ = ['LOSSES', 'ARCHS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss', 'arch_parts',
+           'make_learner', 'recipe_metrics', 'RunOptions', 'run_options', 'RecipeRun', 'recipe_plan', 'start_run',
+           'train_segmenter', 'postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table', 'choose_decision',
+           'save_threshold_plot', 'split_test_set', 'cache_side', 'split_pairs']
 
 # %% ../../nbs/21_seg.recipe.ipynb #a8cc3845
 class SegLoss:
@@ -47,15 +48,17 @@ class SegLoss:
     def decodes(self, x): return x.argmax(dim=1)
 
 # %% ../../nbs/21_seg.recipe.ipynb #6ae470fd
+def _image_sums(x:torch.Tensor)->torch.Tensor:
+    "The sum of each image of the batch `x`"
+    return x.flatten(1).sum(1)
+
 def soft_overlap(logits, # (B,2,H,W) logits
                  targ,   # (B,H,W) class indices
                 )->tuple: # per-image soft intersection and sum of areas
     "Per-image soft intersection and sum of areas of the lesion class"
     p = F.softmax(logits.float(), dim=1)[:, 1]
     t = (targ == 1).float()
-    inter = (p*t).flatten(1).sum(1)
-    total = p.flatten(1).sum(1) + t.flatten(1).sum(1)
-    return inter, total
+    return _image_sums(p*t), _image_sums(p) + _image_sums(t)
 
 # %% ../../nbs/21_seg.recipe.ipynb #17a61110
 class DiceLoss(SegLoss):
@@ -109,6 +112,10 @@ def arch_parts(arch:str, # A name from `ARCHS`, `unet-classic<width>` or an enco
     return ARCHS.get(arch, (None, arch, {}))
 
 # %% ../../nbs/21_seg.recipe.ipynb #5e8a8b8c
+def _check_loss(loss:str):
+    "Raise unless `loss` is a name of `LOSSES`"
+    if loss not in LOSSES: raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+
 def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
                  arch:str='smp-unet34',# A name from `ARCHS` or an encoder name
                  pretrained='auto',    # ImageNet weights: 'auto', True (require) or False
@@ -117,7 +124,7 @@ def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
                  **kwargs,
                 )->Learner:
     "A segmentation `Learner` for `arch` with the ISIC per-image metrics and `loss`"
-    if loss not in LOSSES: raise ValueError(f"unknown loss {loss!r}; one of {', '.join(LOSSES)}")
+    _check_loss(loss)
     smp_arch, encoder, opts = arch_parts(arch)
     kw = dict(pretrained=pretrained, loss_func=LOSSES[loss](), **opts, **kwargs)
     if smp_arch == 'ClassicUNet': return classic_unet_learner(dls, **kw)
@@ -127,97 +134,6 @@ def make_learner(dls,                  # DataLoaders from `seg_dataloaders`
 def recipe_metrics()->list:
     "The recipe's per-epoch metrics, all per image: ISIC thresholded Jaccard (monitored), Jaccard, Dice, pixel accuracy"
     return [ThresholdJaccard(), ISICJaccard(), ISICDice(), ISICMetric('accuracy')]
-
-# %% ../../nbs/21_seg.recipe.ipynb #0a634c6d
-def postprocess_mask(mask:np.ndarray,        # (H,W) 0/1 prediction
-                     fill_holes:bool=True,   # Fill holes inside the lesion
-                     keep_largest:bool=True, # Keep only the largest connected component
-                    )->np.ndarray:           # uint8 0/1
-    "Fill holes in the predicted lesion and keep its largest connected component"
-    m = mask.astype(bool)
-    if keep_largest and m.any():
-        lab, n = ndimage.label(m)
-        if n > 1: m = lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-    if fill_holes: m = ndimage.binary_fill_holes(m)
-    return m.astype(np.uint8)
-
-# %% ../../nbs/21_seg.recipe.ipynb #af98b335
-def probs_to_size(prob:torch.Tensor, # (h,w) probability map
-                  hw,                # Target (height, width)
-                 )->np.ndarray:      # float32 (H,W)
-    "Bilinear-resize a probability map to `hw` (how validation and prediction return to an image's size)"
-    return F.interpolate(prob[None, None].float(), size=tuple(hw), mode='bilinear', align_corners=False)[0, 0].numpy()
-
-# %% ../../nbs/21_seg.recipe.ipynb #598b9b51
-THRESHOLDS = np.round(np.arange(0.3, 0.71, 0.05), 2)
-"Decision thresholds tried on validation."
-
-# %% ../../nbs/21_seg.recipe.ipynb #327cbfd8
-def _decision_row(t:float, post:bool, scores:dict)->dict:
-    "One alternative of `decision_table`"
-    return {'threshold': float(t), 'postprocess': post, 'threshold_jaccard': scores['threshold_jaccard'],
-            'jaccard': scores['jaccard']}
-
-# %% ../../nbs/21_seg.recipe.ipynb #33290f20
-def decision_table(probs:list,  # Lesion probability maps, each at its truth's size
-                   truths:list, # Truth masks 0/1
-                   ids:list,    # Image IDs
-                  )->pd.DataFrame: # threshold, postprocess, threshold_jaccard, jaccard per alternative
-    "Mean thresholded Jaccard and Jaccard of every threshold in `THRESHOLDS`, with and without post-processing"
-    rows = []
-    for t in THRESHOLDS:
-        preds = [(p > t).astype(np.uint8) for p in probs]
-        for post in (False, True):
-            masks = [postprocess_mask(m) for m in preds] if post else preds
-            rows.append(_decision_row(t, post, summarize_scores(score_table(zip(ids, truths, masks)))))
-    return pd.DataFrame(rows)
-
-# %% ../../nbs/21_seg.recipe.ipynb #796fcfce
-def choose_decision(probs:list,     # Lesion probability maps, each at its truth's size
-                    truths:list,    # Truth masks 0/1
-                    ids:list,       # Image IDs
-                   )->dict:         # threshold, postprocess, score and the table of alternatives
-    "Threshold and post-processing that maximise the mean thresholded Jaccard on validation"
-    tab = decision_table(probs, truths, ids)
-    base = tab[(tab.threshold == 0.5) & ~tab.postprocess].iloc[0]
-    best = tab.sort_values(['threshold_jaccard', 'jaccard'], ascending=False, kind='stable').iloc[0]
-    if best.threshold_jaccard <= base.threshold_jaccard: best = base      # change nothing that does not help
-    return {'threshold': float(best.threshold), 'postprocess': bool(best.postprocess),
-            'threshold_jaccard': float(best.threshold_jaccard), 'table': tab}
-
-# %% ../../nbs/21_seg.recipe.ipynb #d45b13bd
-def split_test_set(ids,                 # Item IDs
-               fraction:float=0.,   # Share of the groups kept for testing (0: none)
-               seed:int=42,         # Draw seed
-               groups=None,         # Group of each item (None: each item its own group)
-              )->np.ndarray:        # bool per item: in the test set
-    "The items kept out of training and validation: whole groups drawn with `seed` (scikit-learn's `GroupShuffleSplit`)"
-    ids = list(ids)
-    if not fraction: return np.zeros(len(ids), bool)
-    if not 0 < fraction < 1: raise ValueError(f"test_fraction must lie in [0, 1), got {fraction}")
-    groups = ids if groups is None else list(groups)
-    _, test = next(GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed).split(ids, groups=groups))
-    return np.isin(np.arange(len(ids)), test)
-
-# %% ../../nbs/21_seg.recipe.ipynb #5aece384
-def cache_side(cfg:TrainConfig, # The run's settings
-               plan:list,       # Its `schedule`: (size, batch size, share) per stage
-              )->int:           # Longer side of the cached training copies
-    "`cfg.cache_size`, else 1.5 × the largest training size, at least 384 (a 4:3 image's shorter side stays ≥ the size)"
-    return int(cfg.cache_size or max(384, 3*max(s for s, _, _ in plan)//2))
-
-# %% ../../nbs/21_seg.recipe.ipynb #149a3ebf
-def split_pairs(data, cfg:TrainConfig, cache_size:int=None)->pd.DataFrame:
-    "The pairs of `data` validated, cached at `cache_size`, with the `fold` column of `cfg`'s split (-1: the test set)"
-    pairs = data if isinstance(data, pd.DataFrame) else find_pairs(data)
-    pairs = cache_pairs(pairs, size=cache_size or cfg.cache_size or 384, colour_constancy=cfg.colour_constancy)
-    groups = pairs[cfg.group_col].tolist() if cfg.group_col else None
-    test = split_test_set(pairs.image_id, cfg.test_fraction, cfg.seed, groups)
-    keep = np.flatnonzero(~test)
-    pairs['fold'] = -1
-    pairs.loc[keep, 'fold'] = kfold_splits(pairs.image_id[keep].tolist(), k=cfg.k, seed=cfg.seed,
-                                           groups=None if groups is None else [groups[i] for i in keep])
-    return pairs
 
 # %% ../../nbs/21_seg.recipe.ipynb #aa23db7e
 @dataclass
@@ -230,14 +146,27 @@ class RunOptions:
     checkpoint_every: float = 60.    # Seconds between resumable checkpoints
 
 # %% ../../nbs/21_seg.recipe.ipynb #7ab45306
+def _option_names()->set:
+    "The field names of `RunOptions`"
+    return {f.name for f in fields(RunOptions)}
+
 def run_options(kwargs:dict)->tuple:
     "(`RunOptions`, the other keyword arguments) of `kwargs`"
-    names = {f.name for f in fields(RunOptions)}
+    names = _option_names()
     opts = RunOptions(**{k: v for k, v in kwargs.items() if k in names})
     return opts, {k: v for k, v in kwargs.items() if k not in names}
 
 # %% ../../nbs/21_seg.recipe.ipynb #3adabf25
-class RecipeRun:
+def _run_rows(pairs:pd.DataFrame, valid_fold:int|None)->tuple:
+    "(training and validation pairs, test pairs, validation pairs) of `pairs`, by their `fold`"
+    trainval, test = (pairs[m].reset_index(drop=True) for m in (pairs.fold >= 0, pairs.fold < 0))
+    return trainval, test, trainval[trainval.fold == valid_fold].reset_index(drop=True)
+
+def _resumed(state:dict|None)->tuple:
+    "(first stage's rate, epochs done) of the interrupted run's `state`; (None, []) for a new run"
+    return (state or {}).get('first_lr'), list(state['epochs_done']) if state else []
+
+class RecipeRun(RunReport):
     "What one `train_segmenter` run knows: settings, data, schedule, the state it resumes, and the stages done"
     def __init__(self, cfg:TrainConfig, # The run's settings
                  out:Path,              # The model folder
@@ -248,34 +177,55 @@ class RecipeRun:
                  t_start:float=None):   # `time.time()` the run (and its budget) started
         self.cfg, self.out, self.plan, self.state, self.opts = cfg, Path(out), plan, state, opts or RunOptions()
         self.t_start, self.log, self.cbs = t_start or time.time(), self.opts.log, list(self.opts.cbs or [])
-        self.pairs, self.test = (pairs[m].reset_index(drop=True) for m in (pairs.fold >= 0, pairs.fold < 0))
-        self.valid = self.pairs[self.pairs.fold == cfg.valid_fold].reset_index(drop=True)
+        self.pairs, self.test, self.valid = _run_rows(pairs, cfg.valid_fold)
         self.key = run_key(cfg, pairs.image_id)
         self.learn, self.stages, self.clock, self.fitted = None, [], None, False
-        self.first_lr = (state or {}).get('first_lr')
-        self.epochs_done = list(state['epochs_done']) if state else []
+        self.first_lr, self.epochs_done = _resumed(state)
 
 # %% ../../nbs/21_seg.recipe.ipynb #f773de3d
+def _valid_words(cfg:TrainConfig, n_valid:int)->str:
+    "What `RecipeRun.summary` says of the validation fold"
+    return f"{n_valid} valid (fold {cfg.valid_fold} of {cfg.k})" if cfg.valid_fold is not None else "no validation fold"
+
+def _test_words(n_test:int)->str:
+    "What `RecipeRun.summary` says of the test set (nothing without one)"
+    return f", {n_test} test" if n_test else ''
+
 @patch
 def summary(self:RecipeRun)->str:
     "One line: how many pairs train, validate and test"
-    cfg, n_train = self.cfg, len(self.pairs) - len(self.valid)
-    held = (f"{len(self.valid)} valid (fold {cfg.valid_fold} of {cfg.k})" if cfg.valid_fold is not None
-            else "no validation fold")
-    test = f", {len(self.test)} test" if len(self.test) else ''
-    return f"{len(self.pairs) + len(self.test)} pairs: {n_train} train, {held}{test}"
+    held = _valid_words(self.cfg, len(self.valid))
+    test = _test_words(len(self.test))
+    return f"{len(self.pairs) + len(self.test)} pairs: {self._n_train()} train, {held}{test}"
 
 # %% ../../nbs/21_seg.recipe.ipynb #2ba7604e
+def _starts_pretrained(cfg:TrainConfig, encoder:str|None)->bool:
+    "Whether `cfg`'s run starts from ImageNet weights of `encoder` (under 'auto': when `fetch_weights` finds them)"
+    return encoder is not None and (cfg.pretrained is True
+                                    or (cfg.pretrained == 'auto' and fetch_weights(encoder) is not None))
+
+def _check_sizes(plan:list, arch:str, encoder:str|None):
+    "Check every size of `plan` against the stride of the model `arch` on `encoder`"
+    for size, _, _ in plan: check_input_size(size, arch, encoder)
+
 def recipe_plan(cfg:TrainConfig)->list:
     "`cfg`'s schedule for its architecture (128 → 256 with ImageNet weights, 128 without), each size checked"
     smp_arch, encoder, _ = arch_parts(cfg.arch)
-    weights = encoder is not None and (cfg.pretrained is True
-                                       or (cfg.pretrained == 'auto' and fetch_weights(encoder) is not None))
-    plan = cfg.schedule(weights)
-    for size, _, _ in plan: check_input_size(size, smp_arch or encoder, encoder)
+    plan = cfg.schedule(_starts_pretrained(cfg, encoder))
+    _check_sizes(plan, smp_arch or encoder, encoder)
     return plan
 
 # %% ../../nbs/21_seg.recipe.ipynb #c971da40
+def _read_resumed(out, cfg:TrainConfig, pairs:pd.DataFrame, resume:bool)->dict|None:
+    "The state of the interrupted run of `cfg` on `pairs` in `out` (None: none, or `resume=False`)"
+    return read_state(out, run_key(cfg, pairs.image_id)) if resume else None
+
+@patch
+def _open(self:RecipeRun):
+    "Say what the run holds, and make its checkpoints folder"
+    self.log(self.summary())
+    (self.out/'checkpoints').mkdir(parents=True, exist_ok=True)
+
 def start_run(data,                 # Data folder of image/mask pairs (or a pairs table)
               out,                  # Model folder
               cfg:TrainConfig,      # Settings
@@ -287,10 +237,8 @@ def start_run(data,                 # Data folder of image/mask pairs (or a pair
     plan = recipe_plan(cfg)
     set_seed(cfg.seed, reproducible=False)
     pairs = split_pairs(data, cfg, cache_side(cfg, plan))
-    state = read_state(out, run_key(cfg, pairs.image_id)) if opts.resume else None
-    run = RecipeRun(cfg, out, plan, pairs, state, opts, t_start)
-    run.log(run.summary())
-    (run.out/'checkpoints').mkdir(parents=True, exist_ok=True)
+    run = RecipeRun(cfg, out, plan, pairs, _read_resumed(out, cfg, pairs, opts.resume), opts, t_start)
+    run._open()
     return run
 
 # %% ../../nbs/21_seg.recipe.ipynb #ba590e64
@@ -302,17 +250,31 @@ def dls(self:RecipeRun, size:int, bs:int):
 
 # %% ../../nbs/21_seg.recipe.ipynb #43dbc4b4
 @patch
-def new_learner(self:RecipeRun, dls)->Learner:
-    "The run's learner on `dls`, with its metrics, history, precision and logging"
+def _make_learner(self:RecipeRun, dls)->Learner:
+    "The recipe's learner for the run's settings on `dls`, with the recipe's metrics when it has a validation fold"
     cfg = self.cfg
     metrics = recipe_metrics() if len(self.valid) else []
-    learn = make_learner(dls, cfg.arch, pretrained=cfg.pretrained, loss=cfg.loss, wd=cfg.wd, metrics=metrics)
-    learn.path, learn.model_dir = self.out.resolve(), 'checkpoints'
-    learn.add_cbs([HistoryLog((self.state or {}).get('history'))] + ([FreezeBN()] if cfg.freeze_bn else []))
-    learn.use_precision(cfg.precision, self.log)
-    if not self.opts.progress: learn.plain_logging(self.log)
+    return make_learner(dls, cfg.arch, pretrained=cfg.pretrained, loss=cfg.loss, wd=cfg.wd, metrics=metrics)
+
+@patch
+def _learner_cbs(self:RecipeRun)->list:
+    "The callbacks every learner of the run has: its history (resumed), and `FreezeBN` when set"
+    return [HistoryLog((self.state or {}).get('history'))] + ([FreezeBN()] if self.cfg.freeze_bn else [])
+
+def _model_line(arch:str, learn:Learner)->str:
+    "What a new learner says: its size, and where its weights come from"
     weights = 'ImageNet encoder weights' if learn.pretrained else 'random initialisation (no ImageNet weights)'
-    self.log(f"{cfg.arch}: {count_parameters(learn.model)['total']/1e6:.1f} M parameters, {weights}")
+    return f"{arch}: {count_parameters(learn.model)['total']/1e6:.1f} M parameters, {weights}"
+
+@patch
+def new_learner(self:RecipeRun, dls)->Learner:
+    "The run's learner on `dls`, with its metrics, history, precision and logging"
+    learn = self._make_learner(dls)
+    learn.path, learn.model_dir = self.out.resolve(), 'checkpoints'
+    learn.add_cbs(self._learner_cbs())
+    learn.use_precision(self.cfg.precision, self.log)
+    if not self.opts.progress: learn.plain_logging(self.log)
+    self.log(_model_line(self.cfg.arch, learn))
     return learn
 
 # %% ../../nbs/21_seg.recipe.ipynb #5274bd63
@@ -331,49 +293,97 @@ def n_frozen(self:RecipeRun)->int:
     return 2 if self.learn.pretrained else 0
 
 # %% ../../nbs/21_seg.recipe.ipynb #44c7ea64
+def _setting_epochs(epochs, i:int)->int:
+    "Stage `i`'s epochs of the setting `epochs`: one number for every stage, or one per stage"
+    return list(epochs)[i] if isinstance(epochs, (list, tuple)) else epochs
+
+def _default_epochs(i:int, minutes:float|None)->int:
+    "Stage `i`'s epochs when none are set: under a budget of `minutes`, as the clock allows (`EPOCH_CAP`); else 12 then 4"
+    return [12, 4][min(i, 1)] if minutes is None else EPOCH_CAP
+
 @patch
 def stage_epochs(self:RecipeRun, i:int)->int:
     "Unfrozen epochs of stage `i`: the setting, else as many as `BudgetClock` allows (`EPOCH_CAP`), else 12 then 4"
     cfg = self.cfg
-    if cfg.epochs is not None: return list(cfg.epochs)[i] if isinstance(cfg.epochs, (list, tuple)) else cfg.epochs
-    return [12, 4][min(i, 1)] if cfg.minutes is None else EPOCH_CAP
+    if cfg.epochs is not None: return _setting_epochs(cfg.epochs, i)
+    return _default_epochs(i, cfg.minutes)
 
 # %% ../../nbs/21_seg.recipe.ipynb #85de2204
 @patch
+def _is_last(self:RecipeRun, i:int)->bool:
+    "Whether stage `i` is the last of the schedule"
+    return i == len(self.plan) - 1
+
+def _share(plan:list, i:int)->float:
+    "Stage `i`'s share of the budget left: its share over those of the stages from `i` on"
+    return plan[i][2]/sum(p[2] for p in plan[i:])
+
+@patch
+def _budget_end(self:RecipeRun, i:int)->float:
+    "When stage `i` must end: the end of the run's budget, less the finish after the last stage"
+    return self.t_start + self.cfg.minutes*60 - FINISH_SECONDS*self._is_last(i)
+
+@patch
 def stage_deadline(self:RecipeRun, i:int)->tuple:
     "(now, seconds left for stage `i`): its share of the budget left, less the finish after the last stage"
-    last = i == len(self.plan) - 1
-    now, end = time.time(), self.t_start + self.cfg.minutes*60 - FINISH_SECONDS*last
-    share = self.plan[i][2]/sum(p[2] for p in self.plan[i:])
+    now, end = time.time(), self._budget_end(i)
     left = max(end - now, 0.)
-    return now, left*share, left
+    return now, left*_share(self.plan, i), left
 
 # %% ../../nbs/21_seg.recipe.ipynb #fbf660a7
+def _by_clock(cfg:TrainConfig)->bool:
+    "Whether the stages of `cfg`'s run train by the clock: a budget in minutes, and no number of epochs"
+    return cfg.minutes is not None and cfg.epochs is None
+
+def _min_steps(min_epochs:int|None, dls)->int:
+    "The training steps of `min_epochs` epochs of `dls` (0: no floor)"
+    return min_epochs*len(dls.train) if min_epochs else 0
+
+def _clock_line(size:int, mine:float, left:float, floor:str)->str:
+    "What a stage trained by the clock says: its minutes of those left, and its `floor` of epochs"
+    return f"size {size}: training by the clock for {mine/60:.1f} of the {left/60:.1f} minutes left{floor}"
+
+def _floor_words(min_epochs:int|None, min_steps:int)->str:
+    "What the clock's line says of its floor of `min_epochs` epochs (nothing without one)"
+    return f" (at least {min_epochs} epochs)" if min_steps else ''
+
 @patch
 def stage_clock(self:RecipeRun, i:int, start_pos:float=0.)->BudgetClock|None:
     "The `BudgetClock` of stage `i` under `minutes` (None without a budget, or with a number of epochs)"
-    cfg, size = self.cfg, self.plan[i][0]
-    if cfg.minutes is None or cfg.epochs is not None: return None
+    cfg = self.cfg
+    if not _by_clock(cfg): return None
     now, mine, left = self.stage_deadline(i)
-    min_steps = cfg.min_epochs*len(self.learn.dls.train) if cfg.min_epochs else 0
-    floor = f" (at least {cfg.min_epochs} epochs)" if min_steps else ''
-    self.log(f"size {size}: training by the clock for {mine/60:.1f} of the {left/60:.1f} minutes left{floor}")
-    return BudgetClock(now + mine, start_pos, min_steps, valid_after=1 + 2*(i == len(self.plan) - 1))
+    min_steps = _min_steps(cfg.min_epochs, self.learn.dls)
+    self.log(_clock_line(self.plan[i][0], mine, left, _floor_words(cfg.min_epochs, min_steps)))
+    return BudgetClock(now + mine, start_pos, min_steps, valid_after=1 + 2*self._is_last(i))
 
 # %% ../../nbs/21_seg.recipe.ipynb #339b1b89
+def _frozen_epochs(epochs_done:list, size:int)->int:
+    "The frozen epochs of `epochs_done` at `size`"
+    return sum(n for s, kind, n in epochs_done if s == size and kind == 'frozen')
+
 @patch
 def epochs_at(self:RecipeRun, size:int)->int:
     "Unfrozen epochs trained at `size` (the clock's count: the history's rows at that size, less the frozen ones)"
     rows = sum(r.get('size') == size for r in self.learn.history_log.rows)
-    return rows - sum(n for s, kind, n in self.epochs_done if s == size and kind == 'frozen')
+    return rows - _frozen_epochs(self.epochs_done, size)
 
 # %% ../../nbs/21_seg.recipe.ipynb #fd62356c
 @patch
+def _stage_scores(self:RecipeRun)->list:
+    "[best score, size] of each stage done"
+    return [[s[0], s[1]] for s in self.stages]
+
+@patch
+def _ckpt_state(self:RecipeRun, i:int, n_ep:int)->dict:
+    "What a resumed run needs to know of stage `i` and the stages before it"
+    return {'key': self.key, 'stage': i, 'size': self.plan[i][0], 'n_epochs': n_ep, 'first_lr': self.first_lr,
+            'epochs_done': self.epochs_done, 'stages': self._stage_scores()}
+
+@patch
 def checkpointer(self:RecipeRun, i:int, n_ep:int, best:float=None)->BestCheckpoint:
     "The `BestCheckpoint` of stage `i`, recording what a resumed run needs"
-    state = {'key': self.key, 'stage': i, 'size': self.plan[i][0], 'n_epochs': n_ep, 'first_lr': self.first_lr,
-             'epochs_done': self.epochs_done, 'stages': [[s[0], s[1]] for s in self.stages]}
-    return BestCheckpoint(f'best_{self.plan[i][0]}', state, self.out/'checkpoints'/'state.json',
+    return BestCheckpoint(f'best_{self.plan[i][0]}', self._ckpt_state(i, n_ep), self.out/'checkpoints'/'state.json',
                           self.opts.checkpoint_every, best)
 
 # %% ../../nbs/21_seg.recipe.ipynb #3f24abf7
@@ -383,28 +393,66 @@ def stage_cbs(self:RecipeRun, ckpt:BestCheckpoint, clock:BudgetClock|None)->list
     return [ckpt, *self.cbs, *([clock] if clock else [])]
 
 # %% ../../nbs/21_seg.recipe.ipynb #d6de2fe5
+def _resume_where(s:dict)->str:
+    "Where in its stage the interrupted run's state `s` stopped: its place in the schedule, or its epoch"
+    pos = s.get('pos')
+    return f"{pos:.0%} through its schedule" if pos is not None else f"epoch {s['epoch'] + 1} of {s['n_epochs']}"
+
+def _best_words(best:float)->str:
+    "What resuming says of the best score so far (nothing before the first validation)"
+    return f" (best so far {best:.4f})" if best > -math.inf else ''
+
 def _resume_line(out, size:int, s:dict)->str:
     "What resuming the interrupted run's state `s` says"
-    pos = s.get('pos')
-    where = f"{pos:.0%} through its schedule" if pos is not None else f"epoch {s['epoch'] + 1} of {s['n_epochs']}"
-    best = f" (best so far {s['best']:.4f})" if s['best'] > -math.inf else ''
-    return f"resuming {out} at size {size}, {where}{best}, from {s['checkpoint']}.pth"
+    return f"resuming {out} at size {size}, {_resume_where(s)}{_best_words(s['best'])}, from {s['checkpoint']}.pth"
 
 # %% ../../nbs/21_seg.recipe.ipynb #83c125d8
+def _left_to_train(s:dict)->bool:
+    "Whether the interrupted stage of state `s` has training left: schedule position below 1, or epochs left"
+    pos = s.get('pos')
+    return pos < 1 if pos is not None else s['epoch'] + 1 < s['n_epochs']
+
+def _resumed_lr(s:dict, pretrained:bool):
+    "The interrupted stage's rate; with ImageNet weights, from a tenth of it (the encoder) to it (the head)"
+    return slice(s['lr']/10, s['lr']) if pretrained else s['lr']
+
+def _load_best(learn:Learner, size:int):
+    "Load the best weights at `size`, when they were saved"
+    if (Path(learn.path)/learn.model_dir/f'best_{size}.pth').exists(): learn.load(f'best_{size}', with_opt=False)
+
+def _first_lr(s:dict)->float:
+    "The first stage's rate of the interrupted run's state `s` (its own rate when it stopped in the first stage)"
+    return s['first_lr'] if s['first_lr'] is not None else s['lr']
+
+@patch
+def _reload(self:RecipeRun, s:dict):
+    "Load the interrupted run's last checkpoint of state `s`, weights and optimizer, into the unfrozen learner"
+    self.first_lr = _first_lr(s)
+    self.learn.unfreeze()
+    self.learn.load(s['checkpoint'], with_opt=True)
+
+@patch
+def _resumed_clock(self:RecipeRun, i:int, pos:float|None)->BudgetClock|None:
+    "The clock of stage `i` resumed at its place `pos` in the schedule (None: the stage trained by epochs)"
+    return self.stage_clock(i, pos) if pos is not None else None
+
+@patch
+def _refit(self:RecipeRun, i:int, s:dict, ckpt:BestCheckpoint):
+    "Fit stage `i` on from the epoch after state `s`'s (under its clock when the stage had one)"
+    clock = self._resumed_clock(i, s.get('pos'))
+    lr = _resumed_lr(s, self.learn.pretrained)
+    self.learn.fit_one_cycle_from(s['n_epochs'], lr, s['epoch'] + 1, cbs=self.stage_cbs(ckpt, clock))
+
 @patch
 def resume_stage(self:RecipeRun, i:int)->BestCheckpoint:
     "Continue stage `i` of the interrupted run from its last checkpoint (under `minutes`, from its place in the schedule)"
-    s, learn, size = self.state, self.learn, self.plan[i][0]
-    self.first_lr = s['first_lr'] if s['first_lr'] is not None else s['lr']
-    learn.unfreeze()
-    learn.load(s['checkpoint'], with_opt=True)
-    start, pos = s['epoch'] + 1, s.get('pos')
-    todo = pos < 1 if pos is not None else start < s['n_epochs']
+    s, size = self.state, self.plan[i][0]
+    self._reload(s)
+    todo = _left_to_train(s)
     self.log(_resume_line(self.out, size, s))
-    ckpt, lr = self.checkpointer(i, s['n_epochs'], s['best']), slice(s['lr']/10, s['lr']) if learn.pretrained else s['lr']
-    clock = self.stage_clock(i, pos) if todo and pos is not None else None
-    if todo: learn.fit_one_cycle_from(s['n_epochs'], lr, start, cbs=self.stage_cbs(ckpt, clock))
-    elif (Path(learn.path)/learn.model_dir/f'best_{size}.pth').exists(): learn.load(f'best_{size}', with_opt=False)
+    ckpt = self.checkpointer(i, s['n_epochs'], s['best'])
+    if todo: self._refit(i, s, ckpt)
+    else: _load_best(self.learn, size)
     self.fitted = todo
     return ckpt
 
@@ -422,186 +470,103 @@ def stage_lr(self:RecipeRun, i:int):
 
 # %% ../../nbs/21_seg.recipe.ipynb #ade26691
 @patch
+def _fit_new(self:RecipeRun, i:int, n_ep:int, n_frozen:int, ckpt:BestCheckpoint):
+    "Fit stage `i` from its start (`Learner.fit_stage`); the first stage's rate is kept to bound the later ones'"
+    lr = self.learn.fit_stage(n_ep, self.stage_lr(i), n_frozen, str(self.plan[i][0]), self.log,
+                              cbs=self.stage_cbs(ckpt, self.clock), frozen_cbs=self.cbs)
+    if not i: self.first_lr = lr
+
+@patch
+def _frozen_done(self:RecipeRun, size:int, n_frozen:int):
+    "Record the `n_frozen` frozen epochs of the stage at `size`, if any"
+    if n_frozen: self.epochs_done.append((size, 'frozen', n_frozen))
+
+@patch
 def new_stage(self:RecipeRun, i:int)->BestCheckpoint:
     "Train stage `i` from its start: its epochs or clock, frozen phase, learning rate (`stage_lr`), the unfrozen fit"
     size, n_ep, n_frozen = self.plan[i][0], self.stage_epochs(i), self.n_frozen()
     self.clock = self.stage_clock(i)
-    if n_frozen: self.epochs_done.append((size, 'frozen', n_frozen))
+    self._frozen_done(size, n_frozen)
     ckpt = self.checkpointer(i, n_ep)
-    lr = self.learn.fit_stage(n_ep, self.stage_lr(i), n_frozen, str(size), self.log,
-                              cbs=self.stage_cbs(ckpt, self.clock), frozen_cbs=self.cbs)
-    if not i: self.first_lr = lr
+    self._fit_new(i, n_ep, n_frozen, ckpt)
     self.fitted = True
     return ckpt
 
 # %% ../../nbs/21_seg.recipe.ipynb #2fd006e2
 @patch
-def run_stage(self:RecipeRun, i:int):
-    "Stage `i` of the schedule: skipped if the interrupted run finished it, resumed if it stopped in it, else trained"
+def _finished(self:RecipeRun, i:int)->bool:
+    "Whether the interrupted run finished stage `i`"
+    return bool(self.state) and i < self.state['stage']
+
+@patch
+def _stopped_in(self:RecipeRun, i:int)->bool:
+    "Whether the interrupted run stopped in stage `i`"
+    return bool(self.state) and i == self.state['stage']
+
+@patch
+def _skip_stage(self:RecipeRun, i:int):
+    "Record stage `i` as the interrupted run finished it: its best score, no DataLoaders"
+    self.stages.append((self.state['stages'][i][0], self.plan[i][0], None))
+
+@patch
+def _stage_dls(self:RecipeRun, i:int):
+    "The DataLoaders of stage `i`, given to the run's learner, whose history records their size"
     size, bs, _ = self.plan[i]
-    if self.state and i < self.state['stage']:
-        self.stages.append((self.state['stages'][i][0], size, None))
-        return
     dls = self.dls(size, bs)
     self.learner(dls).history_log.fields['size'] = size
-    ckpt = self.resume_stage(i) if self.state and i == self.state['stage'] else self.new_stage(i)
-    n_ep = ckpt.state['n_epochs'] if ckpt.state['n_epochs'] != EPOCH_CAP else self.epochs_at(size)
-    self.epochs_done.append((size, 'unfrozen', n_ep))
+    return dls
+
+@patch
+def _unfrozen_epochs(self:RecipeRun, n_ep:int, size:int)->int:
+    "The unfrozen epochs of the stage at `size` that was set `n_ep`: under a budget (`EPOCH_CAP`), the clock's count"
+    return n_ep if n_ep != EPOCH_CAP else self.epochs_at(size)
+
+@patch
+def _stage_done(self:RecipeRun, i:int, ckpt:BestCheckpoint, dls):
+    "Record stage `i`'s unfrozen epochs (under a budget: the clock's count) and its best score"
+    size = self.plan[i][0]
+    self.epochs_done.append((size, 'unfrozen', self._unfrozen_epochs(ckpt.state['n_epochs'], size)))
     self.stages.append((float(ckpt.best), size, dls))
 
+@patch
+def run_stage(self:RecipeRun, i:int):
+    "Stage `i` of the schedule: skipped if the interrupted run finished it, resumed if it stopped in it, else trained"
+    if self._finished(i): return self._skip_stage(i)
+    dls = self._stage_dls(i)
+    ckpt = self.resume_stage(i) if self._stopped_in(i) else self.new_stage(i)
+    self._stage_done(i, ckpt, dls)
+
 # %% ../../nbs/21_seg.recipe.ipynb #56aad49c
+def _batch_size(plan:list, size:int)->int:
+    "The batch size of the stage at `size`"
+    return dict((s, b) for s, b, _ in plan)[size]
+
+@patch
+def _best_stage(self:RecipeRun)->tuple:
+    "(score, size, DataLoaders) of the stage that scored best on validation; ties go to the larger size"
+    return max(reversed(self.stages), key=lambda o: o[0])
+
+@patch
+def _reload_size(self:RecipeRun, size:int, dls):
+    "Give the learner the DataLoaders at `size` (made again when the stage was skipped) and its best weights"
+    self.learn.dls = dls or self.dls(size, _batch_size(self.plan, size))
+    self.learn.load(f'best_{size}', with_opt=False)
+
 @patch
 def keep_best_size(self:RecipeRun)->int:
     "Reload the size that scored best on validation when a later one did not beat it; returns that size"
-    best, size, dls = max(reversed(self.stages), key=lambda o: o[0])   # ties go to the larger size
+    best, size, dls = self._best_stage()
     if size != self.plan[-1][0]:
-        self.learn.dls = dls or self.dls(size, dict((s, b) for s, b, _ in self.plan)[size])
-        self.learn.load(f'best_{size}', with_opt=False)
+        self._reload_size(size, dls)
         self.log(f"size {size} scored best on validation ({best:.4f}); keeping that model")
     return size
 
-# %% ../../nbs/21_seg.recipe.ipynb #c97f793c
-def valid_probs(learn:Learner, truths:list)->list:
-    "Lesion probability of each validation image at the size of its (cached) truth mask"
-    probs, _ = learn.get_preds(dl=learn.dls.valid)
-    return [probs_to_size(p[1], t.shape) for p, t in zip(probs, truths)]
-
-# %% ../../nbs/21_seg.recipe.ipynb #a7b56a70
-def _pixel_histograms(ax, p:np.ndarray, t:np.ndarray):
-    "Lesion probabilities of the background and of the lesion pixels"
-    for m, name, c in ((~t, 'background', 'tab:blue'), (t, 'lesion', 'tab:red')):
-        ax.hist(p[m], np.linspace(0, 1, 51), alpha=.6, color=c, label=f'{name} pixels', log=True)
-    ax.set(xlabel='lesion probability', ylabel='pixels (log)', title='validation pixels by truth class')
-
-# %% ../../nbs/21_seg.recipe.ipynb #7abafc74
-def _threshold_curves(ax, dec:dict):
-    "Thresholded Jaccard against the threshold, raw and post-processed, the chosen one starred"
-    for post, g in dec['table'].groupby('postprocess'):
-        ax.plot(g.threshold, g.threshold_jaccard, 'o-', label='post-processed' if post else 'raw mask')
-    ax.plot([dec['threshold']], [dec['threshold_jaccard']], 'k*', ms=14, label=f"chosen: {dec['threshold']}")
-    ax.set(xlabel='threshold', ylabel='thresholded Jaccard', title='validation score by threshold')
-
-# %% ../../nbs/21_seg.recipe.ipynb #92e93601
-def save_threshold_plot(probs:list,  # Validation lesion probability maps
-                        truths:list, # Their truth masks 0/1
-                        dec:dict,    # `choose_decision`'s result, with its `table`
-                        path,        # The PNG to write
-                       ):
-    "The threshold analysis: pixel probabilities by truth class, and thresholded Jaccard against the threshold"
-    import matplotlib.pyplot as plt
-    p, t = np.concatenate([x.ravel() for x in probs]), np.concatenate([x.ravel() for x in truths]).astype(bool)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    _pixel_histograms(a, p, t)
-    _threshold_curves(b, dec)
-    for ax in (a, b):
-        ax.axvline(dec['threshold'], color='k', ls='--', lw=1)
-        ax.legend(fontsize=8)
-    fig.savefig(path, dpi=80, bbox_inches='tight')
-    plt.close(fig)
-
-# %% ../../nbs/21_seg.recipe.ipynb #eca946bb
-@patch
-def decide(self:RecipeRun)->dict:
-    "Choose the threshold and post-processing on the validation fold (writes `decision.csv`, `threshold.png`)"
-    if not len(self.valid):
-        return {'threshold': self.cfg.threshold, 'postprocess': self.cfg.postprocess, 'threshold_jaccard': None}
-    truths = [read_mask(m) for m in self.valid['mask']]
-    probs = valid_probs(self.learn, truths)
-    dec = choose_decision(probs, truths, list(self.valid.image_id))
-    save_threshold_plot(probs, truths, dec, self.out/'threshold.png')
-    dec.pop('table').to_csv(self.out/'decision.csv', index=False)
-    return dec
-
-# %% ../../nbs/21_seg.recipe.ipynb #342d2a72
-@patch
-def valid_speed(self:RecipeRun)->float|None:
-    "Seconds per validation image of the last validation pass the clock timed (None: no clock, or no validation)"
-    if self.clock is None or not len(self.valid) or not self.clock.valid_secs: return None
-    return round(self.clock.valid_secs/len(self.valid), 5)
-
-# %% ../../nbs/21_seg.recipe.ipynb #6b36658b
-@patch
-def valid_record(self:RecipeRun, dec:dict)->dict|None:
-    "What `config.json` says of the validation fold (None without one)"
-    cfg = self.cfg
-    if not len(self.valid): return None
-    return {'fold': cfg.valid_fold, 'k': cfg.k, 'seed': cfg.seed, 'n_images': len(self.valid),
-            'threshold_jaccard': dec['threshold_jaccard'], 'ids': list(self.valid.image_id)}
-
-# %% ../../nbs/21_seg.recipe.ipynb #27337002
-@patch
-def config(self:RecipeRun, size:int, dec:dict)->dict:
-    "The model's `config.json`: what prediction needs, how it was trained, how it scored"
-    cfg, learn = self.cfg, self.learn
-    return {'lesion_fastai': lesion_fastai.__version__, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'arch': cfg.arch, 'size': size, 'classes': ['background', 'lesion'],
-            'threshold': dec['threshold'], 'postprocess': dec['postprocess'], 'colour_constancy': cfg.colour_constancy,
-            'tta': True,
-            'pretrained_weights': str(learn.pretrained_weights) if learn.pretrained else None,
-            'valid': self.valid_record(dec), 'n_train': len(self.pairs) - len(self.valid),
-            'valid_seconds_per_image': self.valid_speed(), 'epochs': self.epochs_done,
-            'minutes': round((time.time() - self.t_start)/60, 2), 'resumed': self.state is not None,
-            'train_config': cfg.as_dict(), 'machine': platform.processor() or platform.machine(), 'torch': torch.__version__}
-
-# %% ../../nbs/21_seg.recipe.ipynb #f1c067b8
-@patch
-def test_images(self:RecipeRun, rows:pd.DataFrame, bs:int)->torch.Tensor:
-    "Lesion probabilities of the test pairs `rows` at the model's size, prepared as `predict` would"
-    imgs = [load_image(f) for f in rows.src_image]
-    if self.cfg.colour_constancy: imgs = [shades_of_gray(im) for im in imgs]
-    return self.learn.get_preds(dl=self.learn.dls.test_dl(imgs, bs=bs))[0]
-
-# %% ../../nbs/21_seg.recipe.ipynb #34327cc1
-@patch
-def test_masks(self:RecipeRun, dec:dict, bs:int=8):
-    "`(image_id, truth, predicted mask)` of each test image at its original size, decided as `predict` would"
-    for i in range(0, len(self.test), bs):
-        rows = self.test.iloc[i:i+bs]
-        for iid, msk, p in zip(rows.image_id, rows.src_mask, self.test_images(rows, bs)):
-            truth = read_mask(msk)
-            m = (probs_to_size(p[1], truth.shape) > dec['threshold']).astype(np.uint8)
-            yield iid, truth, postprocess_mask(m) if dec['postprocess'] else m
-
-# %% ../../nbs/21_seg.recipe.ipynb #2486fac9
-@patch
-def test_report(self:RecipeRun, dec:dict)->dict|None:
-    "The pixel report and the ISIC scores of the test set, written to `test/`; None without a test set"
-    if not len(self.test): return None
-    s = write_pixel_report(pixel_table(self.test_masks(dec)), self.out/'test')
-    self.log(f"test set ({s['n_images']} images): thresholded Jaccard {s['threshold_jaccard']:.4f}, "
-             f"mean IoU {s['mean_iou']:.4f}, global accuracy {s['global_accuracy']:.4f}, "
-             f"mean BF {s['mean_bf_score']:.4f}")
-    return {**s, 'ids': list(self.test.image_id)}
-
-# %% ../../nbs/21_seg.recipe.ipynb #63e1a242
-@patch
-def drop_checkpoints(self:RecipeRun):
-    "Remove the resumable checkpoints and their state (the best epochs' weights stay)"
-    (self.out/'checkpoints'/'state.json').unlink(missing_ok=True)
-    for f in (self.out/'checkpoints').glob('last_e*.pth'): f.unlink()
-
-# %% ../../nbs/21_seg.recipe.ipynb #35d0a791
-@patch
-def final_line(self:RecipeRun, dec:dict, config:dict)->str:
-    "What the run says at its end: its score and decision, where the model is, how long it took"
-    score = (f"validation thresholded Jaccard {dec['threshold_jaccard']:.4f}" if len(self.valid)
-             else "every image trained")
-    return (f"{score} (threshold {dec['threshold']}, post-processing {'on' if dec['postprocess'] else 'off'}); "
-            f"model in {self.out} after {config['minutes']:.1f} min")
-
-# %% ../../nbs/21_seg.recipe.ipynb #fa160b5c
-@patch
-def finish(self:RecipeRun, size:int)->dict:
-    "Decide, report on the test set, export, plot the curves, drop the resumable checkpoints; returns the config"
-    dec, rows = self.decide(), list(self.learn.history_log.rows)
-    test = self.test_report(dec)
-    config = export_model(self.learn, {**self.config(size, dec), **({'test': test} if test else {})})
-    if rows: save_curves(pd.DataFrame(rows), self.out/'curves.png')
-    self.drop_checkpoints()
-    self.log(self.final_line(dec, config))
-    return config
-
 # %% ../../nbs/21_seg.recipe.ipynb #0675eed9
+def _fit_stages(run:RecipeRun):
+    "Train every stage of `run`'s schedule; plot its losses when it fitted"
+    for i in range(len(run.plan)): run.run_stage(i)
+    if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
+
 @locks_output
 def train_segmenter(data,                  # Data folder of image/mask pairs (or a pairs table)
                     out,                   # Model folder to create
@@ -612,7 +577,6 @@ def train_segmenter(data,                  # Data folder of image/mask pairs (or
     "Train a lesion segmenter with the recipe and export it to `out`"
     opts, settings = run_options(kwargs)
     run = start_run(data, out, cfg or TrainConfig(**settings), opts)
-    for i in range(len(run.plan)): run.run_stage(i)
-    if run.fitted: save_loss_plot(run.learn, run.out/'loss.png')
+    _fit_stages(run)
     run.learn.lesion_config = run.finish(run.keep_best_size())
     return run.learn

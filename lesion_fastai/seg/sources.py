@@ -26,31 +26,60 @@ __all__ = ['read_provenance', 'source_pairs', 'source_slug', 'link_folder', 'tra
            'heldout_folders']
 
 # %% ../../nbs/24_seg.sources.ipynb #f3487729
+def _provenance_file(data)->Path:
+    "The `provenance.csv` of the data folder `data` (or `data` itself, a CSV file), checked to exist"
+    f = Path(data)/'provenance.csv' if Path(data).is_dir() else Path(data)
+    if not f.is_file(): raise LesionDataError(f"{f}: no such file; leave-one-source-out needs the source of each image")
+    return f
+
+def _read_table(f:Path)->pd.DataFrame:
+    "The CSV file `f`, every column as text; a `LesionDataError` when it cannot be read"
+    try: return pd.read_csv(f, dtype=str)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LesionDataError(f"{f}: not a readable CSV ({str(e).strip()})") from None
+
+def _check_columns(t:pd.DataFrame, f:Path):
+    "Raise unless the provenance table `t` (read from `f`) has the columns `image_id` and `dataset`"
+    if (no := [c for c in ('image_id', 'dataset') if c not in t.columns]):
+        raise LesionDataError(f"{f}: no column {' or '.join(no)}")
+
+def _check_rows(t:pd.DataFrame, f:Path):
+    "Raise when a row of the provenance table `t` (read from `f`) has no dataset or repeats an image ID"
+    if (bad := t.image_id[t.dataset.isna() | t.image_id.duplicated()].tolist()):
+        raise LesionDataError(f"{f}: {len(bad)} rows without a dataset or with a repeated image_id: "
+                              f"{', '.join(map(str, bad[:5]))}")
+
+def _short_names(src:pd.Series)->pd.Series:
+    "Each source name cut at its first ' (' or ','"
+    return src.str.split(r' \(|,').str[0].str.strip()
+
 def read_provenance(data,             # Data folder holding provenance.csv, or the CSV file itself
                     short:bool=True,  # Cut each name at its first ' (' or ',' ('PH2 (Mendonca et al., …)' → 'PH2')
                    )->pd.Series:      # Source name by image ID
     "The source of every image: the `dataset` column of `provenance.csv`"
-    f = Path(data)/'provenance.csv' if Path(data).is_dir() else Path(data)
-    if not f.is_file(): raise LesionDataError(f"{f}: no such file; leave-one-source-out needs the source of each image")
-    try: t = pd.read_csv(f, dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise LesionDataError(f"{f}: not a readable CSV ({str(e).strip()})") from None
-    if (no := [c for c in ('image_id', 'dataset') if c not in t.columns]):
-        raise LesionDataError(f"{f}: no column {' or '.join(no)}")
-    if (bad := t.image_id[t.dataset.isna() | t.image_id.duplicated()].tolist()):
-        raise LesionDataError(f"{f}: {len(bad)} rows without a dataset or with a repeated image_id: "
-                              f"{', '.join(map(str, bad[:5]))}")
+    f = _provenance_file(data)
+    t = _read_table(f)
+    _check_columns(t, f)
+    _check_rows(t, f)
     src = t.set_index('image_id').dataset.str.strip()
-    return (src.str.split(r' \(|,').str[0].str.strip() if short else src).rename('source')
+    return (_short_names(src) if short else src).rename('source')
 
 # %% ../../nbs/24_seg.sources.ipynb #7d1cb398
+def _first_five(names:list)->str:
+    "The first five of `names`, and '…' when there are more"
+    return f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+
+def _check_listed(pairs:pd.DataFrame, src:pd.Series, data):
+    "Raise when an image of `pairs` has no source in `src` (read from `data`'s provenance.csv)"
+    if (no := sorted(set(pairs.image_id) - set(src.index))):
+        raise LesionDataError(f"{Path(data)/'provenance.csv'}: no source for {len(no)} of the {len(pairs)} images: "
+                              + _first_five(no))
+
 def source_pairs(data, # Data folder: image/mask pairs (a layout `find_pairs` knows) and provenance.csv
                 )->pd.DataFrame: # `find_pairs`' table (`image_id`, `image`, `mask`) with a `source` column
     "The image/mask pairs of `data` with the source of each image"
     pairs, src = find_pairs(data), read_provenance(data)
-    if (no := sorted(set(pairs.image_id) - set(src.index))):
-        raise LesionDataError(f"{Path(data)/'provenance.csv'}: no source for {len(no)} of the {len(pairs)} images: "
-                              f"{', '.join(no[:5])}{' …' if len(no) > 5 else ''}")
+    _check_listed(pairs, src, data)
     return pairs.assign(source=src.reindex(pairs.image_id).to_numpy())
 
 # %% ../../nbs/24_seg.sources.ipynb #75656943
@@ -60,21 +89,40 @@ def source_slug(name:str, # A source name
     return re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
 
 # %% ../../nbs/24_seg.sources.ipynb #2beeee11
+def _remove(d:Path):
+    "Remove the folder `d` and what it holds, if it exists"
+    if d.exists(): shutil.rmtree(d)
+
+def _link(f:Path, d:Path):
+    "A link in `d` to the file `f` (a copy where links fail)"
+    try: (d/f.name).symlink_to(f.resolve())
+    except OSError: shutil.copy2(f, d/f.name)
+
+def _fresh(d:Path):
+    "Make `d` an empty folder"
+    _remove(d)
+    d.mkdir(parents=True)
+
 def link_folder(pairs:pd.DataFrame, # Columns `image` and `mask` (from `find_pairs`)
                 dest,               # Folder to (re)make `images/` and `masks/` in
                )->Path:             # `dest`
     "A folder `dest/images`, `dest/masks` of links to the pairs' files (copies where links fail)"
     dest = Path(dest)
     for col, sub in (('image', 'images'), ('mask', 'masks')):
-        d = dest/sub
-        if d.exists(): shutil.rmtree(d)
-        d.mkdir(parents=True)
-        for f in map(Path, pairs[col]):
-            try: (d/f.name).symlink_to(f.resolve())
-            except OSError: shutil.copy2(f, d/f.name)
+        _fresh(dest/sub)
+        for f in map(Path, pairs[col]): _link(f, dest/sub)
     return dest
 
 # %% ../../nbs/24_seg.sources.ipynb #52d63252
+def _finished_model(model_dir:Path)->bool:
+    "Whether `model_dir` holds a finished model or ensemble"
+    return (model_dir/'config.json').exists() or (model_dir/'ensemble.json').exists()
+
+def _train(pairs:pd.DataFrame, model_dir:Path, minutes:float|None, folds:int|None, log, train_kwargs:dict):
+    "Train an ensemble of `folds` folds, or one model, on `pairs` into `model_dir`"
+    if folds: train_ensemble(pairs, model_dir, folds=folds, minutes=minutes, log=log, progress=False, **train_kwargs)
+    else: train_segmenter(pairs, model_dir, log=log, progress=False, minutes=minutes, **train_kwargs)
+
 def train_or_reuse(pairs:pd.DataFrame,        # The training images
                    model_dir,                 # Model folder (an ensemble folder with `folds`)
                    minutes:float|None=None,   # Training budget
@@ -85,15 +133,19 @@ def train_or_reuse(pairs:pd.DataFrame,        # The training images
                   )->float|None:
     "Train one model, or an ensemble, on `pairs` into `model_dir`, unless a finished one is there"
     model_dir = Path(model_dir)
-    if (model_dir/'config.json').exists() or (model_dir/'ensemble.json').exists():
+    if _finished_model(model_dir):
         log(f"{model_dir}: finished model found, reused (not retrained)")
         return None
     t0 = time.time()
-    if folds: train_ensemble(pairs, model_dir, folds=folds, minutes=minutes, log=log, progress=False, **train_kwargs)
-    else: train_segmenter(pairs, model_dir, log=log, progress=False, minutes=minutes, **train_kwargs)
+    _train(pairs, model_dir, minutes, folds, log, train_kwargs)
     return round((time.time() - t0)/60, 2)
 
 # %% ../../nbs/24_seg.sources.ipynb #cbdb4dd1
+def _kept_minutes(d:Path)->dict:
+    "The budget and training minutes of the record `d/run.json` of the training that made the model"
+    prev = json.loads((d/'run.json').read_text())
+    return dict(budget_minutes=prev.get('budget_minutes'), train_minutes=prev.get('train_minutes'))
+
 def _loso_record(d:Path,              # The held-out source's folder
                  source:str, train:pd.DataFrame, test:pd.DataFrame,
                  minutes:float|None,  # Training budget
@@ -101,9 +153,7 @@ def _loso_record(d:Path,              # The held-out source's folder
                 )->dict:
     "The record of one held-out source's run; a reused model keeps the budget and minutes of the training that made it"
     run = dict(source=source, n_train=len(train), n_test=len(test), budget_minutes=minutes, train_minutes=mins)
-    if mins is None and (d/'run.json').exists():      # reused: keep the record of the training that made the model
-        prev = json.loads((d/'run.json').read_text())
-        run.update(budget_minutes=prev.get('budget_minutes'), train_minutes=prev.get('train_minutes'))
+    if mins is None and (d/'run.json').exists(): run.update(_kept_minutes(d))
     return run
 
 # %% ../../nbs/24_seg.sources.ipynb #c7f6187e
@@ -113,12 +163,25 @@ def _held_out_scores(d:Path,             # The held-out source's folder, its mod
                     )->pd.DataFrame:     # `image_id`, `threshold_jaccard`, `jaccard`
     "Link the pairs into `d/heldout`, predict its images as a folder into a fresh `d/pred`, and score each image"
     held = link_folder(test, d/'heldout')
-    if (d/'pred').exists(): shutil.rmtree(d/'pred')
+    _remove(d/'pred')
     rep = predict_folder(d/'model', held/'images', d/'pred', truth=held/'masks', progress=False, tta=tta,
                          overlays=False, probs=True)
     return rep.reset_index()[['image_id', 'threshold_jaccard', 'jaccard']]
 
 # %% ../../nbs/24_seg.sources.ipynb #e2ae68bb
+def _split_source(pairs:pd.DataFrame, source:str)->tuple:
+    "(the pairs of every other source, the pairs of `source`)"
+    return pairs[pairs.source != source].reset_index(drop=True), pairs[pairs.source == source]
+
+def _held_out_line(source:str, train:pd.DataFrame, test:pd.DataFrame)->str:
+    "What holding `source` out says: its images, and the images and sources it trains on"
+    k = train.source.nunique()
+    return f"[{source}] held out: {len(test)} images; training on {len(train)} images of {k} other source{'s'*(k > 1)}"
+
+def _source_scores(scores:pd.DataFrame, source:str)->pd.DataFrame:
+    "The per-image `scores` of `source`, with its name: source, image_id, threshold_jaccard, jaccard"
+    return scores.assign(source=source)[['source', 'image_id', 'threshold_jaccard', 'jaccard']]
+
 def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
                 source:str,              # The source held out
                 out,                     # The run's folder; this source's is `out/<slug>`
@@ -129,17 +192,20 @@ def loso_source(pairs:pd.DataFrame,      # From `source_pairs`
                )->tuple:                 # (per-image scores, the run's record)
     "Train on every source but `source`, then predict and score its images as a folder"
     d = Path(out)/source_slug(source)
-    train, test = pairs[pairs.source != source].reset_index(drop=True), pairs[pairs.source == source]
-    k = train.source.nunique()
-    log(f"[{source}] held out: {len(test)} images; training on {len(train)} images of {k} other source{'s'*(k > 1)}")
+    train, test = _split_source(pairs, source)
+    log(_held_out_line(source, train, test))
     mins = train_or_reuse(train, d/'model', minutes, folds, log=log, **train_kwargs)
     run = _loso_record(d, source, train, test, minutes, mins)
     write_json(run, d/'run.json')
     scores = _held_out_scores(d, test, tta)
     log(f"[{source}] thresholded Jaccard {scores.threshold_jaccard.mean():.4f} on {len(test)} images")
-    return scores.assign(source=source)[['source', 'image_id', 'threshold_jaccard', 'jaccard']], run
+    return _source_scores(scores, source), run
 
 # %% ../../nbs/24_seg.sources.ipynb #449e3936
+def _named(sources, names:list)->list:
+    "The source names of `sources`: one name, several, or None for every one of `names`"
+    return [sources] if isinstance(sources, str) else list(sources or names)
+
 def _sources_to_hold_out(names:list, # Every source of the data, sorted
                          sources,    # Source name(s) to hold out (None: every source)
                          data,       # The data folder, for the message
@@ -147,11 +213,18 @@ def _sources_to_hold_out(names:list, # Every source of the data, sorted
     "The sources `leave_one_source_out` holds out in turn, each checked against the data's"
     if len(names) < 2:
         raise LesionDataError(f"{Path(data)/'provenance.csv'}: one source only ({names[0]}); nothing to hold out")
-    todo = [sources] if isinstance(sources, str) else list(sources or names)
+    todo = _named(sources, names)
     if (bad := [s for s in todo if s not in names]): raise ValueError(f"unknown sources {bad}; the sources are {names}")
     return todo
 
 # %% ../../nbs/24_seg.sources.ipynb #f969e90c
+def _write_loso(res:list, out:Path)->pd.DataFrame:
+    "Write the per-image scores (`loso.csv`) and the runs' records (`runs.csv`) of `res`; returns the scores"
+    table = pd.concat([t for t, _ in res], ignore_index=True)
+    table.to_csv(out/'loso.csv', index=False)
+    pd.DataFrame([r for _, r in res]).to_csv(out/'runs.csv', index=False)
+    return table
+
 def leave_one_source_out(data,                    # Data folder: image/mask pairs and provenance.csv
                          out,                     # Output folder: loso.csv, runs.csv and a folder per source
                          minutes:float|None=None, # Training budget of each held-out source's model
@@ -163,62 +236,90 @@ def leave_one_source_out(data,                    # Data folder: image/mask pair
                         )->pd.DataFrame:  # One row per held-out image: source, image_id, threshold_jaccard, jaccard
     "Hold out each source in turn: train on the others, predict it as a folder, score every image"
     pairs, out = source_pairs(data), Path(out)
-    names = sorted(pairs.source.unique())
-    todo = _sources_to_hold_out(names, sources, data)
+    todo = _sources_to_hold_out(sorted(pairs.source.unique()), sources, data)
     out.mkdir(parents=True, exist_ok=True)
-    res = [loso_source(pairs, s, out, minutes, folds, tta, log, **train_kwargs) for s in todo]
-    table = pd.concat([t for t, _ in res], ignore_index=True)
-    table.to_csv(out/'loso.csv', index=False)
-    pd.DataFrame([r for _, r in res]).to_csv(out/'runs.csv', index=False)
-    return table
+    return _write_loso([loso_source(pairs, s, out, minutes, folds, tta, log, **train_kwargs) for s in todo], out)
 
 # %% ../../nbs/24_seg.sources.ipynb #88fbc666
+def _source_stats(t:pd.DataFrame)->pd.Series:
+    "Images, mean thresholded Jaccard, mean Jaccard and share below 0.65 of the per-image scores `t`"
+    return pd.Series({'n': len(t), 'threshold_jaccard': t.threshold_jaccard.mean(),
+                      'jaccard': t.jaccard.mean(), 'below_0.65': (t.threshold_jaccard == 0).mean()})
+
+def _train_minutes(runs:pd.DataFrame, sources:pd.Index)->pd.Series:
+    "The training minutes of each of `sources` in the runs' records `runs`"
+    return runs.set_index('source').train_minutes.reindex(sources)
+
 def loso_summary(table:pd.DataFrame,           # From `leave_one_source_out` (or loso.csv)
                  runs:pd.DataFrame|None=None,  # From runs.csv: adds each source's training minutes
                 )->pd.DataFrame:               # One row per source, then `pooled` and `mean of sources`; 4 decimals
     "Per held-out source: images, mean thresholded Jaccard, mean Jaccard, share below 0.65; pooled; mean of sources"
-    stats = lambda t: pd.Series({'n': len(t), 'threshold_jaccard': t.threshold_jaccard.mean(),
-                                 'jaccard': t.jaccard.mean(), 'below_0.65': (t.threshold_jaccard == 0).mean()})
-    s = table.groupby('source').apply(stats, include_groups=False)
-    if runs is not None: s['train_minutes'] = runs.set_index('source').train_minutes.reindex(s.index)
-    pooled = stats(table)
+    s = table.groupby('source').apply(_source_stats, include_groups=False)
+    if runs is not None: s['train_minutes'] = _train_minutes(runs, s.index)
+    pooled = _source_stats(table)
     if runs is not None: pooled['train_minutes'] = s.train_minutes.sum(min_count=1)
     s.loc['pooled'], s.loc['mean of sources'] = pooled, s.mean()
     return s.astype({'n': float}).round(4)
 
 # %% ../../nbs/24_seg.sources.ipynb #4fe5d7f8
+def _scaled(t:np.ndarray, size:int)->tuple:
+    "(scale, (height, width)) of the mask `t` at a longer side of at most `size`"
+    h, w = t.shape
+    s = min(1., size/max(h, w))
+    return s, (max(1, round(h*s)), max(1, round(w*s)))
+
+def _saved_prob(d:Path, iid:str, hw:tuple)->np.ndarray:
+    "The probability map that prediction saved for image `iid` in `d/pred`, at `hw`"
+    prob = torch.from_numpy(np.asarray(Image.open(Path(d)/'pred'/f'{iid}_prob.png'), np.float32)/255)
+    return probs_to_size(prob, hw)
+
+def _image_id(m:Path)->str:
+    "The image ID of the truth mask file `m`"
+    return m.name.replace('_segmentation.png', '')
+
+def _truth_at(m:Path, t:np.ndarray, s:float, hw:tuple)->np.ndarray:
+    "The truth mask `t` (of the file `m`) at `hw`: `t` itself at scale `s` 1, else `m` read at that size"
+    return t if s == 1 else read_mask(m, size=(hw[1], hw[0]))
+
 def held_out_maps(d,             # One source's folder of a `leave_one_source_out` run (`pred/`, `heldout/masks/`)
                   size:int=384,  # Longer side the maps and truths are compared at
                  )->tuple:       # (probability maps, truth masks, image IDs)
     "The saved probability maps of one held-out source and their truth masks, at a longer side of at most `size`"
     probs, truths, ids = [], [], []
     for m in sorted((Path(d)/'heldout'/'masks').iterdir()):
-        iid = m.name.replace('_segmentation.png', '')
+        iid = _image_id(m)
         t = read_mask(m)
-        h, w = t.shape
-        s = min(1., size/max(h, w))
-        hw = (max(1, round(h*s)), max(1, round(w*s)))
-        prob = torch.from_numpy(np.asarray(Image.open(Path(d)/'pred'/f'{iid}_prob.png'), np.float32)/255)
-        probs.append(probs_to_size(prob, hw))
-        truths.append(t if s == 1 else read_mask(m, size=(hw[1], hw[0])))
+        s, hw = _scaled(t, size)
+        probs.append(_saved_prob(d, iid, hw))
+        truths.append(_truth_at(m, t, s, hw))
         ids.append(iid)
     return probs, truths, ids
 
 # %% ../../nbs/24_seg.sources.ipynb #38782c83
+def _sweep_column(d:Path)->pd.Series:
+    "Mean thresholded Jaccard per (threshold, postprocess) of `decision_table` on the held-out source in `d`"
+    return decision_table(*held_out_maps(d)).set_index(['threshold', 'postprocess']).threshold_jaccard
+
+def _predicted(out)->list:
+    "The `run.json` of every source of the `leave_one_source_out` folder `out` whose images were predicted"
+    return [r for r in sorted(Path(out).glob('*/run.json')) if (r.parent/'pred').is_dir()]
+
 def decision_sweep(out, # A `leave_one_source_out` folder: every source predicted in it, with its probability maps
                   # Mean thresholded Jaccard per (threshold, postprocess): one column per source, their mean
                   )->pd.DataFrame:
     "Every threshold and post-processing of `decision_table`, scored on each held-out source"
     cols = {}
-    for run in sorted(Path(out).glob('*/run.json')):
-        if not (run.parent/'pred').is_dir(): continue
-        t = decision_table(*held_out_maps(run.parent))
-        cols[json.loads(run.read_text())['source']] = t.set_index(['threshold', 'postprocess']).threshold_jaccard
+    for run in _predicted(out):
+        cols[json.loads(run.read_text())['source']] = _sweep_column(run.parent)
     sweep = pd.DataFrame(cols)
     sweep['mean of sources'] = sweep.mean(axis=1)
     return sweep.round(4)
 
 # %% ../../nbs/24_seg.sources.ipynb #a6425907
+def _lesion_groups(pairs:pd.DataFrame, lesions:pd.Series|None)->pd.Series:
+    "The group of each pair: its lesion (its own image ID when it has none, or without `lesions`)"
+    return pairs.image_id if lesions is None else pairs.image_id.map(lesions).fillna(pairs.image_id)
+
 def heldout_split(pairs:pd.DataFrame,        # From `source_pairs`: `image_id` and `source`
                   repeat:int=0,              # Which draw of the split (the shuffle's seed)
                   k:int=3,                   # One image in `k` is held out
@@ -226,12 +327,21 @@ def heldout_split(pairs:pd.DataFrame,        # From `source_pairs`: `image_id` a
                   lesions:pd.Series|None=None,
                  )->np.ndarray:              # True for the held-out images, in `pairs`' order
     "A source-stratified, lesion-grouped held-out split: fold 0 of a shuffled `StratifiedGroupKFold`"
-    groups = pairs.image_id if lesions is None else pairs.image_id.map(lesions).fillna(pairs.image_id)
+    groups = _lesion_groups(pairs, lesions)
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=repeat)
     _, test = next(folds.split(pairs, y=pairs.source, groups=groups.to_numpy()))
     return np.isin(np.arange(len(pairs)), test)
 
 # %% ../../nbs/24_seg.sources.ipynb #ba94b5ad
+def _link_split(pairs:pd.DataFrame, held:np.ndarray, out:Path):
+    "Link the pairs not `held` into `out/train`, the `held` ones into `out/test`"
+    link_folder(pairs[~held], out/'train')
+    link_folder(pairs[held], out/'test')
+
+def _lesions(lesions)->pd.Series|None:
+    "The lesion by image ID of the CSV `lesions` (None: none)"
+    return None if lesions is None else read_groups(lesions)
+
 def heldout_folders(data,                   # Data folder: image/mask pairs and provenance.csv
                     out,                    # Folder for `train/` and `test/`
                     repeat:int=0,           # Which draw of the split
@@ -240,7 +350,6 @@ def heldout_folders(data,                   # Data folder: image/mask pairs and 
                    )->pd.DataFrame:         # `source_pairs` with a `held_out` column
     "Write a `heldout_split` of `data` as the folders `out/train` and `out/test`"
     pairs = source_pairs(data)
-    held = heldout_split(pairs, repeat=repeat, k=k, lesions=None if lesions is None else read_groups(lesions))
-    link_folder(pairs[~held], Path(out)/'train')
-    link_folder(pairs[held], Path(out)/'test')
+    held = heldout_split(pairs, repeat=repeat, k=k, lesions=_lesions(lesions))
+    _link_split(pairs, held, Path(out))
     return pairs.assign(held_out=held)
