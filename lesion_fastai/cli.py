@@ -21,11 +21,10 @@ from .script import add_command, cli_command, command_name, command_of, option_h
 __all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'OWN_SIGNALS', 'COMMANDS',
            'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
            'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds',
-           'train_settings', 'cli_train', 'predict_options', 'predict_summary', 'cli_predict', 'evaluate_options',
-           'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train', 'classify_predict_options',
-           'classify_summary', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
-           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals',
-           'run_command', 'cli_parser', 'main']
+           'train_settings', 'cli_train', 'predict_options', 'cli_predict', 'evaluate_options', 'cli_evaluate',
+           'cli_submission', 'crop_settings', 'cli_classify_train', 'classify_predict_options', 'cli_classify_predict',
+           'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve', 'bad_input_message', 'error_line',
+           'flag_of', 'flag_names', 'stop_line', 'command_signals', 'run_command', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -265,22 +264,6 @@ def predict_options(truth:str|None=None, # Optional folder of truth masks: adds 
                    ):
     "What `lesion_fastai predict` passes on to `predict_folder` (its `PredictOptions`)"
 
-# %% ../nbs/90_cli.ipynb #449d18fb
-def predict_summary(rep,       # `predict_folder`'s report
-                    model,     # The `Ensemble` that predicted
-                    out,       # The output folder
-                    truth=None, # The truth folder, if one was given
-                   )->str:
-    "What `predict` prints: where the masks went, the QC flags and, with truth masks, the mean scores"
-    lines = [f"{len(rep)} masks written to {out} (<ID>_segmentation.png, 0/255, original size); "
-             f"report: {Path(out)/'predictions.csv'}",
-             f"{model!r}; QC: {int(rep.qc_flag.sum())} of {len(rep)} images flagged "
-             f"(disagreement > {model.qc_threshold:.3f})"]
-    if truth:
-        jt, j = rep['threshold_jaccard'].mean(), rep['jaccard'].mean()
-        lines.append(f"mean thresholded Jaccard {jt:.4f}, Jaccard {j:.4f}")
-    return '\n'.join(lines)
-
 # %% ../nbs/90_cli.ipynb #eb0dbbc2
 def _runtime(runtime:str, precision:str|None)->str:
     "The engine `predict` and `serve` ask for: a forced precision is torch's, so `auto` then means torch"
@@ -297,7 +280,7 @@ def cli_predict(model:str,  # Model or ensemble folder
                 runtime:Literal[RUNTIMES]='auto',
                 **kwargs):
     "Segment a folder of images with a trained model; under a launcher the processes share the images"
-    from lesion_fastai.seg.predict import load_model, prepare_predict
+    from lesion_fastai.seg.predict import load_model, predict_summary, prepare_predict
     from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
     with forced_precision(precision):
         prepare_predict(images, out, model=model, **kwargs)        # refuse bad options and folders before loading
@@ -431,19 +414,6 @@ def classify_predict_options(masks:str|None=None, # Folder of masks to crop byâ€
                             ):
     "What `lesion_fastai classify-predict` passes on to `classify_folder`"
 
-# %% ../nbs/90_cli.ipynb #a9c774ad
-def classify_summary(rep, # `classify_folder`'s report
-                     out, # The output folder
-                    )->str:
-    "The line `classify-predict` prints: the classes found, the disagreements and flags, where the files went"
-    counts = ', '.join(f'{c} {n}' for c, n in rep['pred'].value_counts().items())
-    flag = next((c for c in rep.columns if c.endswith('_flag')), None)
-    flags = f", {int(rep[flag].sum())} {flag[:-5]} flags at the out-of-fold operating point" if flag else ''
-    return (f"{len(rep)} images classified by the {rep.variant.iloc[0]} variant ({counts}); "
-            f"{int(rep.members_disagree.sum())} with members disagreeing{flags}; "
-            f"Task 3 CSV: {Path(out)/'predictions.csv'}; report: {Path(out)/'report.csv'}; "
-            f"{int((rep.source == 'centre').sum())} centre crops (empty or implausible masks)")
-
 # %% ../nbs/90_cli.ipynb #f28b8e89
 @cli_command(exclusive=('masks', 'seg_model'))
 @delegates(classify_predict_options)
@@ -458,7 +428,7 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
                          **kwargs):
     "Classify a folder of images: crops, the Task 3 CSV, a report with calibrated probabilities and uncertainty"
     plots_to_files()
-    from lesion_fastai.cls.predict import classify_folder
+    from lesion_fastai.cls.predict import classify_folder, classify_summary
     with forced_precision(precision):
         rep = classify_folder(model, images, out, variant=variant, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     print(classify_summary(rep, out))

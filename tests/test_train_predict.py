@@ -30,6 +30,7 @@ def test_model_folder(trained):
     cfg = json.loads((m/'config.json').read_text())
     assert cfg['size'] == 64 and cfg['classes'] == ['background', 'lesion'] and cfg['pretrained_weights'] is None
     assert 0.3 <= cfg['threshold'] <= 0.7 and len(cfg['valid']['ids']) == 3
+    assert cfg['tta'] and load_model(m).views == (0, 2, 4, 6)                    # TTA over the four flips
 
 def test_predict_fresh_process_identical(trained, tmp_path):
     "Masks from a fresh `lesion_fastai predict` process equal those predicted here from the reloaded export"

@@ -29,7 +29,8 @@ from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, membe
 
 # %% auto #0
 __all__ = ['CLASSIFIER', 'CLASSIFY_OUTPUTS', 'load_classifier_member', 'snapshot_probs', 'Classifier', 'score_predictions',
-           'save_scores', 'task3_csv', 'cnn_report', 'check_variant', 'variant_probs', 'classify_folder']
+           'save_scores', 'task3_csv', 'cnn_report', 'check_variant', 'variant_probs', 'classify_folder',
+           'classify_summary']
 
 # %% ../../nbs/36_cls.predict.ipynb #cb762f28
 CLASSIFIER = 'classifier.json'
@@ -412,3 +413,16 @@ def classify_folder(model,              # Classifier folder, or a `Classifier`
         if lab is not None: rep = _score_report(rep, lab, probs, clf.classes, work, title, log)
         rep.set_index('image_id').to_csv(work/'report.csv')
     return rep.set_index('image_id')
+
+# %% ../../nbs/36_cls.predict.ipynb #75af7164
+def classify_summary(rep, # `classify_folder`'s report
+                     out, # The output folder
+                    )->str:
+    "The line `classify-predict` prints: the classes found, the disagreements and flags, where the files went"
+    counts = ', '.join(f'{c} {n}' for c, n in rep['pred'].value_counts().items())
+    flag = next((c for c in rep.columns if c.endswith('_flag')), None)
+    flags = f", {int(rep[flag].sum())} {flag[:-5]} flags at the out-of-fold operating point" if flag else ''
+    return (f"{len(rep)} images classified by the {rep.variant.iloc[0]} variant ({counts}); "
+            f"{int(rep.members_disagree.sum())} with members disagreeing{flags}; "
+            f"Task 3 CSV: {Path(out)/'predictions.csv'}; report: {Path(out)/'report.csv'}; "
+            f"{int((rep.source == 'centre').sum())} centre crops (empty or implausible masks)")

@@ -11,7 +11,7 @@ from fastai.callback.core import Callback
 from .precision import CPUMixedPrecision
 
 # %% auto #0
-__all__ = ['dihedral', 'undo_dihedral', 'DihedralTTA']
+__all__ = ['FLIP_VIEWS', 'dihedral', 'undo_dihedral', 'DihedralTTA']
 
 # %% ../../nbs/14_learner.tta.ipynb #cf7301a2
 def _turn(x:torch.Tensor, k:int)->torch.Tensor:
@@ -55,3 +55,7 @@ class DihedralTTA(Callback):
         p = self._probabilities()
         if p.ndim > 3: p = self._undo_views(p)                # masks; a class's probabilities need no mapping
         self.learn.pred = p.mean(0).log()
+
+# %% ../../nbs/14_learner.tta.ipynb #cc3d4361
+FLIP_VIEWS = (0, 2, 4, 6)
+"The dihedral views a single model's TTA uses: itself, the half turn and the two mirror images"

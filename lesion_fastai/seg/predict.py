@@ -26,7 +26,7 @@ from .ensemble import Ensemble
 # %% auto #0
 __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tint', 'panel', 'prob_image', 'image_row',
            'check_truths', 'write_outputs', 'PredictOptions', 'csv_writer', 'refuse_outputs', 'check_out',
-           'output_names', 'prepare_predict', 'predict_folder']
+           'output_names', 'prepare_predict', 'predict_folder', 'predict_summary']
 
 # %% ../../nbs/23_seg.predict.ipynb #31ca49ef
 def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
@@ -382,3 +382,19 @@ def predict_folder(model,                # Model or ensemble folder, or an `Ense
         rows = _predict_batches(model, files, truths, work, opts, tta)
         report = _write_report(rows, work)
     return report
+
+# %% ../../nbs/23_seg.predict.ipynb #f84c98c4
+def predict_summary(rep,       # `predict_folder`'s report
+                    model,     # The `Ensemble` that predicted
+                    out,       # The output folder
+                    truth=None, # The truth folder, if one was given
+                   )->str:
+    "What `predict` prints: where the masks went, the QC flags and, with truth masks, the mean scores"
+    lines = [f"{len(rep)} masks written to {out} (<ID>_segmentation.png, 0/255, original size); "
+             f"report: {Path(out)/'predictions.csv'}",
+             f"{model!r}; QC: {int(rep.qc_flag.sum())} of {len(rep)} images flagged "
+             f"(disagreement > {model.qc_threshold:.3f})"]
+    if truth:
+        jt, j = rep['threshold_jaccard'].mean(), rep['jaccard'].mean()
+        lines.append(f"mean thresholded Jaccard {jt:.4f}, Jaccard {j:.4f}")
+    return '\n'.join(lines)

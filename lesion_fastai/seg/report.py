@@ -21,6 +21,7 @@ from ..metrics import pixel_table, write_pixel_report
 from .decision import postprocess_mask, probs_to_size, choose_decision, save_threshold_plot
 from ..learner.callbacks import save_curves
 from ..learner.folder import export_model
+from ..learner.tta import FLIP_VIEWS
 
 # %% auto #0
 __all__ = ['RunReport', 'valid_probs']
@@ -100,7 +101,7 @@ def _predict_config(self:RunReport, size:int, dec:dict)->dict:
     cfg, learn = self.cfg, self.learn
     return {'arch': cfg.arch, 'size': size, 'classes': ['background', 'lesion'],
             'threshold': dec['threshold'], 'postprocess': dec['postprocess'], 'colour_constancy': cfg.colour_constancy,
-            'tta': True, 'pretrained_weights': _start_weights(learn)}
+            'tta': True, 'tta_views': list(FLIP_VIEWS), 'pretrained_weights': _start_weights(learn)}
 
 def _minutes_since(t:float)->float:
     "Minutes since the `time.time()` `t`, to two decimals"
