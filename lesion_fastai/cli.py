@@ -276,7 +276,7 @@ def cli_predict(model:str,  # Model or ensemble folder
                 out:str,    # Output folder (created; must hold none of the files it writes, and lie outside the inputs)
                 tta:bool|None=None, # 8-way dihedral test-time augmentation (default: the folder's own, on unless its config says off)
                 precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
-                # The engine of the network: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
+                # The network's engine: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
                 runtime:Literal[RUNTIMES]='auto',
                 **kwargs):
     "Segment a folder of images with a trained model; under a launcher the processes share the images"
@@ -493,7 +493,7 @@ def cli_serve(model:str, # Model or ensemble folder
               precision:Literal[PRECISIONS]=None, # Force a precision (default: automatic for the machine)
               # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
               token:str=None,
-              # The engine of the network: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
+              # The network's engine: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
               runtime:Literal[RUNTIMES]='auto',
               **kwargs):
     "Serve a segmentation model over HTTP (POST an image to /predict) until interrupted"

@@ -20,7 +20,7 @@ from ..data import shades_of_gray
 from ..metrics import score_masks, summarize_scores, pixel_table, write_pixel_report
 from ..learner.tta import DihedralTTA
 from ..learner.runtime import Learner     # `Learner.use_runtime`: the engine a member predicts on
-from ..learner.folder import read_config, read_learner, ModelFolder, train_folds
+from ..learner.folder import read_config, read_learner, ModelFolder, train_folds, file_sha256
 from .recipe import (RunOptions, run_options, train_segmenter, probs_to_size, postprocess_mask,
                                       choose_decision, split_test_set)
 
@@ -279,11 +279,19 @@ def predict(self:Ensemble, images:list, tta=None, bs:int=8)->list:
     return [self.image_result(_image_maps(maps, i), (im.height, im.width)) for i, im in enumerate(images)]
 
 # %% ../../nbs/22_seg.ensemble.ipynb #ff001c3d
+def _member_key(cfg:dict, path)->str|None:
+    "A member's identity in the cache of converted networks: its recorded SHA-256, else its model.pkl's"
+    if cfg.get('model_sha256'): return cfg['model_sha256']
+    return file_sha256(Path(path)/'model.pkl') if path else None
+
 @patch
-def use_runtime(self:Ensemble, runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
-               )->Ensemble:                              # `self`, its members on that engine
+def use_runtime(self:Ensemble,
+                runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
+               )->Ensemble:              # `self`, its members on that engine
     "Predict with every member on `runtime` (`Learner.use_runtime`); `self.runtime` names the engine"
-    engines = {learn.use_runtime(runtime, key=cfg.get('model_sha256')) for learn, cfg in self.members}
+    paths = self.paths or [None]*len(self.members)
+    keys = [_member_key(cfg, p) for (_, cfg), p in zip(self.members, paths)]
+    engines = {learn.use_runtime(runtime, key=k) for (learn, _), k in zip(self.members, keys)}
     self.runtime = engines.pop()
     return self
 

@@ -32,7 +32,8 @@ def mask_problem(mask,  # A mask file
                 )->str|None: # One line naming `mask` and what is wrong; None when it is right
     "What keeps `mask` out of a Task 1 submission for `image`: its name, format, mode, size or values"
     mask = Path(mask)
-    if mask.name != (want := image_id_of(mask) + SUFFIX): return f"{mask}: named {mask.name}, the challenge expects {want}"
+    want = image_id_of(mask) + SUFFIX
+    if mask.name != want: return f"{mask}: named {mask.name}, the challenge expects {want}"
     try:
         with Image.open(mask) as m:
             if m.format != 'PNG': return f"{mask}: a {m.format} file, the challenge expects a PNG"
