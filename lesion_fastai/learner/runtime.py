@@ -28,30 +28,48 @@ def openvino_installed()->bool:
 _FALLBACK = ("OpenVINO is not installed, so the model predicts on torch "
              "(pip install 'lesion_fastai[fast]' for the faster CPU runtime)")
 
+def _check_runtime(runtime:str, on_cpu:bool):
+    "Refuse a `runtime` that is unknown, not installed, or OpenVINO off the CPU"
+    if runtime not in RUNTIMES: raise LesionDataError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
+    if runtime != 'openvino': return
+    if not openvino_installed():
+        raise LesionDataError("runtime 'openvino' is not installed: pip install 'lesion_fastai[fast]'")
+    if not on_cpu: raise LesionDataError("runtime 'openvino' runs on the CPU only")
+
+def _auto_engine(on_cpu:bool)->str:
+    "What `auto` means here: OpenVINO on a CPU where it is installed; torch otherwise (on a CPU, one line says why)"
+    if not on_cpu: return 'torch'
+    if openvino_installed(): return 'openvino'
+    warnings.warn(_FALLBACK, LesionDataWarning)
+    return 'torch'
+
 def choose_runtime(runtime:str|None='auto', # One of `RUNTIMES`; None: `$LESION_FASTAI_RUNTIME`, else 'auto'
                    on_cpu:bool=True,         # Whether the network runs on the CPU
                   )->str:                    # 'torch' or 'openvino'
     "The engine `runtime` names here: `auto` is OpenVINO on a CPU where it is installed, and torch otherwise"
     runtime = runtime or os.environ.get('LESION_FASTAI_RUNTIME') or 'auto'
-    if runtime not in RUNTIMES: raise LesionDataError(f"unknown runtime {runtime!r}: one of {', '.join(RUNTIMES)}")
-    if runtime == 'openvino' and not openvino_installed():
-        raise LesionDataError("runtime 'openvino' is not installed: pip install 'lesion_fastai[fast]'")
-    if runtime == 'openvino' and not on_cpu: raise LesionDataError("runtime 'openvino' runs on the CPU only")
-    if runtime == 'auto' and on_cpu and not openvino_installed(): warnings.warn(_FALLBACK, LesionDataWarning)
-    wanted = runtime == 'openvino' or (runtime == 'auto' and on_cpu and openvino_installed())
-    return 'openvino' if wanted else 'torch'
+    _check_runtime(runtime, on_cpu)
+    return _auto_engine(on_cpu) if runtime == 'auto' else runtime
 
 # %% ../../nbs/16_learner.runtime.ipynb #2b32c5e1
+def _cached_xml(key:str|None, cache)->Path|None:
+    "Where the network converted under `key` is kept in `cache` (None without a key)"
+    return Path(cache or data_home()/'openvino')/f'{key}.xml' if key else None
+
+def _convert(net:nn.Module):
+    "`net` converted by OpenVINO, for any batch and image size"
+    import openvino as ov
+    return ov.convert_model(net.float().eval(), example_input=torch.zeros(1, 3, 64, 64), input=[-1, 3, -1, -1])
+
 def openvino_model(net:nn.Module, # The trained torch network, (n, 3, h, w) in, (n, classes, h, w) or (n, classes) out
                    key:str|None=None, # Its identity, e.g. the SHA-256 of its model.pkl; None: convert, keep nothing
                    cache=None,        # Folder of converted networks (default: `data_home()/'openvino'`)
                   ):
     "`net` as an OpenVINO model: read back when `key` was converted before, else converted (and kept under `key`)"
     import openvino as ov
-    xml = Path(cache or data_home()/'openvino')/f'{key}.xml' if key else None
+    xml = _cached_xml(key, cache)
     if xml is not None and xml.exists(): return ov.Core().read_model(xml)
-    example = torch.zeros(1, 3, 64, 64)
-    model = ov.convert_model(net.float().eval(), example_input=example, input=[-1, 3, -1, -1])
+    model = _convert(net)
     if xml is not None: _keep_model(model, xml)
     return model
 
@@ -66,6 +84,10 @@ def _keep_model(model, xml:Path):
     tmp.replace(xml)
 
 # %% ../../nbs/16_learner.runtime.ipynb #ac407728
+def _as_array(x:torch.Tensor)->np.ndarray:
+    "`x` as the C-ordered float32 array OpenVINO reads"
+    return np.ascontiguousarray(x.detach().float().cpu().numpy())
+
 class OpenVINONet(nn.Module):
     "A network compiled by OpenVINO, in the place of the torch module inside fastai's `get_preds` (prediction only)"
     def __init__(self, compiled):
@@ -73,21 +95,28 @@ class OpenVINONet(nn.Module):
         self.compiled = compiled
         self.on_cpu = nn.Parameter(torch.zeros(0), requires_grad=False)   # fastai reads the device off a parameter
     def forward(self, x:torch.Tensor)->torch.Tensor:
-        x = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        return torch.from_numpy(self.compiled(x)[0])
+        "The compiled network's output for the batch `x`"
+        return torch.from_numpy(self.compiled(_as_array(x))[0])
 
 # %% ../../nbs/16_learner.runtime.ipynb #1e39fd31
+def _cpu_settings()->dict:
+    "OpenVINO's CPU settings: bf16 where the CPU computes it natively, else fp32; as many threads as torch"
+    return {'INFERENCE_PRECISION_HINT': 'bf16' if cpu_has_bf16() else 'f32',
+            'INFERENCE_NUM_THREADS': torch.get_num_threads()}
+
 def compile_openvino(net:nn.Module, # The trained torch network
                      key:str|None=None, # Its identity, for the converted network's cache (`openvino_model`)
                      cache=None,        # Folder of converted networks
                     )->OpenVINONet:
     "`net` compiled by OpenVINO for this CPU: bf16 where the CPU computes it natively, fp32 elsewhere"
     import openvino as ov
-    config = {'INFERENCE_PRECISION_HINT': 'bf16' if cpu_has_bf16() else 'f32',
-              'INFERENCE_NUM_THREADS': torch.get_num_threads()}
-    return OpenVINONet(ov.Core().compile_model(openvino_model(net, key=key, cache=cache), 'CPU', config))
+    return OpenVINONet(ov.Core().compile_model(openvino_model(net, key=key, cache=cache), 'CPU', _cpu_settings()))
 
 # %% ../../nbs/16_learner.runtime.ipynb #680d76b6
+def _runs_on_cpu(learn:Learner)->bool:
+    "Whether `learn` predicts on the CPU (its DataLoaders' device)"
+    return getattr(learn.dls.device, 'type', 'cpu') == 'cpu'
+
 @patch
 def use_runtime(self:Learner,
                 runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
@@ -95,7 +124,7 @@ def use_runtime(self:Learner,
                 cache=None,              # Folder of converted networks
                )->str:                   # The engine it now runs on
     "Predict with this learner's network on `runtime` (`choose_runtime`); returns the engine it runs on"
-    engine = choose_runtime(runtime, on_cpu=getattr(self.dls.device, 'type', 'cpu') == 'cpu')
+    engine = choose_runtime(runtime, on_cpu=_runs_on_cpu(self))
     if engine == 'openvino' and not isinstance(self.model, OpenVINONet):
         self.model = compile_openvino(self.model, key=key, cache=cache)
     return engine

@@ -27,43 +27,70 @@ def _values_problem(values:np.ndarray)->str|None:
     return None
 
 # %% ../../nbs/29_seg.submission.ipynb #d211582e
+def _name_problem(mask:Path)->str|None:
+    "What is wrong with the mask's file name, when it is not `<ID>_segmentation.png`"
+    want = image_id_of(mask) + SUFFIX
+    return None if mask.name == want else f"named {mask.name}, the challenge expects {want}"
+
+def _format_problem(m:Image.Image)->str|None:
+    "What is wrong with an open mask's format or mode, when it is not an 8-bit greyscale PNG"
+    if m.format != 'PNG': return f"a {m.format} file, the challenge expects a PNG"
+    if m.mode != 'L': return f"PIL mode {m.mode}, the challenge expects 8-bit greyscale (L)"
+    return None
+
+def _size_problem(m:Image.Image, image)->str|None:
+    "What is wrong with an open mask's size, when it is not its image's"
+    size = image_size(image)
+    if m.size == size: return None
+    return f"{m.size[0]}×{m.size[1]} px, its image {Path(image).name} is {size[0]}×{size[1]}"
+
+def _content_problem(mask:Path, image)->str|None:
+    "The first thing wrong with the mask file's format, mode, size or grey levels"
+    with Image.open(mask) as m:
+        return _format_problem(m) or _size_problem(m, image) or _values_problem(np.unique(np.asarray(m)))
+
 def mask_problem(mask,  # A mask file
                  image, # Its image
                 )->str|None: # One line naming `mask` and what is wrong; None when it is right
     "What keeps `mask` out of a Task 1 submission for `image`: its name, format, mode, size or values"
     mask = Path(mask)
-    want = image_id_of(mask) + SUFFIX
-    if mask.name != want: return f"{mask}: named {mask.name}, the challenge expects {want}"
-    try:
-        with Image.open(mask) as m:
-            if m.format != 'PNG': return f"{mask}: a {m.format} file, the challenge expects a PNG"
-            if m.mode != 'L': return f"{mask}: PIL mode {m.mode}, the challenge expects 8-bit greyscale (L)"
-            if m.size != (size := image_size(image)):
-                return f"{mask}: {m.size[0]}×{m.size[1]} px, its image {Path(image).name} is {size[0]}×{size[1]}"
-            problem = _values_problem(np.unique(np.asarray(m)))
-    except OSError as e: return f"{mask}: unreadable ({e})"
+    try: problem = _name_problem(mask) or _content_problem(mask, image)
+    except OSError as e: problem = f"unreadable ({e})"
     return f"{mask}: {problem}" if problem else None
 
 # %% ../../nbs/29_seg.submission.ipynb #9f8cf71d
+def _missing(imgs:dict, found:dict, masks)->list:
+    "A line for each image of `imgs` without a mask in `found` (the folder `masks`)"
+    return [f"{imgs[i]}: no mask {i}{SUFFIX} in {masks}" for i in sorted(imgs.keys() - found.keys())]
+
+def _extra(found:dict, imgs:dict, images)->list:
+    "A line for each mask of `found` without an image in `imgs` (the folder `images`)"
+    return [f"{found[i]}: no image {i} in {images}" for i in sorted(found.keys() - imgs.keys())]
+
 def submission_problems(images, # The folder of test images
                         masks,  # The folder of predicted masks (`predict --out`)
                        )->list: # One line per problem, each naming its file; empty when the submission is right
     "Every reason `masks` is not a Task 1 submission for `images`: a missing mask, an extra one, or a wrong one"
     imgs, found = list_images(images), list_masks(masks)
-    missing = [f"{imgs[i]}: no mask {i}{SUFFIX} in {masks}" for i in sorted(imgs.keys() - found.keys())]
-    extra = [f"{found[i]}: no image {i} in {images}" for i in sorted(found.keys() - imgs.keys())]
     wrong = [mask_problem(found[i], imgs[i]) for i in sorted(imgs.keys() & found.keys())]
-    return missing + extra + [p for p in wrong if p]
+    return _missing(imgs, found, masks) + _extra(found, imgs, images) + [p for p in wrong if p]
 
 # %% ../../nbs/29_seg.submission.ipynb #3d9839d6
+def _refusal(problems:list)->LesionDataError:
+    "One line: the first of `problems`, and how many more there are"
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ''
+    return LesionDataError(problems[0] + more)
+
+def _zip_masks(masks, out):
+    "Every mask of the folder `masks` at the root of the zip `out`, stored as it is, under a temporary name until done"
+    with atomic_write(out) as tmp, zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as z:
+        for iid, f in sorted(list_masks(masks).items()): z.write(f, arcname=iid + SUFFIX)
+
 def write_submission(images, # The folder of test images
                      masks,  # The folder of predicted masks (`predict --out`)
                      out,    # The zip to write
                     )->Path: # `out`
     "Check `masks` against `images` (`submission_problems`) and write the challenge's zip: every mask at its root"
-    if problems := submission_problems(images, masks):
-        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ''
-        raise LesionDataError(f"{problems[0]}{more}")
-    with atomic_write(out) as tmp, zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as z:
-        for iid, f in sorted(list_masks(masks).items()): z.write(f, arcname=iid + SUFFIX)
+    if problems := submission_problems(images, masks): raise _refusal(problems)
+    _zip_masks(masks, out)
     return Path(out)
