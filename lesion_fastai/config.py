@@ -4,14 +4,15 @@
 
 # %% ../nbs/00_config.ipynb #7bd65614
 from __future__ import annotations
-import inspect, re, warnings
+import inspect, re, sys, warnings
 from dataclasses import dataclass, fields
 from fastcore.basics import patch
 from . import __version__
 
 # %% auto #0
 __all__ = ['LOSS_NAMES', 'PRECISIONS', 'RUNTIMES', 'VARIANTS', 'LesionDataError', 'LesionDataWarning', 'settings', 'one_of',
-           'positive', 'at_least', 'Settings', 'TrainConfig', 'ClassifyConfig', 'version_tuple', 'check_version']
+           'positive', 'at_least', 'Settings', 'TrainConfig', 'ClassifyConfig', 'version_tuple', 'check_version',
+           'worker_start']
 
 # %% ../nbs/00_config.ipynb #496cfcfa
 class LesionDataError(ValueError):
@@ -228,3 +229,8 @@ def check_version(obj:dict, # A model folder's config.json or manifest, as read
                  ):
     "Warn when the model in `path` was written by another `lesion_fastai` version (or records none)"
     if (note := _version_note(obj.get('lesion_fastai'), path)): warnings.warn(note, LesionDataWarning, stacklevel=3)
+
+# %% ../nbs/00_config.ipynb #8127206a
+def worker_start()->str|None:
+    "How worker processes start: spawned once OpenVINO is loaded in this process, else the platform's default (None)"
+    return 'spawn' if 'openvino' in sys.modules else None

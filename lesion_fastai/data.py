@@ -17,6 +17,7 @@ from fastai.data.transforms import IndexSplitter, Normalize
 from fastai.vision.data import ImageBlock, MaskBlock, imagenet_stats
 from fastai.vision.augment import Resize, aug_transforms, Saturation, Hue
 from .io import check_orientation, data_home, image_size, load_image, read_mask, save_image
+from .config import worker_start
 
 # %% auto #0
 __all__ = ['CODES', 'shades_of_gray', 'cache_pairs', 'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations',
@@ -110,7 +111,8 @@ def cache_pairs(pairs:pd.DataFrame,        # From `find_pairs`
                )->pd.DataFrame:            # `pairs` with `image`/`mask` in the cache and `orig_w`, `orig_h`, `src_image`
     "Validate every pair and cache it resized to `size`"
     res = parallel(_cache_one, [r for _, r in pairs.iterrows()], size=size, dest=_cache_folder(dest),
-                   colour_constancy=colour_constancy, n_workers=n_workers, progress=False)
+                   colour_constancy=colour_constancy, n_workers=n_workers, progress=False,
+                   method=worker_start())
     return _with_cached(pairs, res)
 
 # %% ../nbs/02_data.ipynb #6ef91fee

@@ -13,7 +13,7 @@ from skimage.morphology import disk
 from fastcore.parallel import parallel
 from fastprogress.fastprogress import progress_bar
 
-from ..config import LesionDataError
+from ..config import LesionDataError, worker_start
 from ..io import load_image, read_mask
 from ..data import shades_of_gray
 
@@ -389,5 +389,5 @@ def feature_table(files:dict,           # Image ID → image file
     _check_table_args(files, masks, kind)
     items = [(i, files[i], masks[i]) for i in sorted(files)]
     rows = parallel(_row, items, kind=kind, n_workers=_workers(n_workers, len(items)), progress=progress,
-                    threadpool=False)
+                    threadpool=False, method=worker_start())
     return pd.DataFrame(list(rows)).set_index('image_id')
