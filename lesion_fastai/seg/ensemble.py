@@ -220,12 +220,14 @@ def _all_paths(ensembles:tuple)->list|None:
 
 @patch(cls_method=True)
 def combine(cls:Ensemble, *ensembles, threshold=None, qc_threshold=None, tta=None):
-    "One ensemble of all members of `ensembles` (thresholds: the mean of theirs unless given)"
+    "One ensemble of all members of `ensembles` (thresholds: their mean unless given; views and engine: the first's)"
     first, paths = ensembles[0], _all_paths(ensembles)
     threshold = _mean(ensembles, 'threshold') if threshold is None else threshold
     qc_threshold = _mean(ensembles, 'qc_threshold') if qc_threshold is None else qc_threshold
-    return cls([m for e in ensembles for m in e.members], threshold, first.postprocess, ifnone(tta, first.tta),
-               qc_threshold, paths)
+    ens = cls([m for e in ensembles for m in e.members], threshold, first.postprocess, ifnone(tta, first.tta),
+              qc_threshold, paths)
+    ens.views, ens.runtime = first.views, first.runtime
+    return ens
 
 # %% ../../nbs/22_seg.ensemble.ipynb #90dd11ef
 @patch
