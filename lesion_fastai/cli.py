@@ -33,8 +33,10 @@ PRECISION_ENV = 'LESION_FASTAI_PRECISION'
 # %% ../nbs/90_cli.ipynb #ab612466
 def _restore_env(name:str, old:str|None):
     "Set the environment variable `name` back to `old` (None: remove it)"
-    if old is None: os.environ.pop(name, None)
-    else: os.environ[name] = old
+    if old is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = old
 
 # %% ../nbs/90_cli.ipynb #d2b6684e
 @contextmanager
@@ -48,8 +50,10 @@ def forced_precision(precision:str|None=None, # One of `PRECISIONS` (None: leave
     precision_policy(None, precision)                 # a ValueError (one `error:` line) before any work
     old = os.environ.get(PRECISION_ENV)
     os.environ[PRECISION_ENV] = precision
-    try: yield
-    finally: _restore_env(PRECISION_ENV, old)
+    try:
+        yield
+    finally:
+        _restore_env(PRECISION_ENV, old)
 
 # %% ../nbs/90_cli.ipynb #680221ac
 def process_count()->int:
@@ -170,8 +174,10 @@ def train_settings(arch:list,       # `--arch`: one name, or one per ensemble me
                   )->dict:
     "`TrainConfig` settings from `train`'s options; an option not given leaves the config's default"
     kw = dict(kwargs, arch=arch[0] if len(arch) == 1 else arch, sizes=size, pretrained=PRETRAINED[pretrained])
-    if epochs: kw['epochs'] = epochs if len(epochs) > 1 else epochs[0]
-    if bs: kw['bs'] = bs
+    if epochs:
+        kw['epochs'] = epochs if len(epochs) > 1 else epochs[0]
+    if bs:
+        kw['bs'] = bs
     return kw
 
 # %% ../nbs/90_cli.ipynb #233985fe
@@ -329,15 +335,13 @@ def cli_submission(images:str, # Folder of the test images
                    out:str,    # The zip to write (not written when a mask is wrong)
                   ):
     "Check predicted masks as the ISIC challenge checks a Task 1 upload, then write the submission zip"
-    from lesion_fastai.io import list_images
-    from lesion_fastai.seg.submission import submission_problems, write_submission
+    from lesion_fastai.seg.submission import submission_problems, zip_masks
     problems = submission_problems(images, masks)
     for p in problems[:20]: print(f"lesion_fastai submission: {p}", file=sys.stderr)
     if problems:
         listed = 'the first 20 above' if len(problems) > 20 else 'above'
         raise LesionDataError(f"{len(problems)} wrong or missing masks ({listed}): {out} not written")
-    write_submission(images, masks, out)
-    print(f"{len(list_images(images))} masks checked and zipped into {out}")
+    print(f"{zip_masks(masks, out)} masks checked and zipped into {out}")
 
 # %% ../nbs/90_cli.ipynb #a7696212
 def _classify_train_parallel(images, labels, out, kw:dict, folds:int|None=None, restart:bool=False):

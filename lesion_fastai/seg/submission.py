@@ -13,7 +13,7 @@ from ..config import LesionDataError
 from ..io import atomic_write, image_id_of, image_size, list_images, list_masks
 
 # %% auto #0
-__all__ = ['SUFFIX', 'mask_problem', 'submission_problems', 'write_submission']
+__all__ = ['SUFFIX', 'mask_problem', 'submission_problems', 'zip_masks', 'write_submission']
 
 # %% ../../nbs/29_seg.submission.ipynb #d2db5d7a
 SUFFIX = '_segmentation.png'
@@ -81,10 +81,14 @@ def _refusal(problems:list)->LesionDataError:
     more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ''
     return LesionDataError(problems[0] + more)
 
-def _zip_masks(masks, out):
+def zip_masks(masks, # A folder of masks checked by `submission_problems`
+              out,   # The zip to write
+             )->int: # The masks zipped
     "Every mask of the folder `masks` at the root of the zip `out`, stored as it is, under a temporary name until done"
+    found = sorted(list_masks(masks).items())
     with atomic_write(out) as tmp, zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as z:
-        for iid, f in sorted(list_masks(masks).items()): z.write(f, arcname=iid + SUFFIX)
+        for iid, f in found: z.write(f, arcname=iid + SUFFIX)
+    return len(found)
 
 def write_submission(images, # The folder of test images
                      masks,  # The folder of predicted masks (`predict --out`)
@@ -92,5 +96,5 @@ def write_submission(images, # The folder of test images
                     )->Path: # `out`
     "Check `masks` against `images` (`submission_problems`) and write the challenge's zip: every mask at its root"
     if problems := submission_problems(images, masks): raise _refusal(problems)
-    _zip_masks(masks, out)
+    zip_masks(masks, out)
     return Path(out)
