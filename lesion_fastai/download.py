@@ -4,9 +4,10 @@
 
 # %% ../nbs/06_download.ipynb #ed3ae396
 from __future__ import annotations
-import hashlib, os, re, shutil, sys, threading, uuid, zipfile
-from contextlib import contextmanager, nullcontext, redirect_stdout
+import hashlib, json, os, re, shutil, sys, threading, uuid, zipfile, zlib
+from contextlib import contextmanager, redirect_stdout
 from functools import partial
+from http.client import HTTPException
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
 from urllib.error import HTTPError, URLError
@@ -17,26 +18,34 @@ from .config import LesionDataError
 from .io import data_home, write_json
 
 # %% auto #0
-__all__ = ['CHUNK', 'MirrorHandler', 'ArchiveMirror']
+__all__ = ['CHUNK', 'ISIC2018_URL', 'ISIC2018_FILES', 'KNOWN_ARCHIVES', 'LOCAL_HOSTS', 'RECORD', 'MirrorHandler', 'ArchiveMirror',
+           'archive_names', 'isic_url', 'check_offline', 'expected_sums', 'check_sums', 'fetch_archive', 'extract_zip',
+           'isic2018']
 
 # %% ../nbs/06_download.ipynb #e202798a
 CHUNK = 1 << 20
 "Bytes read and written at a time by the transfer and the mirror."
 
-# %% ../nbs/06_download.ipynb #ab6c50ce
+# %% ../nbs/06_download.ipynb #23bf6431
 def _range(header:str|None, size:int)->tuple|None:
     "(first, last) byte of a `bytes=N-` or `bytes=N-M` header `header` for a file of `size` bytes, else None"
     m = re.fullmatch(r'bytes=(\d+)-(\d*)', header or '')
     if m is None: return None
     return int(m[1]), min(int(m[2] or size - 1), size - 1)
 
-def _copy_some(source, out, n:int):
+def _opened_at(path:Path, first:int):
+    "The file `path`, open for reading at byte `first`"
+    f = open(path, 'rb')
+    f.seek(first)
+    return f
+
+def _copy_some(source, out, n):
     "Copy `n` bytes of the file `source` to `out`, `CHUNK` at a time"
     while n > 0 and (chunk := source.read(min(CHUNK, n))):
         out.write(chunk)
         n -= len(chunk)
 
-# %% ../nbs/06_download.ipynb #ad71e637
+# %% ../nbs/06_download.ipynb #d0e5c72b
 class MirrorHandler(SimpleHTTPRequestHandler):
     "Serve a folder's files with HTTP `Range` support, quietly"
     length = None                                  # bytes of the range being sent (None: the whole file)
@@ -53,22 +62,24 @@ class MirrorHandler(SimpleHTTPRequestHandler):
         "Send the headers of bytes `first`..`last` of `path`; the open file, at `first`"
         size = path.stat().st_size
         if first >= size: return self.send_error(416, f'{path.name} has {size} bytes')
+        self.send_partial(f'bytes {first}-{last}/{size}', last - first + 1)
+        return _opened_at(path, first)
+
+    def send_partial(self, span:str, length:int):
+        "Send the headers of a `206` answer of `length` bytes, `span` being its `Content-Range`"
         self.send_response(206)
         self.send_header('Content-Type', 'application/octet-stream')
-        self.send_header('Content-Range', f'bytes {first}-{last}/{size}')
-        self.send_header('Content-Length', str(last - first + 1))
+        self.send_header('Content-Range', span)
+        self.send_header('Content-Length', str(length))
         self.end_headers()
-        self.length = last - first + 1
-        f = open(path, 'rb')
-        f.seek(first)
-        return f
+        self.length = length
 
     def copyfile(self, source, out):
         "Send the range, or the whole file"
         if self.length is None: return super().copyfile(source, out)
         _copy_some(source, out, self.length)
 
-# %% ../nbs/06_download.ipynb #72d88e1f
+# %% ../nbs/06_download.ipynb #ba2872a1
 class ArchiveMirror:
     "Serve `folder` over HTTP with `Range` support on a free port: `with ArchiveMirror(folder) as url: ...`"
     def __init__(self, folder,                  # The folder of archives to serve
@@ -85,9 +96,290 @@ class ArchiveMirror:
 
     def __enter__(self)->str:
         self.server = ThreadingHTTPServer((self.host, self.port), partial(self.handler, directory=str(self.folder)))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
         return self.url
 
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+# %% ../nbs/06_download.ipynb #b0abc3d4
+ISIC2018_URL = 'https://isic-challenge-data.s3.amazonaws.com/2018/'
+"Where the ISIC 2018 challenge archives are published (`$LESION_FASTAI_ISIC_URL` points elsewhere, e.g. a mirror)."
+
+# %% ../nbs/06_download.ipynb #90778c49
+ISIC2018_FILES = {
+    (1, 'train'): ('ISIC2018_Task1-2_Training_Input.zip', 'ISIC2018_Task1_Training_GroundTruth.zip'),
+    (1, 'valid'): ('ISIC2018_Task1-2_Validation_Input.zip', 'ISIC2018_Task1_Validation_GroundTruth.zip'),
+    (1, 'test'): ('ISIC2018_Task1-2_Test_Input.zip', 'ISIC2018_Task1_Test_GroundTruth.zip'),
+    (2, 'train'): ('ISIC2018_Task1-2_Training_Input.zip', 'ISIC2018_Task2_Training_GroundTruth_v3.zip'),
+    (2, 'valid'): ('ISIC2018_Task1-2_Validation_Input.zip', 'ISIC2018_Task2_Validation_GroundTruth.zip'),
+    (2, 'test'): ('ISIC2018_Task1-2_Test_Input.zip', 'ISIC2018_Task2_Test_GroundTruth.zip'),
+    (3, 'train'): ('ISIC2018_Task3_Training_Input.zip', 'ISIC2018_Task3_Training_GroundTruth.zip',
+                   'ISIC2018_Task3_Training_LesionGroupings.csv'),
+    (3, 'valid'): ('ISIC2018_Task3_Validation_Input.zip', 'ISIC2018_Task3_Validation_GroundTruth.zip'),
+    (3, 'test'): ('ISIC2018_Task3_Test_Input.zip', 'ISIC2018_Task3_Test_GroundTruth.zip')}
+"The ISIC 2018 archives of each (task, split): images, ground truth and, for Task 3's training split, lesion groupings."
+
+# %% ../nbs/06_download.ipynb #2ffbd94e
+KNOWN_ARCHIVES = {name: dict(size=None, sha256=None) for names in ISIC2018_FILES.values() for name in names}
+"Verified size (bytes) and SHA-256 of each archive; `None` where unknown (then the first download's are recorded)."
+
+# %% ../nbs/06_download.ipynb #2e589ea4
+def archive_names(task:int, # 1, 2 or 3
+                  split:str, # `train`, `valid` or `test`
+                 )->tuple:
+    "The archives of `task` and `split`, refusing any other"
+    if (task, split) in ISIC2018_FILES: return ISIC2018_FILES[task, split]
+    raise LesionDataError(f"isic2018: no task {task} with split {split!r} (tasks 1, 2, 3; splits train, valid, test)")
+
+# %% ../nbs/06_download.ipynb #4d9b39db
+LOCAL_HOSTS = ('127.0.0.1', 'localhost', '::1')
+"The hosts a download may reach when downloads are off."
+
+def isic_url()->str:
+    "Base URL of the ISIC 2018 archives: `$LESION_FASTAI_ISIC_URL`, else `ISIC2018_URL`; it ends in `/`"
+    url = os.environ.get('LESION_FASTAI_ISIC_URL') or ISIC2018_URL
+    return url if url.endswith('/') else url + '/'
+
+# %% ../nbs/06_download.ipynb #cf7a6056
+def check_offline(url:str):
+    "Refuse `url` when `LESION_FASTAI_OFFLINE=1` and its host is not this machine"
+    off = os.environ.get('LESION_FASTAI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+    if off and urlsplit(url).hostname not in LOCAL_HOSTS:
+        raise LesionDataError(f"{url}: downloads are off (LESION_FASTAI_OFFLINE=1); only {', '.join(LOCAL_HOSTS)} "
+                              "may be reached (set LESION_FASTAI_ISIC_URL to a local mirror)")
+
+# %% ../nbs/06_download.ipynb #83ae631f
+RECORD = 'checksums.json'
+"The file beside the archives where the size and SHA-256 of each first download are recorded."
+
+def _recorded(folder:Path)->dict:
+    "The records of `folder/RECORD`: archive name → `size`, `sha256`"
+    f = Path(folder)/RECORD
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+def _known(name:str)->dict:
+    "The values of `KNOWN_ARCHIVES` for the archive `name` that are known"
+    return {k: v for k, v in KNOWN_ARCHIVES.get(name, {}).items() if v is not None}
+
+def expected_sums(folder, # The archives folder
+                  name:str, # An archive name
+                 )->tuple: # (where the values come from, `size`/`sha256`); ('', {}) when none
+    "The size and SHA-256 an archive must have: the known ones (`KNOWN_ARCHIVES`), else those recorded in `folder`"
+    if (known := _known(name)): return 'known', known
+    rec = _recorded(folder).get(name)
+    return (f'recorded ({Path(folder)/RECORD})', rec) if rec else ('', {})
+
+# %% ../nbs/06_download.ipynb #7a219f7a
+def _mismatch(path, got:str, want:str, url):
+    "The error of a file `path` (from `url`) whose `got` differs from `want`"
+    came = f" from {url}" if url else ''
+    return LesionDataError(f"{path}: {got}{came} differs from {want}; a corrupt or changed archive (removed: run "
+                           "again to download it afresh)")
+
+def check_sums(path:Path, # The file checked (named in the error)
+               got:dict,  # Its `size` (and `sha256`)
+               want:tuple, # `expected_sums`' answer
+               url:str='', # Where it came from, for the error
+              ):
+    "Refuse a file whose size or SHA-256 differ from those expected"
+    source, values = want
+    bad = [k for k in got if values.get(k) not in (None, got[k])]
+    if bad: raise _mismatch(path, f"{bad[0]} {got[bad[0]]}", f"the {source} {values[bad[0]]}", url)
+
+# %% ../nbs/06_download.ipynb #312f8679
+def _record(folder:Path, name:str, got:dict):
+    "Record the size and SHA-256 `got` of the archive `name` in `folder/RECORD`"
+    write_json({**_recorded(folder), name: got}, Path(folder)/RECORD)
+
+def _sha256(path:Path):
+    "The running SHA-256 of the file `path`"
+    sha = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(partial(f.read, CHUNK), b''): sha.update(chunk)
+    return sha
+
+# %% ../nbs/06_download.ipynb #f57c1636
+def _request(url:str, start:int)->Request:
+    "A GET of `url` from byte `start` on"
+    return Request(url, headers={'Range': f'bytes={start}-'} if start else {})
+
+def _opened(url:str, start:int):
+    "The response to GET `url` from byte `start`; None for a `416` to a resume"
+    try: return urlopen(_request(url, start), timeout=60)
+    except HTTPError as e:
+        if e.code == 416 and start: return None
+        raise LesionDataError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except (URLError, OSError) as e: raise LesionDataError(f"{url}: {getattr(e, 'reason', e)}") from None
+
+# %% ../nbs/06_download.ipynb #4c52d111
+def _resumed_at(r, url:str, start:int)->int:
+    "The byte the body of the response `r` starts at: `start` for a `206` that says so, 0 for a `200`"
+    if r.status != 206: return 0
+    if not (r.headers.get('Content-Range') or '').startswith(f'bytes {start}-'):
+        raise LesionDataError(f"{url}: asked for bytes {start}- but got {r.headers.get('Content-Range')!r}")
+    return start
+
+def _response(url:str, part:Path)->tuple:
+    "(response, byte its body starts at) of a GET of `url` for what `part` lacks"
+    start = part.stat().st_size if part.is_file() else 0
+    r = _opened(url, start)
+    if r is None: part.unlink()
+    return _response(url, part) if r is None else (r, _resumed_at(r, url, start))
+
+# %% ../nbs/06_download.ipynb #7f0621f8
+def _broken(url, done:int, total, why:str=''):
+    "The error of a transfer of `url` broken after `done` bytes of `total`"
+    return LesionDataError(f"{url}: connection broken after {done} of {total or '?'} bytes{why}; run again to resume")
+
+def _chunks(r, url:str, done:int, total:int|None):
+    "The body of the response `r`, `CHUNK` bytes at a time; a broken connection as one line"
+    try:
+        while (chunk := r.read(CHUNK)):
+            done += len(chunk)
+            yield chunk
+    except (HTTPException, OSError) as e: raise _broken(url, done, total, f' ({type(e).__name__})') from None
+
+def _progress(chunks, done:int, total:int|None):
+    "`chunks`, with a progress bar (one tick per chunk) on stderr when it is a terminal and the size is known"
+    if not (total and sys.stderr.isatty()): return chunks
+    from fastprogress.fastprogress import progress_bar
+    return progress_bar(chunks, total=-(-(total - done) // CHUNK), leave=False)
+
+# %% ../nbs/06_download.ipynb #042c38de
+def _total(r, start:int)->int|None:
+    "The file's size: the bytes before the body plus its `Content-Length` (None when not given)"
+    n = r.headers.get('Content-Length')
+    return start + int(n) if n is not None else None
+
+def _write_body(r, part:Path, sha, url:str, start:int):
+    "Write the body of `r` into `part` from byte `start` on, and into `sha`; the file's size, when `r` gives it"
+    total = _total(r, start)
+    with r, open(part, 'ab' if start else 'wb') as f, redirect_stdout(sys.stderr):
+        for chunk in _progress(_chunks(r, url, start, total), start, total):
+            f.write(chunk)
+            sha.update(chunk)
+    return total
+
+def _received(url:str, part:Path)->dict:
+    "Transfer `url` into `part`, resuming it; its `size` and `sha256`"
+    part.parent.mkdir(parents=True, exist_ok=True)
+    r, start = _response(url, part)
+    sha = _sha256(part) if start else hashlib.sha256()
+    total = _write_body(r, part, sha, url, start)
+    size = part.stat().st_size
+    if total not in (None, size): raise _broken(url, size, total)
+    return dict(size=size, sha256=sha.hexdigest())
+
+# %% ../nbs/06_download.ipynb #b6a81a4c
+def _checked(part:Path, dest:Path, got:dict, want:tuple, url:str):
+    "Refuse the finished transfer `part` of `dest` when `got` is not as `want`ed, removing it"
+    try: check_sums(dest, got, want, url=url)
+    except LesionDataError:
+        part.unlink()
+        raise
+
+def _downloaded(url:str, dest:Path, want:tuple)->Path:
+    "Download `url` into `dest` through `dest.part`, check it, record its size and SHA-256, then rename it into place"
+    check_offline(url)
+    part = dest.with_name(dest.name + '.part')
+    got = _received(url, part)
+    _checked(part, dest, got, want, url)
+    _record(dest.parent, dest.name, got)
+    os.replace(part, dest)
+    return dest
+
+# %% ../nbs/06_download.ipynb #d8be07b1
+def fetch_archive(url:str, # The archive's URL
+                  dest,    # The file to write (an existing one is checked by size only)
+                 )->Path:
+    "Download `url` to `dest` through `dest.part` (resumed when there), refusing a size or SHA-256 not as expected"
+    dest = Path(dest)
+    want = expected_sums(dest.parent, dest.name)
+    if dest.is_file(): check_sums(dest, dict(size=dest.stat().st_size), want)
+    return dest if dest.is_file() else _downloaded(url, dest, want)
+
+# %% ../nbs/06_download.ipynb #0aaabd8f
+def _safe_path(name:str, archive)->PurePosixPath:
+    "The path of the zip member `name`, refusing one that would land outside the extraction folder"
+    p = PurePosixPath(name.replace('\\', '/'))
+    if p.is_absolute() or '..' in p.parts or ':' in p.parts[0]:
+        raise LesionDataError(f"{archive}: member {name!r} would be written outside the extraction folder (refused)")
+    return p
+
+def _files(z:zipfile.ZipFile, archive)->dict:
+    "Path → member of the files of `z` (no folders, nor macOS' `__MACOSX/` copies)"
+    infos = [i for i in z.infolist() if not i.is_dir()]
+    found = {_safe_path(i.filename, archive): i for i in infos}
+    return {p: i for p, i in found.items() if p.parts[0] != '__MACOSX'}
+
+# %% ../nbs/06_download.ipynb #41c32718
+def _top(paths)->str:
+    "The one top folder all `paths` are in, or ''"
+    tops = {p.parts[0] for p in paths if len(p.parts) > 1}
+    flat = any(len(p.parts) == 1 for p in paths)
+    return tops.pop() if len(tops) == 1 and not flat else ''
+
+def _targets(files:dict)->dict:
+    "Member → its path in the extraction folder: the top folder dropped when there is one"
+    top = _top(list(files))
+    return {i: p.relative_to(top) for p, i in files.items()}
+
+# %% ../nbs/06_download.ipynb #8fdd90c9
+def _write_member(z, info, dest:Path):
+    "Write the member `info` of `z` to the file `dest`"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with z.open(info) as src, open(dest, 'wb') as f: shutil.copyfileobj(src, f, CHUNK)
+
+def _extract_all(z, archive, dest:Path):
+    "Write the files of `z` into `dest`, after checking every member's path"
+    for info, rel in _targets(_files(z, archive)).items(): _write_member(z, info, dest/rel)
+
+def extract_zip(archive, # A zip file
+                dest,    # The folder to extract into
+               )->Path:
+    "Extract `archive` into `dest`, without its top folder; refusing members outside `dest` and a corrupt zip"
+    try:
+        with zipfile.ZipFile(archive) as z: _extract_all(z, archive, Path(dest))
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise LesionDataError(f"{archive}: not a valid zip ({e}); delete it to download it again") from None
+    return Path(dest)
+
+# %% ../nbs/06_download.ipynb #476d179e
+@contextmanager
+def _staged(out:Path):
+    "Yield a hidden folder beside `out`, renamed to `out` when the block succeeds and removed otherwise"
+    work = out.parent/f'.{out.name}.partial-{uuid.uuid4().hex[:8]}'
+    work.mkdir(parents=True)
+    try:
+        yield work
+        os.replace(work, out)
+    finally: shutil.rmtree(work, ignore_errors=True)
+
+def _place(archive, work):
+    "Put the downloaded `archive` into `work`: a zip extracted into a folder of its name, a CSV as it is"
+    if archive.suffix == '.zip': return extract_zip(archive, work/archive.stem)
+    shutil.copyfile(archive, work/archive.name)
+
+# %% ../nbs/06_download.ipynb #87c01473
+def _fetched(names, folder:Path)->list:
+    "Download the archives `names` into `folder`"
+    return [fetch_archive(isic_url() + n, folder/n) for n in names]
+
+def _extracted(archives:list, out:Path)->Path:
+    "Extract (or copy) `archives` into the new folder `out`, all of them or none"
+    with _staged(out) as work:
+        for a in archives: _place(a, work)
+    return out
+
+# %% ../nbs/06_download.ipynb #08e5d198
+def isic2018(task:int,            # 1, 2 or 3
+             split:str='train',   # `train`, `valid` or `test`
+             to=None,             # Folder of the archives and the extracted splits (default: `data_home()/'isic2018'`)
+            )->Path:              # The folder `<to>/task<task>/<split>`
+    "Download (resumably, checked) and extract the ISIC 2018 archives of `task` and `split`"
+    names = archive_names(task, split)
+    to = Path(to or data_home()/'isic2018')
+    out = to/f'task{task}'/split
+    return out if out.is_dir() else _extracted(_fetched(names, to/'archives'), out)
