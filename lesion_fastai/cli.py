@@ -21,11 +21,11 @@ from .script import add_command, cli_command, command_name, command_of, option_h
 __all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'OWN_SIGNALS', 'COMMANDS',
            'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
            'cli_download', 'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check',
-           'check_folds', 'train_settings', 'cli_train', 'predict_options', 'cli_predict', 'evaluate_options',
-           'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train', 'classify_predict_options',
-           'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve',
-           'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals', 'run_command',
-           'cli_parser', 'main']
+           'check_folds', 'train_settings', 'train_data', 'cli_train', 'predict_options', 'cli_predict',
+           'evaluate_options', 'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train',
+           'classify_predict_options', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
+           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals',
+           'run_command', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -235,10 +235,20 @@ def _run_train(data, out, kw:dict, folds:int|None, tta:bool, restart:bool, run:d
         return _train_parallel(data, out, kw, folds=folds, tta=tta, restart=restart, progress=run['progress'])
     return _train_here(data, out, kw, folds=folds, tta=tta, **run)
 
+def train_data(data=None, images=None, masks=None):
+    "What `train` reads: the folder `data` as it is, or the pairs of `--images` and `--masks` (`io.find_pairs`)"
+    check_folders(data=data, images=images, masks=masks)
+    if images is None and masks is None: return data
+    from lesion_fastai.io import find_pairs
+    return find_pairs(data, images=images, masks=masks)
+
 @cli_command()
 @delegates(TrainConfig, but='sizes,shares,group_col,cache_size,wd')
-def cli_train(data:str,              # Folder of image/mask pairs
+def cli_train(data:str=None,         # Folder of image/mask pairs (images/ + masks/, ISIC *_Input + *_GroundTruth)
+              *,
               out:str,               # Model folder to create (with --folds: the ensemble folder)
+              images:str=None,       # Or: the images folder…
+              masks:str=None,        # …and the masks folder
               # Train a K-fold ensemble into `out`, one member per fold (e.g. 3); under a launcher the folds train in
               # parallel
               folds:int=None,
@@ -261,6 +271,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
     "Train a lesion segmenter (with --folds, a K-fold ensemble) with the Unet34 recipe; data-parallel under a launcher"
     plots_to_files()
     check_folds(folds)
+    data = train_data(data, images=images, masks=masks)
     if len(arch) > 1 and not folds:
         raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
     from lesion_fastai.learner.folder import refuse_finished

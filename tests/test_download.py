@@ -41,7 +41,8 @@ def _mirror(folder:Path)->Path:
     _zip(folder/'ISIC2018_Task3_Training_Input.zip', {**{f'{i}.jpg': jpg for i in IDS}, **NOTICES})
     labels = 'image,MEL,NV,BCC,AKIEC,BKL,DF,VASC\n' + ''.join(f'{i},0.0,1.0,0.0,0.0,0.0,0.0,0.0\n' for i in IDS)
     _zip(folder/'ISIC2018_Task3_Training_GroundTruth.zip', {'ISIC2018_Task3_Training_GroundTruth.csv': labels})
-    groups = 'image,lesion_id,diagnosis_confirm_type\n' + ''.join(f'{i},HAM_000000{n},histo\n' for n, i in enumerate(IDS))
+    rows = ''.join(f'{i},HAM_{n:07d},histo\n' for n, i in enumerate(IDS))
+    groups = 'image,lesion_id,diagnosis_confirm_type\n' + rows
     (folder/'ISIC2018_Task3_Training_LesionGroupings.csv').write_text(groups)
     return folder
 
@@ -111,8 +112,8 @@ def test_wrong_hash(tmp_path, mirror):
     (arch/RECORD).write_text(json.dumps({f'{INPUT}.zip': dict(size=size, sha256='0' * 64)}))
     with ArchiveMirror(mirror) as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv('LESION_FASTAI_ISIC_URL', url)
-        with pytest.raises(LesionDataError, match=rf'{INPUT}.zip: sha256 [0-9a-f]{{64}} from .* differs from the recorded'):
-            isic2018(1, 'train', to=tmp_path/'d')
+        wrong = rf'{INPUT}.zip: sha256 [0-9a-f]{{64}} from .* differs from the recorded'
+        with pytest.raises(LesionDataError, match=wrong): isic2018(1, 'train', to=tmp_path/'d')
     assert _leftovers(tmp_path/'d') == ['archives', f'archives/{RECORD}']
 
 def test_zip_slip(tmp_path, mirror):
@@ -147,7 +148,8 @@ def test_corrupt_zip(tmp_path, mirror):
     (mirror/f'{TRUTH}.zip').write_bytes(b'PK\x03\x04 truncated')
     with ArchiveMirror(mirror) as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv('LESION_FASTAI_ISIC_URL', url)
-        with pytest.raises(LesionDataError, match=rf'{TRUTH}.zip: not a valid zip'): isic2018(1, 'train', to=tmp_path/'d')
+        with pytest.raises(LesionDataError, match=rf'{TRUTH}.zip: not a valid zip'):
+            isic2018(1, 'train', to=tmp_path/'d')
     assert _leftovers(tmp_path/'d'/'task1') == []
 
 def test_offline_refuses_internet(tmp_path, monkeypatch):
@@ -171,6 +173,17 @@ def _run(*args, url:str):
     env = {**os.environ, 'LESION_FASTAI_ISIC_URL': url}
     return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, env=env)
 
+@pytest.mark.slow
+def test_cli_download_then_train(tmp_path, monkeypatch):
+    "`train --data` reads a downloaded Task 1 split as it is (a tiny run: about 40 s on 2 cores)"
+    monkeypatch.setattr(sys.modules[__name__], 'IDS', [f'ISIC_{i:07d}' for i in range(10)])
+    with ArchiveMirror(_mirror(tmp_path/'mirror')) as url:
+        data = _run('download', 'isic2018', '--task', 1, '--to', tmp_path/'d', url=url).stdout.strip()
+    res = _run('train', '--data', data, '--out', tmp_path/'m', '--size', 64, '--epochs', 1, '--bs', 4, '--lr', 2e-3,
+               '--pretrained', 'none', url='')
+    assert res.returncode == 0 and res.stdout.startswith('10 pairs: 10 train'), res.stdout + res.stderr
+    assert (tmp_path/'m'/'model.pkl').is_file()
+
 def test_cli_download_then_check(tmp_path, mirror):
     "`download isic2018 --task 1` prints the folder it made, and `check --data` reads that folder as it is"
     with ArchiveMirror(mirror) as url:
@@ -187,6 +200,14 @@ def test_cli_errors_are_one_line(tmp_path, mirror, broken):
     with ArchiveMirror(mirror, handler=_handler(cut=broken == 'cut')) as url:
         res = _run(*args, url='https://example.org/isic/' if broken == 'offline' else url)
     lines = res.stderr.strip().splitlines()
-    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith('lesion_fastai download: error: '), res.stderr
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith('lesion_fastai download: error: ') and 'Traceback' not in res.stderr
     assert {'404': 'HTTP 404', 'offline': 'downloads are off', 'cut': 'connection broken'}[broken] in lines[0]
     assert not (tmp_path/'d'/'task1').exists()
+
+def test_cli_train_needs_data(tmp_path):
+    "`train` with neither --data nor --images is one line and status 2 (any other layout: --images and --masks)"
+    res = _run('train', '--out', tmp_path/'m', url='')
+    assert res.returncode == 2, res.stderr
+    assert res.stderr == 'lesion_fastai train: error: give --data DIR, or --images DIR and --masks DIR\n'
+    assert not (tmp_path/'m').exists()
