@@ -1,5 +1,5 @@
 "`lesion_fastai.download` against a local mirror, with handlers that break transfers as networks and servers do."
-import io, json, os, subprocess, sys, zipfile
+import hashlib, io, json, os, subprocess, sys, zipfile
 from pathlib import Path
 import numpy as np
 import pytest
@@ -78,7 +78,8 @@ def test_resume_after_cut(tmp_path, mirror):
     assert H.asked == [None, f'bytes={half}-'] and half > 0
     assert dest.read_bytes() == (mirror/dest.name).read_bytes()
     assert _leftovers(dest.parent) == [f'{INPUT}.zip', RECORD]
-    assert json.loads((dest.parent/RECORD).read_text())[dest.name]['size'] == dest.stat().st_size
+    whole = dict(size=dest.stat().st_size, sha256=hashlib.sha256(dest.read_bytes()).hexdigest())
+    assert json.loads((dest.parent/RECORD).read_text())[dest.name] == whole      # the resumed file's hash, all of it
 
 def test_range_ignored_restarts(tmp_path, mirror):
     "A server that answers a resume with the whole file (200) has it written from the start, not appended"
@@ -211,3 +212,18 @@ def test_cli_train_needs_data(tmp_path):
     assert res.returncode == 2, res.stderr
     assert res.stderr == 'lesion_fastai train: error: give --data DIR, or --images DIR and --masks DIR\n'
     assert not (tmp_path/'m').exists()
+
+def test_second_process_refused(tmp_path, mirror):
+    "While one process downloads an archive, a second one is refused with one line naming it (not two writers of a .part)"
+    dest = tmp_path/'a'/f'{INPUT}.zip'
+    hold = ("import sys, time\nfrom lesion_fastai.io import output_lock\n"
+            "with output_lock(sys.argv[1], what='the other download'):\n    print('held', flush=True)\n    time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, '-c', hold, str(dest)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == 'held\n'
+        with ArchiveMirror(mirror) as url, pytest.raises(LesionDataError, match='the other download'):
+            fetch_archive(url + dest.name, dest)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not dest.exists() and not dest.with_name(dest.name + '.part').exists()
