@@ -16,7 +16,8 @@ import torchvision.models as tvm
 from lesion_fastai.demo import make_demo_set
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
-CHECKPOINTS = {'resnet34': ('resnet34-b627a593.pth', tvm.resnet34),    # torchvision's file names (`imagenet_weights_file`)
+# torchvision's checkpoint file names, where `imagenet_weights_file` expects them
+CHECKPOINTS = {'resnet34': ('resnet34-b627a593.pth', tvm.resnet34),
                'resnet50': ('resnet50-11ad3fa6.pth', tvm.resnet50)}
 
 @pytest.fixture(scope='module')
@@ -41,8 +42,8 @@ def _env(torch_home:Path)->dict:
     return {**os.environ, 'TORCH_HOME': str(torch_home), 'LESION_FASTAI_OFFLINE': '1', 'OMP_NUM_THREADS': '1'}
 
 def _run(cmd:list, cwd:Path, env:dict)->str:
-    "Run `cmd`; its stdout, after checking that it succeeded"
-    res = subprocess.run([*map(str, cmd)], capture_output=True, text=True, cwd=cwd, env=env, timeout=500)
+    "Run `cmd`; its stdout, once it succeeded (the timeout allows for a busy machine: a run takes about a CPU minute)"
+    res = subprocess.run([*map(str, cmd)], capture_output=True, text=True, cwd=cwd, env=env, timeout=1500)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     return res.stdout
 
@@ -66,18 +67,21 @@ def test_weights_file_names(torch_home, monkeypatch):
 @pytest.mark.slow
 def test_train_whole_pretrained_recipe(torch_home, data):
     "Frozen phase, lr_find, unfreeze, lr_find, at two sizes; each stage in the log and in history.csv; the model loads"
-    out = _run([EXE, 'train', '--data', 'data', '--out', 'm', '--pretrained', 'require', '--size', 32, 64, '--epochs', 1,
-                '--frozen-epochs', 1, '--bs', 4, '--valid-fold', 0], data, _env(torch_home))
+    out = _run([EXE, 'train', '--data', 'data', '--out', 'm', '--pretrained', 'require', '--size', 32, 64,
+                '--epochs', 1, '--frozen-epochs', 1, '--bs', 4, '--valid-fold', 0], data, _env(torch_home))
     weights = torch_home/'hub'/'checkpoints'/CHECKPOINTS['resnet34'][0]
-    _in_order(out, f'resnet34: ImageNet weights from {weights}', 'smp-unet34: 24.4 M parameters, ImageNet encoder weights',
+    _in_order(out, f'resnet34: ImageNet weights from {weights}',
+              'smp-unet34: 24.4 M parameters, ImageNet encoder weights',
               'lr_find (32_frozen)', 'stage 32_frozen: 1 epochs, encoder frozen', 'lr_find (32)',
-              'stage 32: 1 epochs, every layer trains', 'lr_find (64_frozen)', 'stage 64_frozen: 1 epochs, encoder frozen',
+              'stage 32: 1 epochs, every layer trains', 'lr_find (64_frozen)',
+              'stage 64_frozen: 1 epochs, encoder frozen',
               'lr_find (64)', 'stage 64: 1 epochs, every layer trains', 'validation thresholded Jaccard')
     m = data/'m'
     hist = pd.read_csv(m/'history.csv', dtype={'stage': str})
     assert list(hist.stage) == ['32_frozen', '32', '64_frozen', '64'] and list(hist['size']) == [32, 32, 64, 64]
     lr = dict(zip(hist.stage, hist.lr))
-    for stage in ('32_frozen', '32', '64_frozen'): assert lr[stage] == pytest.approx(_valley(out, stage), rel=.01), stage
+    for stage in ('32_frozen', '32', '64_frozen'):        # the rate each lr_find chose
+        assert lr[stage] == pytest.approx(_valley(out, stage), rel=.01), stage
     first = lr['32']                                 # the later stage's lr_find is bounded by the first stage's rate
     assert first/10*.99 <= lr['64'] <= first*1.01, (lr, _valley(out, '64'))
     for name in ('32_frozen', '32', '64_frozen', '64'): assert (m/f'lr_find_{name}.png').exists(), name
@@ -89,7 +93,7 @@ def test_train_whole_pretrained_recipe(torch_home, data):
     assert load_model(m, tta=False).predict([img], tta=False)[0]['mask'].shape == img.shape[:2]
 
 def test_classify_train_pretrained_schedule(torch_home, data):
-    "classify-train on ResNet50 weights: a frozen cycle before each SnapEsem stage, then discriminative rates; it predicts"
+    "classify-train on ResNet50 weights: a frozen cycle before each SnapEsem stage, then unfrozen cycles; it predicts"
     out = _run([EXE, 'classify-train', '--images', 'data/images', '--labels', 'labels.csv', '--masks', 'data/masks',
                 '--out', 'cls', '--pretrained', 'require', '--size', 32, '--full-cycles', 2, '--crop-cycles', 1,
                 '--cycle-len', 1, '--keep', 1, '--bs', 4], data, _env(torch_home))
@@ -108,7 +112,8 @@ def test_classify_train_pretrained_schedule(torch_home, data):
 def test_train_pretrained_under_a_launcher(torch_home, data):
     "Two CPU processes train one pretrained model (frozen phase, unfreeze, two sizes; --lr, as a launcher needs)"
     env = {**_env(torch_home), 'ACCELERATE_USE_CPU': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', 2, '-m', 'lesion_fastai.cli',
+    launcher = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', 2]
+    cmd = [*launcher, '-m', 'lesion_fastai.cli',
            'train', '--data', 'data', '--out', 'm2', '--pretrained', 'require', '--size', 32, 64, '--epochs', 1,
            '--frozen-epochs', 1, '--lr', 1e-3, '--bs', 4, '--valid-fold', 0]
     out = _run(cmd, data, env)
