@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from fastai.losses import CrossEntropyLossFlat
 from fastai.learner import Learner
+from fastai.callback.core import Callback
 from fastai.torch_core import set_seed
 
 from ..config import TrainConfig, LOSS_NAMES
@@ -38,8 +39,8 @@ _all_ = ['postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table', 'c
 # %% auto #0
 __all__ = ['LOSSES', 'ARCHS', 'SCRATCH_LR', 'SegLoss', 'soft_overlap', 'DiceLoss', 'SoftJaccardLoss', 'ComboLoss', 'arch_parts',
            'make_learner', 'recipe_metrics', 'RunOptions', 'run_options', 'RecipeRun', 'recipe_plan', 'start_run',
-           'train_segmenter', 'postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table', 'choose_decision',
-           'save_threshold_plot', 'split_test_set', 'cache_side', 'split_pairs']
+           'StageLog', 'train_segmenter', 'postprocess_mask', 'probs_to_size', 'THRESHOLDS', 'decision_table',
+           'choose_decision', 'save_threshold_plot', 'split_test_set', 'cache_side', 'split_pairs']
 
 # %% ../../nbs/21_seg.recipe.ipynb #a8cc3845
 class SegLoss:
@@ -357,6 +358,32 @@ def stage_clock(self:RecipeRun, i:int, start_pos:float=0.)->BudgetClock|None:
     self.log(_clock_line(self.plan[i][0], mine, left, _floor_words(cfg.min_epochs, min_steps)))
     return BudgetClock(now + mine, start_pos, min_steps, valid_after=1 + 2*self._is_last(i))
 
+# %% ../../nbs/21_seg.recipe.ipynb #4e192894
+def _fit_stage_name(learn:Learner)->str:
+    "The stage of the fit `learn` starts: its size (its history's field), and '_frozen' while the encoder is frozen"
+    frozen = getattr(learn.opt, 'frozen_idx', 0) > 0
+    return f"{learn.history_log.fields['size']}{'_frozen' if frozen else ''}"
+
+def _peak_lr(learn:Learner)->float:
+    "The highest rate of the fit's schedule (its head's), else the optimizer's rate"
+    ps = getattr(learn, 'param_scheduler', None)
+    if ps is None: return float(learn.opt.hypers[-1]['lr'])
+    return float(max(np.max(ps.scheds['lr'](p)) for p in np.linspace(0, 1, 101)))
+
+def _fit_line(stage:str, n_epoch:int, lr:float)->str:
+    "What the start of a fit says: its stage, epochs and peak rate"
+    what = 'encoder frozen' if stage.endswith('_frozen') else 'every layer trains'
+    return f"stage {stage}: {n_epoch} epochs, {what}, peak lr {lr:.2e}"
+
+class StageLog(Callback):
+    "Name each fit of a run in its log and in its history: `stage` ('128_frozen', '128', …) and peak `lr`"
+    def __init__(self, log=print): self.log = log
+    def before_fit(self):
+        if hasattr(self.learn, 'lr_finder'): return          # lr_find's own fit is no stage
+        stage, lr = _fit_stage_name(self.learn), _peak_lr(self.learn)
+        self.learn.history_log.fields.update(stage=stage, lr=lr)
+        self.log(_fit_line(stage, self.n_epoch, lr))
+
 # %% ../../nbs/21_seg.recipe.ipynb #339b1b89
 def _frozen_epochs(epochs_done:list, size:int)->int:
     "The frozen epochs of `epochs_done` at `size`"
@@ -389,8 +416,8 @@ def checkpointer(self:RecipeRun, i:int, n_ep:int, best:float=None)->BestCheckpoi
 # %% ../../nbs/21_seg.recipe.ipynb #3f24abf7
 @patch
 def stage_cbs(self:RecipeRun, ckpt:BestCheckpoint, clock:BudgetClock|None)->list:
-    "The callbacks of a stage's unfrozen fit: its checkpointer, the run's, its clock"
-    return [ckpt, *self.cbs, *([clock] if clock else [])]
+    "The callbacks of a stage's unfrozen fit: its checkpointer, the run's, its clock, and the `StageLog` naming it"
+    return [ckpt, *self.cbs, *([clock] if clock else []), StageLog(self.log)]
 
 # %% ../../nbs/21_seg.recipe.ipynb #d6de2fe5
 def _resume_where(s:dict)->str:
@@ -473,7 +500,7 @@ def stage_lr(self:RecipeRun, i:int):
 def _fit_new(self:RecipeRun, i:int, n_ep:int, n_frozen:int, ckpt:BestCheckpoint):
     "Fit stage `i` from its start (`Learner.fit_stage`); the first stage's rate is kept to bound the later ones'"
     lr = self.learn.fit_stage(n_ep, self.stage_lr(i), n_frozen, str(self.plan[i][0]), self.log,
-                              cbs=self.stage_cbs(ckpt, self.clock), frozen_cbs=self.cbs)
+                              cbs=self.stage_cbs(ckpt, self.clock), frozen_cbs=[*self.cbs, StageLog(self.log)])
     if not i: self.first_lr = lr
 
 @patch
