@@ -44,7 +44,8 @@ def test_resumes_after_error(tmp_path):
     "A bad pair stops the run; once fixed, the pairs cached before are kept as they are and the rest is cached"
     data = _data(tmp_path/'data', 8)
     save_mask(np.zeros((10, 10), np.uint8), data/'masks'/'ISIC_0000005_segmentation.png')
-    with pytest.raises(LesionDataError, match='ISIC_0000005'): cache_pairs(find_pairs(data), size=32, dest=tmp_path/'c', n_workers=0)
+    with pytest.raises(LesionDataError, match='ISIC_0000005'):
+        cache_pairs(find_pairs(data), size=32, dest=tmp_path/'c', n_workers=0)
     before = {f.name: f.stat().st_mtime_ns for f in (tmp_path/'c').iterdir()}
     assert sorted({n[:12] for n in before}) == [f'ISIC_{i:07d}' for i in range(5)] and len(before) == 10
     _pair(data, 5)

@@ -1,5 +1,6 @@
 """The challenge's scale on one machine: seconds and peak memory of `check`, of the resize cache and of one epoch's data
-loading, at two or more pair counts, on a set made by `tools/make_synthetic_isic.py`. It checks nothing: quote its table.
+loading, at two or more pair counts, on a set made by `tools/make_synthetic_isic.py`. It checks nothing: quote its
+table.
 
     python tools/make_synthetic_isic.py --n 10000 --out /tmp/isic10k
     python tools/bench_scale.py --data /tmp/isic10k --sizes 2500 10000 [--work DIR] [--draft 12]

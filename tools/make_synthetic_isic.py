@@ -1,13 +1,14 @@
-"""A synthetic ISIC 2018 Task 1 training set of any size, in the challenge's layout and sizes, made in a minute or two.
+"""A synthetic ISIC 2018 Task 1 training set of any size, in the challenge's layout and sizes.
 
     python tools/make_synthetic_isic.py --n 10000 --out DIR [--distinct 240] [--workers 2] [--seed 0]
 
 It writes `DIR/ISIC2018_Task1-2_Training_Input/ISIC_0000000.jpg …` and
 `DIR/ISIC2018_Task1_Training_GroundTruth/ISIC_0000000_segmentation.png …`, as the challenge's archives unpack.
-Only `--distinct` image/mask pairs are generated (a skin-coloured field, a darker elliptical lesion, a
-dermoscope's dark rim, fine texture so that the JPEGs are as large as real ones); every other ID is a HARD LINK to one
-of them (a copy where the file system refuses links), so 10,000 pairs take the disk space of `--distinct` (about
-1 GB for 240). The sizes mix ISIC 2018 Task 1's common ones, from 1022 × 767 to 6688 × 4439 (`SIZES`: size and share).
+Only `--distinct` image/mask pairs are generated (a skin-coloured field, a darker elliptical lesion, a dermoscope's
+dark rim, and fine texture, so that the large JPEGs weigh megabytes as real ones do); every other ID is a HARD LINK to
+one of them (a copy where the file system refuses links), so 10,000 pairs take the disk space of `--distinct` (0.44 GB
+for 240, made in 15 minutes on a shared, busy 2-core machine). The sizes mix ISIC 2018 Task 1's common ones, from
+1022 × 767 to 6688 × 4439 (`SIZES`: size and share).
 Because the files are few, the page cache holds them: a benchmark on this set measures decoding, not the disk."""
 import argparse, os, shutil, time
 from multiprocessing import Pool
