@@ -78,8 +78,9 @@ def _warned(notes:list)->bool:
 
 def scorer_warnings(masks, # Mask files
                    )->int: # How many the official scorer would refuse or misread
-    "Warn (`LesionDataWarning`) about every mask the official scorer would refuse or read in a surprising way"
-    return sum(_warned(scorer_notes(m)) for m in masks)
+    "Warn (`LesionDataWarning`) about every mask the official scorer would refuse or misread; from 64 on, in parallel"
+    from lesion_fastai.pool import pool_map, pool_workers
+    return sum(_warned(n) for n in pool_map(scorer_notes, masks, n_workers=pool_workers(None, len(masks))))
 
 # %% ../nbs/90_cli.ipynb #697cc98c
 def pairs_summary(pairs,   # `check_pairs`' table

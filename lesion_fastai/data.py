@@ -5,19 +5,19 @@
 # %% ../nbs/02_data.ipynb #a9700003
 from __future__ import annotations
 import hashlib
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from fastcore.parallel import parallel
 from fastai.vision.utils import resize_to
 from fastai.data.block import DataBlock
 from fastai.data.transforms import IndexSplitter, Normalize
 from fastai.vision.data import ImageBlock, MaskBlock, imagenet_stats
 from fastai.vision.augment import Resize, aug_transforms, Saturation, Hue
 from .io import check_orientation, data_home, image_size, load_image, read_mask, save_image
-from .config import worker_start
+from .pool import pool_map, pool_workers, pair_rows
 
 # %% auto #0
 __all__ = ['CODES', 'shades_of_gray', 'cache_pairs', 'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations',
@@ -107,13 +107,12 @@ def cache_pairs(pairs:pd.DataFrame,        # From `find_pairs`
                 size:int=384,              # Longer side of the cached copies
                 dest=None,                 # Cache folder (default: `data_home()/'cache'`)
                 colour_constancy:bool=False, # Apply `shades_of_gray` before resizing
-                n_workers:int=0,           # Processes (0: in this one; fastest for small sets)
+                n_workers:int|None=None,   # Processes (0: in this one; None: one per core from 64 pairs on)
                )->pd.DataFrame:            # `pairs` with `image`/`mask` in the cache and `orig_w`, `orig_h`, `src_image`
-    "Validate every pair and cache it resized to `size`"
-    res = parallel(_cache_one, [r for _, r in pairs.iterrows()], size=size, dest=_cache_folder(dest),
-                   colour_constancy=colour_constancy, n_workers=n_workers, progress=False,
-                   method=worker_start())
-    return _with_cached(pairs, res)
+    "Validate every pair and cache it resized to `size`, streamed through `pool_map`; files cached before are kept"
+    one = partial(_cache_one, size=size, dest=_cache_folder(dest), colour_constancy=colour_constancy)
+    res = pool_map(one, pair_rows(pairs), n_workers=pool_workers(n_workers, len(pairs)))
+    return _with_cached(pairs, list(res))
 
 # %% ../nbs/02_data.ipynb #6ef91fee
 def _strs(xs)->list:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
-from fastcore.parallel import parallel
+from .pool import pool_map, pool_workers, pair_rows
 from .config import LesionDataError, LesionDataWarning
 
 # %% auto #0
@@ -121,13 +121,18 @@ def _mask_values(img:Image.Image)->np.ndarray:
     return np.asarray(img.convert('RGB')).max(axis=2)
 
 # %% ../nbs/01_io.ipynb #d229a381
+def _distinct(v:np.ndarray)->np.ndarray:
+    "The sorted distinct values of mask values `v`; a uint8 image's counted in C by its histogram (`np.unique` sorts)"
+    if v.dtype != np.uint8 or v.ndim != 2 or not v.size: return np.unique(v)
+    return np.flatnonzero(Image.fromarray(v).histogram()).astype(np.uint8)
+
 def _of_two(v, levels):
     "0/1 lesion mask of values `v` of two `levels`: the upper one where the lower is 0, else the scorer's `> 128`"
     return (v == levels[1] if levels[0] == 0 else v > 128).astype(np.uint8)
 
 def _binarise(v:np.ndarray, strict:bool)->np.ndarray|None:
     "0/1 lesion mask of mask values `v` by the rules of the table above; None for a ground truth of 3+ levels"
-    levels = np.unique(v)
+    levels = _distinct(v)
     if set(levels.tolist()) <= {0, 1}: return v.astype(np.uint8)
     if not strict or len(levels) == 1: return (v > 128).astype(np.uint8)   # the scorer's rule
     return _of_two(v, levels) if len(levels) == 2 else None
@@ -139,7 +144,7 @@ def _shown(items, n:int=5, more:str='…')->str:
 
 def _levels(v:np.ndarray)->str:
     "'N distinct values (a, b, …)' of the values in `v`"
-    levels = np.unique(v)
+    levels = _distinct(v)
     return f"{len(levels)} distinct values ({_shown(levels)})"
 
 # %% ../nbs/01_io.ipynb #dad9cbe7
@@ -169,7 +174,7 @@ def _one_sided(levels, shown):
 def scorer_note(v:np.ndarray, # The 8-bit values of a mask, as the scorer reads them
                )->str|None:   # How the scorer's `> 128` reads them, when that may surprise; None for 0/255
     "What a warning should say about the scorer's reading of the mask values `v`"
-    levels = np.unique(v)
+    levels = _distinct(v)
     if set(levels.tolist()) <= {0, 255}: return None
     shown = _shown(levels)
     if (note := _one_sided(levels, shown)): return note
@@ -412,24 +417,19 @@ def check_orientation(image, # An image file
 
 # %% ../nbs/01_io.ipynb #12bc2d85
 def _check_one(row)->tuple:
-    "(width, height, lesion fraction) of a valid pair"
+    "(width, height, lesion fraction) of a valid pair; a JPEG is decoded at 1/8 scale, every byte still read"
     check_orientation(row['image'], row['mask'])
-    img = load_image(row['image'])
-    m = read_mask(row['mask'], strict=True, size=img.size)
-    return img.size[0], img.size[1], float(m.mean())
+    load_image(row['image'], draft=(1, 1))
+    w, h = image_size(row['image'])
+    return w, h, float(read_mask(row['mask'], strict=True, size=(w, h)).mean())
 
 # %% ../nbs/01_io.ipynb #335481fa
-def _columns(res, n):
-    "The `n` columns of the rows `res` as lists (`n` empty ones for no rows)"
-    return [list(c) for c in zip(*res)] if len(res) else [[] for _ in range(n)]
-
-def check_pairs(pairs:pd.DataFrame, # From `find_pairs`
-                n_workers:int=0,    # Processes
-               )->pd.DataFrame:     # `pairs` with `width`, `height`, `lesion_fraction`
-    "Decode and validate every pair; the first bad file raises `LesionDataError`"
-    res = parallel(_check_one, [r for _, r in pairs.iterrows()], n_workers=n_workers, progress=False)
-    w, h, frac = _columns(res, 3)
-    return pairs.assign(width=w, height=h, lesion_fraction=frac)
+def check_pairs(pairs:pd.DataFrame,      # From `find_pairs`
+                n_workers:int|None=None, # Processes (0: in this one; None: one per core from 64 pairs on)
+               )->pd.DataFrame:          # `pairs` with `width`, `height`, `lesion_fraction`
+    "Decode and validate every pair, streamed through `pool_map`; the first bad file raises `LesionDataError`"
+    res = pool_map(_check_one, pair_rows(pairs, cols=('image', 'mask')), n_workers=pool_workers(n_workers, len(pairs)))
+    return pairs.assign(**pd.DataFrame(list(res), columns=['width', 'height', 'lesion_fraction'], index=pairs.index))
 
 # %% ../nbs/01_io.ipynb #91c43dad
 def data_home()->Path:
