@@ -120,10 +120,20 @@ def test_predict_on_an_export_without_torch_or_fastai(exported, tmp_path, name):
     head = lambda f: f.read_text().splitlines()[0]
     assert head(tmp_path/'pred'/'predictions.csv') == head(tmp_path/'ref'/'predictions.csv')
 
-def test_cli_export_bad_input_is_one_line(tmp_path):
-    res = subprocess.run([EXE, 'export', '--model', str(OLD/'classifier'), '--out', str(tmp_path/'x')],
+def test_cli_export_refuses_an_unknown_format(tmp_path):
+    res = subprocess.run([EXE, 'export', '--model', str(OLD/'model'), '--out', str(tmp_path/'x'), '--format', 'tflite'],
                          capture_output=True, text=True)
-    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith('lesion_fastai export: error:')
+    assert res.returncode == 2 and 'tflite' in res.stderr and not (tmp_path/'x').exists()
+
+def test_serve_takes_an_export(exported):
+    "`serve` answers from an exported folder (no pickle loaded; the service itself still imports torch)"
+    from fastapi.testclient import TestClient
+    from lesion_fastai.serve import make_app
+    f = sorted((OLD/'data'/'images').iterdir())[0]
+    with TestClient(make_app(exported/'ensemble')) as c:
+        assert c.get('/health').json()['runtime'] == 'onnx'
+        r = c.post('/predict', files={'file': (f.name, f.read_bytes(), 'image/jpeg')})
+    assert r.status_code == 200 and r.json()['width'] == 256
 
 def _jaccards(model_dir:Path, export_dir:Path, imgs:list)->np.ndarray:
     "Per-image Jaccard between the masks of the trained folder and of its export"
