@@ -142,12 +142,12 @@ def _jaccards(model_dir:Path, export_dir:Path, imgs:list)->np.ndarray:
 
 @pytest.mark.slow
 def test_onnx_masks_match_fastai_on_isic_dev(isic_dev, tmp_path, monkeypatch):
-    """A small model trained on 100 isic-dev images, exported as ONNX: on 50 other images every mask has Jaccard ≥ 0.99
+    """A small model trained on 120 isic-dev images (96 px), exported as ONNX: on 50 other images every mask has Jaccard ≥ 0.99
     with the fastai model's in fp32, the export's precision (measured: 1.0 on all 50). Against fastai's default bf16
-    autocast on a CPU with bf16 (its own rounding, not the export's), the mean Jaccard is ≥ 0.99 (measured 0.998)."""
+    autocast on a CPU with bf16 (its own rounding, not the export's), the mean Jaccard is ≥ 0.99 (measured 0.998, min 0.987)."""
     from lesion_fastai.seg.recipe import train_segmenter
     pairs = find_pairs(isic_dev).sort_values('image_id').reset_index(drop=True)
-    train_segmenter(pairs.iloc[50:150].reset_index(drop=True), tmp_path/'m', arch='unet-classic8', sizes=[80],
+    train_segmenter(pairs.iloc[50:170].reset_index(drop=True), tmp_path/'m', arch='unet-classic8', sizes=[96],
                     epochs=3, frozen_epochs=0, bs=8, lr=3e-3, pretrained=False, progress=False, log=lambda s: None)
     export_model(tmp_path/'m', tmp_path/'x')
     imgs = [load_image(f) for f in pairs.image[:50]]
