@@ -28,6 +28,7 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 fast_requirements = shlex.split(cfg.get('fast_requirements', ''))
+portable_requirements = shlex.split(cfg.get('portable_requirements', ''))
 
 setuptools.setup(
     name = cfg['lib_name'],
@@ -41,7 +42,7 @@ setuptools.setup(
     packages = setuptools.find_packages(),
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'fast': fast_requirements },
+    extras_require={ 'dev': dev_requirements, 'fast': fast_requirements, 'portable': portable_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -20,8 +20,8 @@ from .script import add_command, cli_command, command_name, command_of, option_h
 # %% auto #0
 __all__ = ['PRETRAINED', 'COMMANDS', 'demo_options', 'cli_demo', 'cli_download', 'scorer_notes', 'scorer_warnings',
            'pairs_summary', 'check_folders', 'cli_check', 'check_folds', 'train_settings', 'train_data', 'cli_train',
-           'predict_options', 'cli_predict', 'evaluate_options', 'cli_evaluate', 'cli_submission', 'crop_settings',
-           'cli_classify_train', 'classify_predict_options', 'cli_classify_predict', 'task3_report',
+           'predict_options', 'cli_predict', 'cli_export', 'evaluate_options', 'cli_evaluate', 'cli_submission',
+           'crop_settings', 'cli_classify_train', 'classify_predict_options', 'cli_classify_predict', 'task3_report',
            'cli_classify_evaluate', 'serve_options', 'cli_serve', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #66f3a760
@@ -246,7 +246,7 @@ def _runtime(runtime:str, precision:str|None)->str:
 
 @cli_command()
 @delegates(predict_options)
-def cli_predict(model:str,  # Model or ensemble folder
+def cli_predict(model:str,  # Model or ensemble folder, or one made by `export`
                 images:str, # Folder of images
                 out:str,    # Output folder (created; must hold none of the files it writes, and lie outside the inputs)
                 tta:bool|None=None, # 8-way dihedral test-time augmentation (default: the folder's own, on unless its config says off)
@@ -254,8 +254,9 @@ def cli_predict(model:str,  # Model or ensemble folder
                 # The network's engine: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
                 runtime:Literal[RUNTIMES]='auto',
                 **kwargs):
-    "Segment a folder of images with a trained model; under a launcher the processes share the images"
-    from lesion_fastai.seg.predict import load_model, predict_summary, prepare_predict
+    "Segment a folder of images with a trained or exported model; under a launcher the processes share the images"
+    from lesion_fastai.seg.predict import is_export, load_model, predict_export, predict_summary, prepare_predict
+    if is_export(model): return print(predict_export(model, images, out, tta, sys.stdout.isatty(), **kwargs))
     from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
     with forced_precision(precision):
         prepare_predict(images, out, model=model, **kwargs)        # refuse bad options and folders before loading
@@ -263,6 +264,16 @@ def cli_predict(model:str,  # Model or ensemble folder
         rep = predict_folder_sharded(m, images, out, progress=sys.stdout.isatty(), **kwargs)
     if rep is not None:                                            # None: not the main process
         print(predict_summary(rep, m, out=out, truth=kwargs.get('truth')))
+
+# %% ../nbs/90_cli.ipynb #656cc32b
+@cli_command()
+def cli_export(model:str, # Model or ensemble folder
+               out:str,   # The exported folder (created; must hold none of the files it writes)
+               # onnx: predicts with onnxruntime alone (no torch, no fastai); torchscript: needs torch
+               format:Literal['onnx', 'torchscript']='onnx'):
+    "Write a model's networks and its pre- and post-processing as plain JSON: predicting from it loads no pickle"
+    from lesion_fastai.export import export_model, export_summary
+    print(export_summary(export_model(model, out, format=format), out))
 
 # %% ../nbs/90_cli.ipynb #d87b668b
 @option_set('lesion_fastai.evaluation.evaluate')
@@ -475,9 +486,9 @@ def cli_serve(model:str, # Model or ensemble folder
         serve_model(model, tta=tta, token=token, runtime=_runtime(runtime, precision), **kwargs)
 
 # %% ../nbs/90_cli.ipynb #a6b49063
-COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_submission, cli_classify_train,
-            cli_classify_predict, cli_classify_evaluate, cli_serve, cli_download]
-"The commands of `lesion_fastai`, in the order `--help` lists them: append a `cli_*` function to add one."
+COMMANDS = [cli_demo, cli_download, cli_check, cli_train, cli_predict, cli_export, cli_evaluate, cli_submission,
+            cli_classify_train, cli_classify_predict, cli_classify_evaluate, cli_serve]
+"The commands of `lesion_fastai`, in the order `--help` lists them: list a `cli_*` function here to add one."
 
 # %% ../nbs/90_cli.ipynb #976b7e23
 def cli_parser(only:list|None=None, # Read the options of these commands only (None: of every command)

@@ -20,26 +20,11 @@ from .io import check_orientation, data_home, image_size, load_image, read_mask,
 from .pool import pool_map, pool_workers, pair_rows
 
 # %% auto #0
-__all__ = ['CODES', 'shades_of_gray', 'cache_pairs', 'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations',
-           'seg_datablock', 'seg_dataloaders']
+__all__ = ['CODES', 'cache_pairs', 'kfold_splits', 'get_image', 'get_mask', 'seg_augmentations', 'seg_datablock',
+           'seg_dataloaders']
 
 # %% ../nbs/02_data.ipynb #0381494b
-def _minkowski_mean(a, p):
-    "The `p`-norm mean of each channel of the RGB values `a`"
-    return np.power(np.mean(np.power(a.reshape(-1, 3), p), axis=0), 1/p)
-
-def _illuminant(a, p):
-    "The Shades of Gray estimate of the light's colour in `a`, scaled to the length of (1, 1, 1)"
-    illum = _minkowski_mean(a, p)
-    return illum/np.sqrt((illum**2).sum()) * np.sqrt(3)
-
-def shades_of_gray(img,      # RGB PIL image or uint8 array
-                   p:int=6,  # Minkowski norm (1: grey world; ∞: max-RGB)
-                  ):
-    "Colour-balance `img` with the Shades of Gray illuminant estimate"
-    a = np.asarray(img, dtype=np.float32)
-    out = np.clip(a/np.maximum(_illuminant(a, p), 1e-6), 0, 255).round().astype(np.uint8)
-    return Image.fromarray(out) if isinstance(img, Image.Image) else out
+from .portable import shades_of_gray   # moved low: the portable predictor balances colours too
 
 # %% ../nbs/02_data.ipynb #8ef456a5
 def _sha12(text:str)->str:

@@ -24,7 +24,7 @@ from .callbacks import FreezeBN, HistoryLog
 # %% auto #0
 __all__ = ['OLD_PATHS', 'TRAINING_ONLY', 'FINISHED', 'read_config', 'file_sha256', 'recorded_sha256', 'check_pickle',
            'moves_table', 'find_moved', 'OldPathsUnpickler', 'read_learner', 'export_model', 'run_key', 'read_state',
-           'ModelFolder', 'read_manifest', 'check_finished', 'train_folds', 'refuse_finished', 'staged_output']
+           'ModelFolder', 'read_manifest', 'check_finished', 'train_folds', 'refuse_finished']
 
 # %% ../../nbs/15_learner.folder.ipynb #f24a2232
 def _missing(path)->LesionDataError:
@@ -500,95 +500,4 @@ def refuse_finished(out,                # The output folder of a trainer
                               "Python), overwriting it, or choose a new folder")
 
 # %% ../../nbs/15_learner.folder.ipynb #13c2571b
-def _file_in_the_way(out:Path, rel:Path)->bool:
-    "Whether a file of `out` stands where writing `out/rel` needs a folder"
-    return any((out/p).exists() and not (out/p).is_dir() for p in rel.parents)
-
-def _occupied(p:Path)->bool:
-    "Whether something is at `p`, a dangling link included"
-    return p.exists() or p.is_symlink()
-
-def _taken(out:Path, # An output folder
-           rel:Path, # A file to write in it, relative to it
-          )->bool:
-    "Whether writing `out/rel` would replace something, or needs a folder where a file is"
-    if _occupied(out/rel): return True
-    return _file_in_the_way(out, rel)
-
-# %% ../../nbs/15_learner.folder.ipynb #1da8da3b
-def _files_under(work:Path)->list:
-    "Every file under `work`, relative to it, sorted"
-    return sorted(f.relative_to(work) for f in work.rglob('*') if not f.is_dir())
-
-def _refuse_taken(out:Path, files:list):
-    "Refuse, before any file moves, to write `files` into `out` when one would replace something (`_taken`)"
-    if (taken := next((r for r in files if _taken(out, r)), None)) is not None:
-        raise LesionDataError(f"{out/taken}: already exists; nothing was written ({out} is as it was): "
-                              "choose a new folder")
-
-def _move_file(src:Path, dst:Path):
-    "Move the file `src` to `dst`, its folder made first"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(src, dst)
-
-def _move_back(out:Path, work:Path, moved:list):
-    "Move the files `moved` back from `out` to `work`, the last moved first"
-    for r in reversed(moved): os.rename(out/r, work/r)
-
-def _move_all(work:Path, out:Path, files:list):
-    "Move `files` from `work` to the same places in `out`, all or nothing: those moved go back when one fails"
-    moved = []
-    try:
-        for r in files:
-            _move_file(work/r, out/r)
-            moved.append(r)
-    except BaseException:
-        _move_back(out, work, moved)                              # all or nothing
-        raise
-
-def _merge_into(work:Path, # The staging folder
-                out:Path,  # An existing output folder
-               ):
-    "Move every file of `work` to the same place in `out`; refuses, before moving any, to replace a file"
-    files = _files_under(work)
-    _refuse_taken(out, files)
-    _move_all(work, out, files)
-
-# %% ../../nbs/15_learner.folder.ipynb #b870f4f4
-def _filename(e:OSError)->Path|None:
-    "The file an `OSError` names, None when it names none"
-    return Path(e.filename) if isinstance(e.filename, str) else None
-
-def _staged_error(e:OSError,  # What writing into the staging folder raised (a full disk, say)
-                  work:Path,  # The staging folder
-                  out:Path,   # The output folder
-                 )->OSError:
-    "`e` naming the file of `out` rather than of the staging folder, and saying that `out` is as it was"
-    name = _filename(e)
-    if name is None or not name.is_relative_to(work): return e
-    return OSError(e.errno, f"{e.strerror} (nothing was written: {out} is as it was)", str(out/name.relative_to(work)))
-
-# %% ../../nbs/15_learner.folder.ipynb #460f461b
-def _staging_folder(out:Path)->Path:
-    "A new, empty hidden folder beside `out` (its parents made) where its files are written first"
-    out.parent.mkdir(parents=True, exist_ok=True)                  # `out` may be a new folder in a new folder
-    work = out.parent/f'.{out.name}-{uuid.uuid4().hex[:12]}'
-    work.mkdir()                                                    # the usual permissions (`mkdtemp` makes 0700)
-    return work
-
-def _publish(work:Path, out:Path):
-    "Make the files staged in `work` those of `out`: the whole folder at once when `out` is new, else file by file"
-    if not out.exists(): os.replace(work, out)                      # the whole result appears at once
-    else: _merge_into(work, out)
-
-@contextmanager
-def staged_output(out, # The output folder: created, or existing without the files being written
-                 ):
-    "Yield a temporary folder beside `out` whose files are moved into `out` when the block succeeds, replacing none"
-    out = Path(out)
-    work = _staging_folder(out)
-    try:
-        yield work
-        _publish(work, out)
-    except OSError as e: raise _staged_error(e, work, out) from None
-    finally: shutil.rmtree(work, ignore_errors=True)
+from ..portable import staged_output   # moved low: the portable predictor writes through it too

@@ -13,23 +13,10 @@ from scipy import ndimage
 from ..metrics import score_table, summarize_scores
 
 # %% auto #0
-__all__ = ['THRESHOLDS', 'postprocess_mask', 'probs_to_size', 'decision_table', 'choose_decision', 'save_threshold_plot']
+__all__ = ['THRESHOLDS', 'probs_to_size', 'decision_table', 'choose_decision', 'save_threshold_plot']
 
 # %% ../../nbs/26_seg.decision.ipynb #0a634c6d
-def _largest_component(m:np.ndarray)->np.ndarray:
-    "The largest connected component of the boolean mask `m` (`m` itself when it has one at most)"
-    lab, n = ndimage.label(m)
-    return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1) if n > 1 else m
-
-def postprocess_mask(mask:np.ndarray,        # (H,W) 0/1 prediction
-                     fill_holes:bool=True,   # Fill holes inside the lesion
-                     keep_largest:bool=True, # Keep only the largest connected component
-                    )->np.ndarray:           # uint8 0/1
-    "Fill holes in the predicted lesion and keep its largest connected component"
-    m = mask.astype(bool)
-    if keep_largest and m.any(): m = _largest_component(m)
-    if fill_holes: m = ndimage.binary_fill_holes(m)
-    return m.astype(np.uint8)
+from ..portable import postprocess_mask   # moved low: the portable predictor decides masks too
 
 # %% ../../nbs/26_seg.decision.ipynb #af98b335
 def probs_to_size(prob:torch.Tensor, # (h,w) probability map

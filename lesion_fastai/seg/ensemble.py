@@ -26,9 +26,8 @@ from .recipe import (RunOptions, run_options, train_segmenter, probs_to_size, po
 
 # %% auto #0
 __all__ = ['MEMBER_KEYS', 'QC_THRESHOLD', 'OOF_IMAGE_SECONDS', 'check_decision', 'load_member', 'prepare_image', 'member_probs',
-           'disagreement', 'mask_jaccard', 'choose_qc_threshold', 'mean_maps', 'Ensemble', 'out_of_fold',
-           'oof_decision', 'oof_scores', 'oof_summary', 'member_settings', 'oof_seconds', 'member_minutes',
-           'member_valid_speed', 'fit_ensemble', 'train_ensemble']
+           'choose_qc_threshold', 'mean_maps', 'Ensemble', 'out_of_fold', 'oof_decision', 'oof_scores', 'oof_summary',
+           'member_settings', 'oof_seconds', 'member_minutes', 'member_valid_speed', 'fit_ensemble', 'train_ensemble']
 
 # %% ../../nbs/22_seg.ensemble.ipynb #aec1ec86
 MEMBER_KEYS = ('arch', 'size', 'classes', 'threshold', 'postprocess', 'colour_constancy')
@@ -103,20 +102,10 @@ QC_THRESHOLD = 0.25
 "Disagreement above which a single model's prediction is flagged (an ensemble stores its own in `ensemble.json`)."
 
 # %% ../../nbs/22_seg.ensemble.ipynb #5e92808c
-def disagreement(prob:np.ndarray, # Averaged lesion probability map
-                 mask:np.ndarray, # The decided 0/1 mask
-                )->float:
-    "1 − soft Jaccard between the averaged probability map and the decided mask (1 for an empty mask)"
-    m = mask.astype(bool)
-    if not m.any(): return 1.
-    return float(1 - prob[m].sum()/(m.sum() + prob[~m].sum()))
+from ..portable import disagreement   # moved low: the portable predictor flags images too
 
 # %% ../../nbs/22_seg.ensemble.ipynb #fe6ee6ee
-def mask_jaccard(a:np.ndarray, b:np.ndarray)->float:
-    "Jaccard of two 0/1 masks (1 when both are empty)"
-    a, b = a.astype(bool), b.astype(bool)
-    union = (a | b).sum()
-    return float((a & b).sum()/union) if union else 1.
+from ..portable import mask_jaccard   # moved low: the portable predictor compares members too
 
 # %% ../../nbs/22_seg.ensemble.ipynb #9800704c
 def choose_qc_threshold(scores, max_flagged:float=0.15)->float:

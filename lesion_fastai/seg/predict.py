@@ -19,21 +19,21 @@ from fastcore.basics import chunked
 from ..config import LesionDataError
 from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image, atomic_write
 from ..io import locks_output                # holds `out` while writing it
-from ..metrics import score_masks
-from ..learner.folder import staged_output
-from .ensemble import Ensemble
+from ..portable import staged_output, is_export, PortableModel   # no torch: see `load_model`
 
 # %% auto #0
 __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tint', 'panel', 'prob_image', 'image_row',
            'check_truths', 'write_outputs', 'PredictOptions', 'csv_writer', 'refuse_outputs', 'check_out',
-           'output_names', 'prepare_predict', 'predict_folder', 'predict_summary']
+           'output_names', 'prepare_predict', 'predict_folder', 'predict_summary', 'predict_export']
 
 # %% ../../nbs/23_seg.predict.ipynb #31ca49ef
-def load_model(path,      # A model folder (model.pkl, config.json) or an ensemble folder (ensemble.json)
+def load_model(path,      # A model or ensemble folder, or an exported one (`contract.json`, from `lesion_fastai export`)
                tta=None,  # Dihedral TTA (None: the folder's default, on for ensembles)
                runtime:str|None='torch', # The engine it predicts on (`RUNTIMES`; `predict` and `serve` ask for 'auto')
-              )->Ensemble:
-    "Load a model or ensemble folder for prediction"
+              ):          # An `Ensemble`, or a `PortableModel` for an exported folder
+    "Load a model or ensemble folder for prediction; an exported folder loads without torch, fastai or pickles"
+    if is_export(path): return PortableModel.load(path, tta=tta)
+    from lesion_fastai.seg.ensemble import Ensemble                 # torch and fastai: only for the trained folders
     return Ensemble.load(path, tta=tta).use_runtime(runtime)
 
 # %% ../../nbs/23_seg.predict.ipynb #98653767
@@ -171,11 +171,16 @@ def _pick(d:dict, keys:tuple)->dict:
     "The items of `d` under those of `keys` it has, in the order of `keys`"
     return {k: d[k] for k in keys if k in d}
 
+def _truth_scores(truth:np.ndarray, mask:np.ndarray)->dict:
+    "Jaccard, thresholded Jaccard and Dice of `mask` against `truth` (the metrics need torch: imported here)"
+    from lesion_fastai.metrics import score_masks
+    return _pick(score_masks(truth, mask), ('jaccard', 'threshold_jaccard', 'dice'))
+
 def image_row(iid:str, img_path, img, res:dict, truth=None)->dict:
     "The report row of one predicted image: size, lesion fraction, probability summaries, QC, and scores given a truth"
     r = {'image_id': iid, 'file': Path(img_path).name, 'width': img.width, 'height': img.height,
          **_prob_fields(res['prob'], res['mask']), **_pick(res, ('disagreement', 'qc_flag', 'member_jaccard'))}
-    if truth is not None: r.update(_pick(score_masks(truth, res['mask']), ('jaccard', 'threshold_jaccard', 'dice')))
+    if truth is not None: r.update(_truth_scores(truth, res['mask']))
     return r
 
 # %% ../../nbs/23_seg.predict.ipynb #fdb1c2ab
@@ -357,9 +362,9 @@ def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:Pr
     return rows
 
 # %% ../../nbs/23_seg.predict.ipynb #d8b530ca
-def _as_model(model, tta)->Ensemble:
-    "`model` when it is an `Ensemble` already, else the model or ensemble folder `model` loaded"
-    return model if isinstance(model, Ensemble) else load_model(model, tta=tta)
+def _as_model(model, tta):
+    "`model` when it is loaded already (an `Ensemble` or `PortableModel`), else the folder `model` loaded"
+    return load_model(model, tta=tta) if isinstance(model, (str, os.PathLike)) else model
 
 def _write_report(rows:list, work:Path)->pd.DataFrame:
     "The report of the image `rows`, written to `work/predictions.csv`"
@@ -398,3 +403,17 @@ def predict_summary(rep,       # `predict_folder`'s report
         jt, j = rep['threshold_jaccard'].mean(), rep['jaccard'].mean()
         lines.append(f"mean thresholded Jaccard {jt:.4f}, Jaccard {j:.4f}")
     return '\n'.join(lines)
+
+# %% ../../nbs/23_seg.predict.ipynb #d2ce9fa6
+def predict_export(model,      # A folder written by `lesion_fastai export` (`contract.json`)
+                   images,     # Folder of images
+                   out,        # Output folder
+                   tta=None,   # Override the contract's TTA setting
+                   progress:bool=True, # Show a progress bar
+                   **kwargs,   # `predict_folder`'s: truth, and the other `PredictOptions`
+                  )->str:      # What `predict` prints (`predict_summary`)
+    "`predict` of an exported folder, in this process and without torch or fastai (scores against a truth need torch)"
+    prepare_predict(images, out, model=model, **kwargs)             # refuse bad options and folders before loading
+    m = load_model(model, tta=tta)
+    rep = predict_folder(m, images, out, tta=tta, progress=progress, **kwargs)
+    return predict_summary(rep, m, out=out, truth=kwargs.get('truth'))
