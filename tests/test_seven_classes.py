@@ -84,6 +84,7 @@ def _pandas3_applymap(monkeypatch):
     "isic-challenge-scoring 5.6 calls `DataFrame.applymap`, which pandas 3 removed (`DataFrame.map` is the same)"
     if not hasattr(pd.DataFrame, 'applymap'): monkeypatch.setattr(pd.DataFrame, 'applymap', pd.DataFrame.map, raising=False)
 
+@pytest.mark.slow
 def test_seven_classes(seven, tmp_path):
     "classify-train → classify-predict → classify-evaluate in the seven ISIC classes, lesion groups found beside the labels"
     gt = seven/GT/f'{GT}.csv'
@@ -122,3 +123,23 @@ def test_seven_classes(seven, tmp_path):
     per = official.per_category
     for c in ISIC_CLASSES:
         for k in ('sensitivity', 'specificity', 'auc'): assert abs(per.loc[c, k] - ours['per_class'][c][k]) < 1e-9, (c, k)
+
+def test_groups_found_or_said_missing(seven, tmp_path):
+    "The groupings file beside the labels' folder is found and said; every lesion in one fold; without it, one line says so"
+    from lesion_fastai.cls.train import TrainingPlan, member_inputs
+    from lesion_fastai.config import ClassifyConfig
+    gt = seven/GT/f'{GT}.csv'
+    lines = []
+    lab, _ = member_inputs(TrainingPlan(seven/'images', gt, tmp_path/'out', folds=3, cache=tmp_path/'cache'),
+                           ClassifyConfig(input='full'), log=lines.append, progress=False)
+    assert lines[0] == f"lesion groups: {(seven/GROUPS).resolve()} (found beside the labels)", lines
+    assert (lab.groupby('lesion_id').fold.nunique() == 1).all() and lab.lesion_id.nunique() == 23
+    assert set(lab.lesion_id[lab.image_id.isin(['demo_0000', 'demo_0001'])]) == {'L_BCC_0'}
+    alone = tmp_path/'alone'
+    alone.mkdir()
+    (alone/'gt.csv').write_bytes(gt.read_bytes())                           # the same labels, no groups file near
+    lines = []
+    lab, _ = member_inputs(TrainingPlan(seven/'images', alone/'gt.csv', tmp_path/'out2', folds=3, cache=tmp_path/'cache'),
+                           ClassifyConfig(input='full'), log=lines.append, progress=False)
+    assert lines[0].startswith('lesion groups: none') and 'folds are ungrouped' in lines[0], lines
+    assert (lab.lesion_id == lab.image_id).all()
