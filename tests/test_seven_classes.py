@@ -72,7 +72,8 @@ def seven_class_set(dest:Path)->Path:
 @pytest.fixture(scope='module')
 def seven(tmp_path_factory): return seven_class_set(tmp_path_factory.mktemp('seven'))
 
-SMALL = ['--size', 64, '--full-cycles', 1, '--crop-cycles', 1, '--cycle-len', 1, '--keep', 1, '--bs', 8, '--pretrained', 'none']
+SMALL = ['--size', 64, '--full-cycles', 1, '--crop-cycles', 1, '--cycle-len', 1, '--keep', 1, '--bs', 8,
+         '--pretrained', 'none']
 
 def _same_fold_per_lesion(seven:Path, oof:pd.DataFrame)->pd.Series:
     "The number of folds each lesion of the groupings file has images in"
@@ -82,11 +83,12 @@ def _same_fold_per_lesion(seven:Path, oof:pd.DataFrame)->pd.Series:
 @pytest.fixture(autouse=True)
 def _pandas3_applymap(monkeypatch):
     "isic-challenge-scoring 5.6 calls `DataFrame.applymap`, which pandas 3 removed (`DataFrame.map` is the same)"
-    if not hasattr(pd.DataFrame, 'applymap'): monkeypatch.setattr(pd.DataFrame, 'applymap', pd.DataFrame.map, raising=False)
+    if hasattr(pd.DataFrame, 'applymap'): return
+    monkeypatch.setattr(pd.DataFrame, 'applymap', pd.DataFrame.map, raising=False)
 
 @pytest.mark.slow
 def test_seven_classes(seven, tmp_path):
-    "classify-train → classify-predict → classify-evaluate in the seven ISIC classes, lesion groups found beside the labels"
+    "classify-train → classify-predict → classify-evaluate in the seven ISIC classes, the lesion groups found"
     gt = seven/GT/f'{GT}.csv'
     res = _run('classify-train', '--images', seven/'images', '--labels', gt, '--masks', seven/'masks',
                '--out', tmp_path/'cls', '--folds', 2, *SMALL)
@@ -115,17 +117,19 @@ def test_seven_classes(seven, tmp_path):
     assert ev.returncode == 0, ev.stderr
     lines = ev.stdout.splitlines()
     assert all(any(l.split()[:1] == [c] for l in lines) for c in ISIC_CLASSES), ev.stdout   # a line per class
-    ours = json.loads(_run('classify-evaluate', '--truth', gt, '--pred', tmp_path/'pred'/'predictions.csv', '--json').stdout)
+    as_json = _run('classify-evaluate', '--truth', gt, '--pred', tmp_path/'pred'/'predictions.csv', '--json')
+    ours = json.loads(as_json.stdout)
     scoring = pytest.importorskip('isic_challenge_scoring.classification')
     official = scoring.ClassificationScore.from_file(gt, tmp_path/'pred'/'predictions.csv',
                                                      scoring.ClassificationMetric.BALANCED_ACCURACY)
     assert abs(official.aggregate['balanced_accuracy'] - ours['balanced_accuracy']) < 1e-9
     per = official.per_category
     for c in ISIC_CLASSES:
-        for k in ('sensitivity', 'specificity', 'auc'): assert abs(per.loc[c, k] - ours['per_class'][c][k]) < 1e-9, (c, k)
+        for k in ('sensitivity', 'specificity', 'auc'):
+            assert abs(per.loc[c, k] - ours['per_class'][c][k]) < 1e-9, (c, k)
 
 def test_groups_found_or_said_missing(seven, tmp_path):
-    "The groupings file beside the labels' folder is found and said; every lesion in one fold; without it, one line says so"
+    "The groups file beside the labels' folder is found and said, each lesion in one fold; without it, a line says so"
     from lesion_fastai.cls.train import TrainingPlan, member_inputs
     from lesion_fastai.config import ClassifyConfig
     gt = seven/GT/f'{GT}.csv'
@@ -139,7 +143,7 @@ def test_groups_found_or_said_missing(seven, tmp_path):
     alone.mkdir()
     (alone/'gt.csv').write_bytes(gt.read_bytes())                           # the same labels, no groups file near
     lines = []
-    lab, _ = member_inputs(TrainingPlan(seven/'images', alone/'gt.csv', tmp_path/'out2', folds=3, cache=tmp_path/'cache'),
-                           ClassifyConfig(input='full'), log=lines.append, progress=False)
+    plan = TrainingPlan(seven/'images', alone/'gt.csv', tmp_path/'out2', folds=3, cache=tmp_path/'cache')
+    lab, _ = member_inputs(plan, ClassifyConfig(input='full'), log=lines.append, progress=False)
     assert lines[0].startswith('lesion groups: none') and 'folds are ungrouped' in lines[0], lines
     assert (lab.lesion_id == lab.image_id).all()
