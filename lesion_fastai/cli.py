@@ -20,11 +20,12 @@ from .script import add_command, cli_command, command_name, command_of, option_h
 # %% auto #0
 __all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'OWN_SIGNALS', 'COMMANDS',
            'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
-           'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check', 'check_folds',
-           'train_settings', 'cli_train', 'predict_options', 'cli_predict', 'evaluate_options', 'cli_evaluate',
-           'cli_submission', 'crop_settings', 'cli_classify_train', 'classify_predict_options', 'cli_classify_predict',
-           'task3_report', 'cli_classify_evaluate', 'serve_options', 'cli_serve', 'bad_input_message', 'error_line',
-           'flag_of', 'flag_names', 'stop_line', 'command_signals', 'run_command', 'cli_parser', 'main']
+           'cli_download', 'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check',
+           'check_folds', 'train_settings', 'train_data', 'cli_train', 'predict_options', 'cli_predict',
+           'evaluate_options', 'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train',
+           'classify_predict_options', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
+           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals',
+           'run_command', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #e05dde69
 PRECISION_ENV = 'LESION_FASTAI_PRECISION'
@@ -95,6 +96,17 @@ def cli_demo(**kwargs):
     "Run the main job on the generated demo set"
     from lesion_fastai.demo import run_demo
     run_demo(**kwargs)
+
+# %% ../nbs/90_cli.ipynb #257633af
+@cli_command(positional=['dataset'])
+def cli_download(dataset:Literal['isic2018'], # The data set: `isic2018`, the ISIC 2018 challenge's archives
+                 task:Literal[1, 2, 3],       # The challenge task
+                 split:Literal['train', 'valid', 'test']='train', # The split
+                 to:str=None,                 # Folder of the archives and of `task<N>/<split>` (default: in `data_home()`)
+                ):
+    "Download an ISIC 2018 task and split (resumable, size and SHA-256 checked), extract it and print its folder"
+    from lesion_fastai.download import isic2018
+    print(isic2018(task, split=split, to=to))
 
 # %% ../nbs/90_cli.ipynb #e09c5983
 def _data_warnings(w:list)->list:
@@ -223,10 +235,20 @@ def _run_train(data, out, kw:dict, folds:int|None, tta:bool, restart:bool, run:d
         return _train_parallel(data, out, kw, folds=folds, tta=tta, restart=restart, progress=run['progress'])
     return _train_here(data, out, kw, folds=folds, tta=tta, **run)
 
+def train_data(data=None, images=None, masks=None):
+    "What `train` reads: the folder `data` as it is, or the pairs of `--images` and `--masks` (`io.find_pairs`)"
+    check_folders(data=data, images=images, masks=masks)
+    if images is None and masks is None: return data
+    from lesion_fastai.io import find_pairs
+    return find_pairs(data, images=images, masks=masks)
+
 @cli_command()
 @delegates(TrainConfig, but='sizes,shares,group_col,cache_size,wd')
-def cli_train(data:str,              # Folder of image/mask pairs
+def cli_train(data:str=None,         # Folder of image/mask pairs (images/ + masks/, ISIC *_Input + *_GroundTruth)
+              *,
               out:str,               # Model folder to create (with --folds: the ensemble folder)
+              images:str=None,       # Or: the images folder…
+              masks:str=None,        # …and the masks folder
               # Train a K-fold ensemble into `out`, one member per fold (e.g. 3); under a launcher the folds train in
               # parallel
               folds:int=None,
@@ -249,6 +271,7 @@ def cli_train(data:str,              # Folder of image/mask pairs
     "Train a lesion segmenter (with --folds, a K-fold ensemble) with the Unet34 recipe; data-parallel under a launcher"
     plots_to_files()
     check_folds(folds)
+    data = train_data(data, images=images, masks=masks)
     if len(arch) > 1 and not folds:
         raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
     from lesion_fastai.learner.folder import refuse_finished
@@ -601,7 +624,7 @@ def run_command(command:str,       # The command's name, which starts each line 
 
 # %% ../nbs/90_cli.ipynb #a6b49063
 COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_submission, cli_classify_train,
-            cli_classify_predict, cli_classify_evaluate, cli_serve]
+            cli_classify_predict, cli_classify_evaluate, cli_serve, cli_download]
 "The commands of `lesion_fastai`, in the order `--help` lists them: append a `cli_*` function to add one."
 
 # %% ../nbs/90_cli.ipynb #976b7e23

@@ -15,11 +15,10 @@ from fastcore.parallel import parallel
 from .config import LesionDataError, LesionDataWarning
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'SKIPPED_EXTS', 'EXIF_ORIENTATIONS', 'ISIC2018_URL', 'ISIC2018_FILES', 'image_id_of', 'load_image',
-           'image_size', 'read_mask', 'scorer_note', 'scorer_mask', 'atomic_write', 'write_json', 'save_image',
-           'save_mask', 'list_images', 'list_masks', 'find_pairs', 'check_orientation', 'check_pairs', 'data_home',
-           'find_isic_dev', 'isic2018', 'read_csv', 'Terminated', 'sigterm_interrupts', 'lock_file', 'output_lock',
-           'locks_output']
+__all__ = ['IMAGE_EXTS', 'SKIPPED_EXTS', 'EXIF_ORIENTATIONS', 'image_id_of', 'load_image', 'image_size', 'read_mask',
+           'scorer_note', 'scorer_mask', 'atomic_write', 'write_json', 'save_image', 'save_mask', 'list_images',
+           'list_masks', 'find_pairs', 'check_orientation', 'check_pairs', 'data_home', 'find_isic_dev', 'read_csv',
+           'Terminated', 'sigterm_interrupts', 'lock_file', 'output_lock', 'locks_output']
 
 # %% ../nbs/01_io.ipynb #9de1673f
 IMAGE_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.gif'}
@@ -443,33 +442,6 @@ def find_isic_dev()->Path|None:
     if (env := os.environ.get('LESION_ISIC_DEV')): return Path(env) if Path(env).is_dir() else None
     found = (p/'shared'/'data'/'isic-dev' for p in [Path.cwd(), *Path.cwd().parents])
     return next((d for d in found if d.is_dir()), None)
-
-# %% ../nbs/01_io.ipynb #a9dd425f
-ISIC2018_URL = 'https://isic-challenge-data.s3.amazonaws.com/2018/'
-"Where the ISIC 2018 challenge archives are published."
-
-# %% ../nbs/01_io.ipynb #eb010105
-ISIC2018_FILES = {
-    'task1_train_images': 'ISIC2018_Task1-2_Training_Input.zip',
-    'task1_train_masks':  'ISIC2018_Task1_Training_GroundTruth.zip',
-    'task1_valid_images': 'ISIC2018_Task1-2_Validation_Input.zip',
-    'task1_valid_masks':  'ISIC2018_Task1_Validation_GroundTruth.zip',
-    'task1_test_images':  'ISIC2018_Task1-2_Test_Input.zip',
-    'task1_test_masks':   'ISIC2018_Task1_Test_GroundTruth.zip',
-    'task3_train_images': 'ISIC2018_Task3_Training_Input.zip',
-    'task3_train_labels': 'ISIC2018_Task3_Training_GroundTruth.zip',
-    'task3_lesion_groups': 'ISIC2018_Task3_Training_LesionGroupings.csv'}
-"The ISIC 2018 challenge archives, by part."
-
-# %% ../nbs/01_io.ipynb #a4f7bd3b
-def isic2018(part:str='task1_train_images', # A key of `ISIC2018_FILES`
-             base=None,                     # Download folder (default: `data_home()/'isic2018'`)
-            )->Path:
-    "Download and extract one ISIC 2018 archive (needs internet; several GB for the image parts)"
-    from fastdownload import FastDownload
-    if part not in ISIC2018_FILES: raise ValueError(f"unknown part {part!r}; one of {', '.join(ISIC2018_FILES)}")
-    d, url = FastDownload(base=base or data_home()/'isic2018', module=None), ISIC2018_URL + ISIC2018_FILES[part]
-    return d.download(url) if url.endswith('.csv') else d.get(url)
 
 # %% ../nbs/01_io.ipynb #edbcb3e8
 def read_csv(path,     # A CSV file

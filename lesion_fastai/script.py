@@ -11,8 +11,9 @@ from typing import Literal, Union, get_args, get_origin
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['OPTION_SETS', 'shown_default', 'option_help', 'option_kwargs', 'add_option', 'cli_command', 'command_docments',
-           'command_name', 'add_command', 'parse_command', 'command_of', 'option_set', 'mirror_differences']
+__all__ = ['OPTION_SETS', 'shown_default', 'option_help', 'option_kwargs', 'add_option', 'add_positional', 'cli_command',
+           'command_docments', 'command_name', 'add_command', 'parse_command', 'command_of', 'option_set',
+           'mirror_differences']
 
 # %% ../nbs/85_script.ipynb #7e636945
 def shown_default(default, # A parameter's default
@@ -79,12 +80,21 @@ def add_option(parser,    # A parser, or a group of one
     parser.add_argument(flag, dest=name, help=option_help(d.docment, d.default), **_given(d.default),
                         **option_kwargs(d.anno))
 
+def add_positional(parser,   # A parser
+                   name:str, # A parameter without a default: a word of the command line (`Literal`: its choices)
+                   d:dict,   # Its `docments(full=True)` entry
+                  ):
+    "Add one parameter as a positional argument"
+    parser.add_argument(name, help=_escaped(d.docment), **option_kwargs(d.anno))
+
 # %% ../nbs/85_script.ipynb #2ad571f3
 def cli_command(exclusive=(), # Parameters of which at most one may be given
+                positional=(), # Parameters given as words, not options (`download isic2018`)
                ):
-    "Decorator: mark a `cli_*` function as a command, naming its mutually exclusive options"
+    "Decorator: mark a `cli_*` function as a command, naming its mutually exclusive options and its positional words"
     def _f(f):
         f.exclusive = tuple(exclusive)
+        f.positional = tuple(positional)
         return f
     return _f
 
@@ -110,11 +120,13 @@ def command_name(f, # A `cli_*` function
 
 # %% ../nbs/85_script.ipynb #7e2d6e2d
 def _add_options(p:argparse.ArgumentParser, f):
-    "Add the parameters of `f` as options of `p`, its exclusive ones (`cli_command`) in a group of their own"
+    "Add the parameters of `f` as options of `p` (its positional ones as words), its exclusive ones in a group"
     exclusive = getattr(f, 'exclusive', ())
+    positional = getattr(f, 'positional', ())
     group = p.add_mutually_exclusive_group() if exclusive else None
     for k, d in command_docments(f).items():
-        add_option(group if k in exclusive else p, k, d)
+        if k in positional: add_positional(p, k, d)
+        else: add_option(group if k in exclusive else p, k, d)
 
 def add_command(sub,              # The `add_subparsers()` of the parser
                 f,                # A `cli_*` function
