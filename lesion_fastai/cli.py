@@ -412,7 +412,9 @@ def cli_classify_train(images:str,          # Folder of images
                        classes:list[str]=None,  # Allowed classes (default: those in the labels)
                        # Column of the diagnosis in an image_id,label CSV (default: dx_mapped, dx, label, …)
                        label_col:str=None,
-                       groups:str=None,         # CSV image,lesion_id: images of one lesion stay in one fold
+                       # CSV image,lesion_id: images of one lesion stay in one fold (default: the labels' lesion_id
+                       # column, else ISIC2018_Task3_Training_LesionGroupings.csv or HAM10000_metadata.csv beside them)
+                       groups:str=None,
                        # Crop margin, a fraction of the lesion box on each side (default: `crop_lesions`')
                        margin:float=None,
                        max_size:int=None,       # Longer side of the cached crops (default: `crop_lesions`')

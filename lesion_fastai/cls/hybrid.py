@@ -19,13 +19,13 @@ from ..io import atomic_write, write_json
 from ..learner.folder import check_pickle, file_sha256
 from ..metrics import balanced_accuracy, class_scores
 from .features import feature_table
+from .calibration import (at_prevalence, class_calibration_errors, expected_calibration_error,
+                                          member_disagreement, operating_threshold, plot_reliability, reliability_table)
 
 # %% auto #0
-__all__ = ['FEATURES_C', 'balanced_logistic', 'class_logits', 'fold_predictions', 'at_prevalence', 'reliability_table',
-           'expected_calibration_error', 'plot_reliability', 'operating_threshold', 'member_disagreement',
-           'HybridModel', 'two_folds', 'best_variant', 'fit_hybrid', 'predict_hybrid', 'hybrid_report', 'save_hybrid',
-           'load_hybrid', 'mask_files', 'classifier_features', 'feature_minutes', 'save_oof_reliability',
-           'fit_classifier_hybrid']
+__all__ = ['FEATURES_C', 'balanced_logistic', 'class_logits', 'class_probs', 'fold_predictions', 'HybridModel', 'two_folds',
+           'best_variant', 'fit_hybrid', 'predict_hybrid', 'hybrid_report', 'save_hybrid', 'load_hybrid', 'mask_files',
+           'classifier_features', 'feature_minutes', 'save_oof_reliability', 'fit_classifier_hybrid']
 
 # %% ../../nbs/33_cls.hybrid.ipynb #ae9326c8
 FEATURES_C = 0.05
@@ -58,142 +58,40 @@ def _safe_log(probs:np.ndarray)->np.ndarray:
     "The log of `probs`, 0 read as 1e-12 (no log(0) warning)"
     return np.log(np.clip(probs, 1e-12, None))
 
-def _zero_scores(y:np.ndarray)->np.ndarray:
-    "A (rows, classes) array of zeros for the out-of-fold log-probabilities of the class indices `y`"
-    return np.zeros((len(y), len(np.unique(y))))
+def _zero_scores(y:np.ndarray, n_classes:int)->np.ndarray:
+    "A (rows, `n_classes`) array of zeros for the out-of-fold log-probabilities of the class indices `y`"
+    return np.zeros((len(y), n_classes))
 
-def _check_fold_classes(y:np.ndarray, f, n_classes:int):
-    "Refuse fold `f` when the class indices `y` of the other folds lack one of the `n_classes` classes"
-    if len(np.unique(y)) < n_classes: raise LesionDataError(f"fold {f}: the other folds lack a class; use fewer folds")
+def class_probs(model,          # A fitted scikit-learn classifier of class indices
+                X:np.ndarray,   # Its inputs
+                n_classes:int,  # Classes of the whole problem
+               )->np.ndarray:   # (n, `n_classes`) probabilities
+    "`model.predict_proba(X)` with a column per class: 0 for a class the model never saw (absent from its training rows)"
+    out = np.zeros((len(X), n_classes))
+    out[:, model.classes_] = model.predict_proba(X)
+    return out
 
-def _fit_others(make, X:np.ndarray, y:np.ndarray, tr:np.ndarray, f, n_classes:int)->object:
-    "`make()` fitted on the rows `tr` (the folds other than `f`), which must hold all `n_classes` classes"
-    _check_fold_classes(y[tr], f, n_classes)
+def _check_fold_classes(y:np.ndarray, f):
+    "Refuse fold `f` when the class indices `y` of the other folds hold a single class: nothing to tell apart"
+    if len(np.unique(y)) < 2: raise LesionDataError(f"fold {f}: the other folds hold a single class; use fewer folds")
+
+def _fit_others(make, X:np.ndarray, y:np.ndarray, tr:np.ndarray, f)->object:
+    "`make()` fitted on the rows `tr` (the folds other than `f`), which must hold two classes at least"
+    _check_fold_classes(y[tr], f)
     return make().fit(X[tr], y[tr])
 
 def fold_predictions(make,        # `make()` returns an unfitted scikit-learn classifier
                      X:np.ndarray, y:np.ndarray, # Inputs and class indices
                      folds:np.ndarray, # Fold of each row: each fold is predicted by a model fitted on the others
+                     n_classes:int=None, # Classes of the problem (default: the largest index in `y`, plus 1)
                     )->tuple:    # ((n, classes) out-of-fold log-probabilities, {fold: fitted model})
     "Out-of-fold log-probabilities of `make()` over `folds`, and the model fitted for each fold"
-    out, models = _zero_scores(y), {}
+    out, models = _zero_scores(y, n_classes or int(np.max(y)) + 1), {}
     for f in np.unique(folds):
         tr = folds != f
-        models[f] = _fit_others(make, X, y, tr, f, n_classes=out.shape[1])
-        out[~tr] = _safe_log(models[f].predict_proba(X[~tr]))
+        models[f] = _fit_others(make, X, y, tr, f)
+        out[~tr] = _safe_log(class_probs(models[f], X[~tr], out.shape[1]))
     return out, models
-
-# %% ../../nbs/33_cls.hybrid.ipynb #406d3c2b
-def _normalised(p:np.ndarray)->np.ndarray:
-    "The rows of `p` scaled to sum to 1"
-    return p/p.sum(1, keepdims=True)
-
-def at_prevalence(probs,   # (n, classes) class-balanced probabilities
-                  prior,   # Class frequencies to calibrate to (the training set's)
-                 )->np.ndarray:
-    "Balanced probabilities turned into probabilities at the class frequencies `prior` (Bayes' rule)"
-    return _normalised(np.asarray(probs, np.float64)*np.asarray(prior, np.float64))
-
-# %% ../../nbs/33_cls.hybrid.ipynb #e2d9f77f
-def _top_label(y:np.ndarray, probs)->tuple:
-    "(the probability of the predicted class, whether it is the true class) of each row"
-    p = np.asarray(probs, np.float64)
-    return p.max(1), p.argmax(1) == np.asarray(y)
-
-def _confidence_bins(conf:np.ndarray, bins:int)->np.ndarray:
-    "The bin of each confidence: `bins` equal bins of [0, 1], the last one closed"
-    return np.minimum((conf*bins).astype(int), bins - 1)
-
-def _per_bin(df:pd.DataFrame)->pd.DataFrame:
-    "Images, mean confidence and accuracy of each `bin` present in `df`"
-    return df.groupby('bin').agg(images=('confidence', 'size'), confidence=('confidence', 'mean'),
-                                 accuracy=('accuracy', 'mean'))
-
-def _all_bins(t:pd.DataFrame, bins:int)->pd.DataFrame:
-    "`t` with a row for each of the `bins` bins: no images and NaN scores where a bin is empty"
-    return t.reindex(range(bins)).assign(images=lambda d: d.images.fillna(0).astype(int))
-
-def reliability_table(y:np.ndarray,  # True class index per row
-                      probs,         # (n, classes) probabilities
-                      bins:int=10,
-                     )->pd.DataFrame: # Per confidence bin: images, mean confidence, accuracy
-    "Top-label reliability: how often the predicted class is right, against how sure the model was"
-    conf, right = _top_label(y, probs)
-    df = pd.DataFrame({'bin': _confidence_bins(conf, bins), 'confidence': conf, 'accuracy': right.astype(float)})
-    return _all_bins(_per_bin(df), bins)
-
-# %% ../../nbs/33_cls.hybrid.ipynb #256b1cde
-def _mean_gap(t:pd.DataFrame)->float:
-    "The image-weighted mean gap between confidence and accuracy of the bins of a `reliability_table`"
-    return float((t.images*(t.confidence - t.accuracy).abs()).sum()/t.images.sum())
-
-def expected_calibration_error(y:np.ndarray, probs, bins:int=10)->float:
-    "Top-label expected calibration error: the image-weighted mean gap between confidence and accuracy over the bins"
-    return _mean_gap(reliability_table(y, probs, bins).dropna())
-
-# %% ../../nbs/33_cls.hybrid.ipynb #c343553d
-def _diagonal(ax):
-    "The line of perfect calibration: accuracy equal to confidence"
-    ax.plot([0, 1], [0, 1], ':', color='grey', label='perfectly calibrated')
-
-def _plot_line(ax, t:pd.DataFrame, name:str):
-    "The line of one `reliability_table`: accuracy against confidence over the bins with images"
-    t = t.dropna()
-    ax.plot(t.confidence, t.accuracy, 'o-', label=name)
-
-def _reliability_axes(ax):
-    "Label the axes of a reliability diagram, set its limits and draw its legend"
-    ax.set(xlabel='confidence (probability of the predicted class)', ylabel='accuracy', xlim=(0.45, 1), ylim=(0, 1.02))
-    ax.legend(fontsize=8)
-
-def plot_reliability(tables:dict, # Name → `reliability_table`
-                     ax=None):
-    "Reliability diagram: accuracy against confidence per bin, one line per model, the diagonal for perfect calibration"
-    import matplotlib.pyplot as plt                   # only when a plot is drawn: the module stays light
-    if ax is None: _, ax = plt.subplots(figsize=(5, 4))
-    _diagonal(ax)
-    for name, t in tables.items(): _plot_line(ax, t, name)
-    _reliability_axes(ax)
-    return ax
-
-# %% ../../nbs/33_cls.hybrid.ipynb #0ebd7bf5
-def _positives(y:np.ndarray, p:np.ndarray, c:int)->np.ndarray:
-    "The probabilities `p` of the images of class `c`, highest first"
-    return np.sort(np.asarray(p)[np.asarray(y) == c])[::-1]
-
-def _check_positives(pos:np.ndarray, c:int):
-    "Refuse a class without images: it has no operating point"
-    if not len(pos): raise LesionDataError(f"no image of class {c} to choose an operating point with")
-
-def _last_needed(sensitivity:float, n:int)->int:
-    "The index, highest first, of the last of `n` positives a threshold must keep to reach `sensitivity`"
-    return max(0, int(np.ceil(sensitivity*n)) - 1)
-
-def operating_threshold(y:np.ndarray,  # True class index per row
-                        p:np.ndarray,  # Out-of-fold probability of class `c`
-                        c:int,         # The class (melanoma)
-                        sensitivity:float=0.8,
-                       )->float:
-    "Highest threshold on `p` whose out-of-fold sensitivity for class `c` is at least `sensitivity`"
-    pos = _positives(y, p, c)
-    _check_positives(pos, c)
-    return float(pos[_last_needed(sensitivity, len(pos))])
-
-# %% ../../nbs/33_cls.hybrid.ipynb #f2b9e2ad
-def _chosen(members:np.ndarray, pick:np.ndarray)->np.ndarray:
-    "Each member's probability of the class `pick` chose for each image: (members, n)"
-    return members[:, np.arange(len(pick)), pick]
-
-def _disagree(members:np.ndarray, pick:np.ndarray)->np.ndarray:
-    "Whether a member's own decision differs from the class `pick` chose, for each image"
-    return (members.argmax(2) != pick[None]).any(0)
-
-def member_disagreement(members:np.ndarray, # (members, n, classes) probabilities of each member
-                        final:np.ndarray,   # (n, classes) the classifier's probabilities
-                       )->tuple:            # (standard deviation per image, whether a member decided otherwise)
-    "Per image: the spread of the members' probability for the chosen class, and whether they disagree on the class"
-    members, pick = np.asarray(members), np.asarray(final).argmax(1)
-    return _chosen(members, pick).std(0), _disagree(members, pick)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #d56d22c6
 class HybridModel:
@@ -225,26 +123,27 @@ def _inner_folds(folds:np.ndarray, y:np.ndarray, tr:np.ndarray)->np.ndarray:
     "The folds of the rows `tr` to nest in: theirs, or a stratified split in two where they are a single fold"
     return folds[tr] if len(np.unique(folds[tr])) > 1 else two_folds(y[tr])
 
-def _inner_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, tr:np.ndarray, C:float)->object:
-    "The stack fitted on the rows `tr`, on the features' log-odds predicted out of fold inside them"
-    inner, _ = fold_predictions(partial(balanced_logistic, C), feats[tr], y[tr], _inner_folds(folds, y, tr))
+def _inner_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, tr:np.ndarray, C:float,
+                 n:int)->object:
+    "The stack fitted on the rows `tr`, on the features' log-odds (`n` classes) predicted out of fold inside them"
+    inner, _ = fold_predictions(partial(balanced_logistic, C), feats[tr], y[tr], _inner_folds(folds, y, tr), n)
     return balanced_logistic().fit(_stacked(np.exp(inner), cnn[tr]), y[tr])
 
 def _nested_stack(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray,
                   tr:np.ndarray, # Boolean: the rows the stack is fitted on; it predicts the others
-                  C:float)->np.ndarray:
+                  C:float, n:int)->np.ndarray:
     "The stack fitted on the rows `tr`, the features' log-odds predicted out of fold inside them; its probabilities"
-    stack = _inner_stack(feats, cnn, y, folds, tr, C)
-    outer = balanced_logistic(C).fit(feats[tr], y[tr]).predict_proba(feats[~tr])
-    return stack.predict_proba(_stacked(outer, cnn[~tr]))
+    stack = _inner_stack(feats, cnn, y, folds, tr, C, n)
+    outer = class_probs(balanced_logistic(C).fit(feats[tr], y[tr]), feats[~tr], n)
+    return class_probs(stack, _stacked(outer, cnn[~tr]), n)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #011e9e99
-def _stack_oof(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, C:float)->np.ndarray:
+def _stack_oof(feats:np.ndarray, cnn:np.ndarray, y:np.ndarray, folds:np.ndarray, C:float, n:int)->np.ndarray:
     "Nested out-of-fold hybrid log-probabilities: fold f's stack never sees fold f, even through the features' log-odds"
-    out = _zero_scores(y)
+    out = _zero_scores(y, n)
     for f in np.unique(folds):
         tr = folds != f
-        out[~tr] = _safe_log(_nested_stack(feats, cnn, y, folds, tr, C))
+        out[~tr] = _safe_log(_nested_stack(feats, cnn, y, folds, tr, C, n))
     return out
 
 # %% ../../nbs/33_cls.hybrid.ipynb #837bbf35
@@ -269,10 +168,11 @@ def _operating_point(y:np.ndarray, p:np.ndarray, c:int, sensitivity:float)->dict
                 operating_specificity=1 - _rate(hit, y != c))
 
 def _variant_scores(y, probs:np.ndarray, prior, classes, c_op:int|None, sensitivity:float)->dict:
-    "Out-of-fold scores of one variant: balanced accuracy, per-class sensitivity and AUC, ECE, operating point"
+    "Out-of-fold scores of one variant: balanced accuracy, ECE, per-class sensitivity, AUC and ECE, operating point"
     cs = class_scores(y, probs, classes)
     s = {'balanced_accuracy': balanced_accuracy(y, probs), **_calibration_errors(y, probs, prior),
-         **_per_class(cs, classes, 'sensitivity'), **_per_class(cs, classes, 'auc')}
+         **_per_class(cs, classes, 'sensitivity'), **_per_class(cs, classes, 'auc'),
+         **class_calibration_errors(y, at_prevalence(probs, prior), classes)}
     if c_op is not None: s.update(_operating_point(y, probs[:, c_op], c_op, sensitivity))
     return s
 
@@ -284,6 +184,7 @@ class _FitData(NamedTuple):
     y: np.ndarray       # Class indices
     folds: np.ndarray   # The members' folds
     ids: list           # Image IDs
+    n: int              # Classes
 
 def _common_ids(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series)->list:
     "The image IDs that have features, an out-of-fold CNN probability and a label, in the order of `features`"
@@ -309,7 +210,7 @@ def _fit_inputs(features:pd.DataFrame, cnn_oof:pd.DataFrame, labels:pd.Series, f
     _check_enough(ids)
     y = _class_indices(labels.loc[ids], classes)
     X, cnn = features.loc[ids].to_numpy(np.float64), _cnn_logits(cnn_oof, ids, classes)
-    return _FitData(X, cnn, y, folds.loc[ids].to_numpy(), ids)
+    return _FitData(X, cnn, y, folds.loc[ids].to_numpy(), ids, len(classes))
 
 # %% ../../nbs/33_cls.hybrid.ipynb #06724c68
 def _rank(scores:dict, v:str)->tuple:
@@ -324,7 +225,7 @@ def best_variant(scores:dict, # Variant → out-of-fold scores (`HybridModel.sco
 # %% ../../nbs/33_cls.hybrid.ipynb #c6723698
 def _fit_variants(h:HybridModel, d:_FitData, C:float)->np.ndarray:
     "Fit each fold's features model and the three variants of `h`; returns the features' out-of-fold log-probabilities"
-    feats_oof, h.fold_models = fold_predictions(partial(balanced_logistic, C), d.X, d.y, d.folds)
+    feats_oof, h.fold_models = fold_predictions(partial(balanced_logistic, C), d.X, d.y, d.folds, d.n)
     h.features_model = balanced_logistic(C).fit(d.X, d.y)
     h.cnn_model = balanced_logistic().fit(d.cnn, d.y)
     h.stack = balanced_logistic().fit(_stacked(np.exp(feats_oof), d.cnn), d.y)
@@ -333,8 +234,8 @@ def _fit_variants(h:HybridModel, d:_FitData, C:float)->np.ndarray:
 # %% ../../nbs/33_cls.hybrid.ipynb #efd1ac88
 def _variants_oof(feats_oof:np.ndarray, d:_FitData, C:float)->dict:
     "Each variant's out-of-fold balanced probabilities (nested for the hybrid)"
-    return {'features': np.exp(feats_oof), 'cnn': np.exp(fold_predictions(balanced_logistic, d.cnn, d.y, d.folds)[0]),
-            'hybrid': np.exp(_stack_oof(d.X, d.cnn, d.y, d.folds, C))}
+    cnn_oof, _ = fold_predictions(balanced_logistic, d.cnn, d.y, d.folds, d.n)
+    return {'features': np.exp(feats_oof), 'cnn': np.exp(cnn_oof), 'hybrid': np.exp(_stack_oof(*d[:4], C, d.n))}
 
 # %% ../../nbs/33_cls.hybrid.ipynb #a63aec30
 def _class_columns(probs:np.ndarray, classes, prefix:str)->dict:
@@ -390,11 +291,11 @@ def _features_model(h:HybridModel, fold_model=None)->object:
 def _variant_probs(h:HybridModel, variant:str, X:np.ndarray, cnn_probs:np.ndarray,
                    fold_model=None, # A member's features model (None: the one fitted on all the images)
                   )->np.ndarray:
-    "One variant's balanced probabilities from the features `X` and the CNN's probabilities"
-    model = _features_model(h, fold_model)
-    if variant == 'features': return model.predict_proba(X)
-    if variant == 'cnn': return h.cnn_model.predict_proba(class_logits(cnn_probs))
-    return h.stack.predict_proba(_stacked(model.predict_proba(X), class_logits(cnn_probs)))
+    "One variant's balanced probabilities from the features `X` and the CNN's probabilities, a column per class"
+    model, n = _features_model(h, fold_model), len(h.classes)
+    if variant == 'features': return class_probs(model, X, n)
+    if variant == 'cnn': return class_probs(h.cnn_model, class_logits(cnn_probs), n)
+    return class_probs(h.stack, _stacked(class_probs(model, X, n), class_logits(cnn_probs)), n)
 
 # %% ../../nbs/33_cls.hybrid.ipynb #f87b13ab
 def _missing(h:HybridModel, features:pd.DataFrame)->list:

@@ -14,7 +14,8 @@ from ..io import list_images, read_csv
 from ..data import kfold_splits
 
 # %% auto #0
-__all__ = ['ISIC_CLASSES', 'LABEL_COLUMNS', 'sort_classes', 'read_labels', 'label_folds']
+__all__ = ['ISIC_CLASSES', 'LABEL_COLUMNS', 'GROUPS_FILES', 'sort_classes', 'read_labels', 'label_folds', 'find_groups',
+           'lesion_groups']
 
 # %% ../../nbs/30_cls.labels.ipynb #59437ed9
 ISIC_CLASSES = ('MEL', 'NV', 'BCC', 'AKIEC', 'BKL', 'DF', 'VASC')
@@ -275,3 +276,34 @@ def label_folds(labels:pd.DataFrame, # From `read_labels`
                )->np.ndarray:        # Fold (0..k-1) of each row
     "Lesion-grouped, diagnosis-stratified k-fold assignment of a labels table"
     return kfold_splits(labels.image_id, k=k, seed=seed, groups=labels.lesion_id, strata=labels.label)
+
+# %% ../../nbs/30_cls.labels.ipynb #879d9a4c
+GROUPS_FILES = ('ISIC2018_Task3_Training_LesionGroupings.csv', 'HAM10000_metadata.csv')
+"Files that say which images show one lesion, looked for beside a labels CSV and in its parent folder."
+
+# %% ../../nbs/30_cls.labels.ipynb #9d91a61d
+def find_groups(labels)->Path|None:
+    "The first of `GROUPS_FILES` beside the labels CSV `labels` or in its parent folder (None: none is there)"
+    here = Path(labels).resolve().parent
+    found = (d/n for d in (here, here.parent) for n in GROUPS_FILES)
+    return next((f for f in found if f.is_file()), None)
+
+# %% ../../nbs/30_cls.labels.ipynb #673e3876
+def _has_lesion_column(labels)->bool:
+    "Whether the labels CSV `labels` has a `lesion_id` column"
+    return 'lesion_id' in _stripped_columns(read_csv(labels, nrows=0))
+
+def _ungrouped(labels)->str:
+    "The line of labels without lesion groups"
+    return (f"lesion groups: none (no lesion_id column in {labels}, no groups file given, no "
+            f"{' or '.join(GROUPS_FILES)} beside it or in its parent folder): folds are ungrouped, one image a lesion")
+
+def lesion_groups(labels,       # Labels CSV (`read_labels`)
+                  groups=None,  # Groups CSV given by the user
+                 )->tuple:      # (the groups CSV for `read_labels`, or None; the line that says where they come from)
+    "Where the lesion groups of `labels` come from: `groups`, the labels' own `lesion_id`, or `find_groups`"
+    if groups is not None: return groups, f"lesion groups: {groups} (given)"
+    if _has_lesion_column(labels): return None, f"lesion groups: the lesion_id column of {labels}"
+    found = find_groups(labels)
+    if found: return found, f"lesion groups: {found} (found beside the labels)"
+    return None, _ungrouped(labels)

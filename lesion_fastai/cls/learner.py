@@ -121,8 +121,9 @@ def cls_datablock(classes,            # Class order
                   x_col:str='crop',   # Column of image paths
                   augment:bool=True,  # Augment the training images
                  )->DataBlock:
-    "Images of `x_col` squished to `size`, their `label`, rows `valid_idx` held out"
-    return DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=list(classes))), get_x=ColReader(x_col),
+    "Images of `x_col` squished to `size`, their `label` in the order of `classes`, rows `valid_idx` held out"
+    target = CategoryBlock(vocab=list(classes), sort=False)      # fastai sorts a given vocab unless told not to
+    return DataBlock(blocks=(ImageBlock, target), get_x=ColReader(x_col),
                      get_y=ColReader('label'), splitter=IndexSplitter(list(valid_idx)),
                      item_tfms=Resize(size, method='squish'), batch_tfms=_batch_tfms(augment))
 

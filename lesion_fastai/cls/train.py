@@ -25,7 +25,7 @@ from ..io import locks_output                # holds `out` while writing it
 from ..learner.clock import CycleClock
 from ..learner.folder import check_finished, export_model, train_folds
 from ..distributed import process_state, alone, from_main
-from .labels import read_labels, label_folds
+from .labels import read_labels, label_folds, lesion_groups
 from .crop import crop_settings, lesion_crops
 from .hybrid import fit_classifier_hybrid, feature_minutes
 from .learner import class_weights, cls_dataloaders, member_learner
@@ -371,9 +371,12 @@ def _check_crop_source(plan:TrainingPlan, cfg:ClassifyConfig):
         raise LesionDataError("crops need masks: give masks= (a folder of masks) or seg_model= "
                               "(a segmentation model folder), or input='full'")
 
-def _training_labels(plan:TrainingPlan, cfg:ClassifyConfig, files:dict)->pd.DataFrame:
-    "The labels (`read_labels`) with a lesion-grouped `fold`, checked for what training needs"
-    lab = read_labels(plan.labels, images=files, classes=plan.classes, label_col=plan.label_col, groups=plan.groups)
+def _training_labels(plan:TrainingPlan, cfg:ClassifyConfig, files:dict, log=print)->pd.DataFrame:
+    "The labels (`read_labels`) with a lesion-grouped `fold`, checked for what training needs; where the groups are from"
+    groups, said = lesion_groups(plan.labels, plan.groups)
+    log(said)
+    lab = read_labels(plan.labels, images=files, classes=plan.classes, label_col=plan.label_col, groups=groups)
+    lab.attrs['groups'] = str(groups) if groups else None
     _check_classes(plan, lab.attrs['classes'])
     _check_crop_source(plan, cfg)
     lab['fold'] = label_folds(lab, k=plan.folds or plan.k, seed=cfg.seed)
@@ -382,7 +385,7 @@ def _training_labels(plan:TrainingPlan, cfg:ClassifyConfig, files:dict)->pd.Data
 # %% ../../nbs/35_cls.train.ipynb #a1231f45
 def _class_counts(lab:pd.DataFrame, classes:list)->pd.Series:
     "The images of each class of `lab`, in the order of `classes`"
-    return lab.label.value_counts()[classes]
+    return lab.label.value_counts().reindex(classes, fill_value=0)
 
 def _counts_text(counts:pd.Series)->str:
     "Each class and its number of images, in one line"
@@ -397,6 +400,17 @@ def _labels_line(lab:pd.DataFrame, plan:TrainingPlan)->str:
     "The labels and how the members split them, in one line"
     counts = _counts_text(_class_counts(lab, lab.attrs['classes']))
     return f"{len(lab)} labelled images: {counts}; {lab.lesion_id.nunique()} lesions; {_split_text(plan)}"
+
+def _one_fold_classes(lab:pd.DataFrame, plan:TrainingPlan)->dict:
+    "Class → its fold, for the classes whose images are all in one fold that a member validates on"
+    folds = lab.groupby('label').fold.unique()
+    return {c: f[0] for c, f in folds.items() if len(f) == 1 and f[0] in plan.predicted}
+
+def _one_fold_lines(lab:pd.DataFrame, plan:TrainingPlan)->list:
+    "A line for each class a member never trains on: all its images are in the fold that member validates on"
+    n = lab.label.value_counts()
+    return [f"{c}: its {n[c]} image(s) are all in fold {f} (their lesions decide it): the member validated on fold {f} "
+            f"never trains on {c}, and gives it a low probability there" for c, f in _one_fold_classes(lab, plan).items()]
 
 # %% ../../nbs/35_cls.train.ipynb #fec577ba
 def _seg_model_path(plan:TrainingPlan, cfg:ClassifyConfig)->str|None:
@@ -418,8 +432,9 @@ def _member_crops(plan:TrainingPlan, cfg:ClassifyConfig, files:dict, lab:pd.Data
 def member_inputs(plan:TrainingPlan, cfg:ClassifyConfig, log=print, progress:bool=True)->tuple:
     "(the labels with their `fold`, the `MemberInputs`): the checked labels and their cached crops and whole images"
     files = list_images(plan.images)
-    lab = _training_labels(plan, cfg, files)
+    lab = _training_labels(plan, cfg, files, log=log)
     log(_labels_line(lab, plan))
+    for line in _one_fold_lines(lab, plan): log(line)
     extra = _member_extra(plan, cfg)
     crops = _member_crops(plan, cfg, files, lab, extra['crop_settings'], log=log, progress=progress)
     return lab, MemberInputs(lab.merge(crops, on='image_id'), lab.attrs['classes'], cfg, extra, plan.keep_stages)
@@ -475,7 +490,7 @@ def classifier_info(plan:TrainingPlan, lab:pd.DataFrame, data:MemberInputs, scor
     "What `classifier.json` records of a training run: the mode, folds, labels, crop settings, score, time and budget"
     cfg = data.cfg
     return {'mode': _mode(plan, cfg), 'folds': plan.folds, 'k': plan.folds or plan.k, 'seed': cfg.seed, **data.extra,
-            'labels': str(Path(plan.labels).resolve()), 'n_images': len(lab),
+            'labels': str(Path(plan.labels).resolve()), 'groups': lab.attrs.get('groups'), 'n_images': len(lab),
             'class_counts': _class_counts(lab, data.classes).to_dict(), 'valid': _valid_entry(plan, scores),
             'budget_minutes': cfg.minutes, 'train_minutes': _run_minutes(plan)}
 
