@@ -4,8 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #565afc62
 from __future__ import annotations
-import argparse, inspect, os, re, sys, traceback, warnings
-from contextlib import contextmanager
+import argparse, os, sys, warnings
 from json import dumps
 from pathlib import Path
 from typing import Literal
@@ -15,69 +14,15 @@ from fastcore.meta import delegates
 import lesion_fastai
 from .config import LesionDataError, LesionDataWarning, TrainConfig, ClassifyConfig
 from .config import LOSS_NAMES, PRECISIONS, RUNTIMES, VARIANTS
+from .command import TRACEBACK_ENV, forced_precision, plots_to_files, process_count, run_command
 from .script import add_command, cli_command, command_name, command_of, option_help, option_set
 
 # %% auto #0
-__all__ = ['PRECISION_ENV', 'PARALLEL_COMMANDS', 'PRETRAINED', 'TRACEBACK_ENV', 'INTERRUPTED', 'OWN_SIGNALS', 'COMMANDS',
-           'forced_precision', 'process_count', 'refuse_launcher', 'plots_to_files', 'demo_options', 'cli_demo',
-           'cli_download', 'scorer_notes', 'scorer_warnings', 'pairs_summary', 'check_folders', 'cli_check',
-           'check_folds', 'train_settings', 'train_data', 'cli_train', 'predict_options', 'cli_predict',
-           'evaluate_options', 'cli_evaluate', 'cli_submission', 'crop_settings', 'cli_classify_train',
-           'classify_predict_options', 'cli_classify_predict', 'task3_report', 'cli_classify_evaluate', 'serve_options',
-           'cli_serve', 'bad_input_message', 'error_line', 'flag_of', 'flag_names', 'stop_line', 'command_signals',
-           'run_command', 'cli_parser', 'main']
-
-# %% ../nbs/90_cli.ipynb #e05dde69
-PRECISION_ENV = 'LESION_FASTAI_PRECISION'
-"The variable `precision_policy` reads when no precision is passed; `--precision` sets it for its command."
-
-# %% ../nbs/90_cli.ipynb #ab612466
-def _restore_env(name:str, old:str|None):
-    "Set the environment variable `name` back to `old` (None: remove it)"
-    if old is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = old
-
-# %% ../nbs/90_cli.ipynb #d2b6684e
-@contextmanager
-def forced_precision(precision:str|None=None, # One of `PRECISIONS` (None: leave the choice to `precision_policy`)
-                    ):
-    "Within the block every model trained or loaded runs in `precision` (checked first: fp16 needs CUDA)"
-    if precision is None:
-        yield
-        return
-    from lesion_fastai.learner.precision import precision_policy
-    precision_policy(None, precision)                 # a ValueError (one `error:` line) before any work
-    old = os.environ.get(PRECISION_ENV)
-    os.environ[PRECISION_ENV] = precision
-    try:
-        yield
-    finally:
-        _restore_env(PRECISION_ENV, old)
-
-# %% ../nbs/90_cli.ipynb #680221ac
-def process_count()->int:
-    "How many processes a launcher (`accelerate launch`, `torchrun`) started for this command (`WORLD_SIZE`; 1 without)"
-    return int(os.environ.get('WORLD_SIZE') or 1)
-
-# %% ../nbs/90_cli.ipynb #3e49d945
-PARALLEL_COMMANDS = ('train', 'predict', 'classify-train')
-"Commands that share their work among a launcher's processes (`lesion_fastai.distributed`); the others refuse to."
-
-# %% ../nbs/90_cli.ipynb #04ec032f
-def refuse_launcher(command:str, # The command about to run
-                   ):
-    "Refuse to run `command` in each of a launcher's processes unless it shares its work among them"
-    if process_count() > 1 and command not in PARALLEL_COMMANDS:
-        raise LesionDataError(f"runs in one process; start it without a launcher (only {', '.join(PARALLEL_COMMANDS)} "
-                              "share work among processes)")
-
-# %% ../nbs/90_cli.ipynb #4ba151d1
-def plots_to_files():
-    "Draw matplotlib's plots into files only (its Agg backend): a command may run where there is no display"
-    import matplotlib
-    matplotlib.use('Agg')
+__all__ = ['PRETRAINED', 'COMMANDS', 'demo_options', 'cli_demo', 'cli_download', 'scorer_notes', 'scorer_warnings',
+           'pairs_summary', 'check_folders', 'cli_check', 'check_folds', 'train_settings', 'train_data', 'cli_train',
+           'predict_options', 'cli_predict', 'evaluate_options', 'cli_evaluate', 'cli_submission', 'crop_settings',
+           'cli_classify_train', 'classify_predict_options', 'cli_classify_predict', 'task3_report',
+           'cli_classify_evaluate', 'serve_options', 'cli_serve', 'cli_parser', 'main']
 
 # %% ../nbs/90_cli.ipynb #66f3a760
 @option_set('lesion_fastai.demo.run_demo')
@@ -529,100 +474,6 @@ def cli_serve(model:str, # Model or ensemble folder
     from lesion_fastai.serve import serve_model
     with forced_precision(precision):
         serve_model(model, tta=tta, token=token, runtime=_runtime(runtime, precision), **kwargs)
-
-# %% ../nbs/90_cli.ipynb #a23c29c2
-TRACEBACK_ENV = 'LESION_FASTAI_TRACEBACK'
-"Set this environment variable to 1 (or pass `--traceback`) to see an error's full trace, not just its one line."
-
-# %% ../nbs/90_cli.ipynb #0e3a48b4
-INTERRUPTED = "interrupted: run the same command again to resume"
-("What a command says when Ctrl-C (status 130) or SIGTERM (status 143) stops it "
- "(training resumes from its last checkpoint; outputs are never half-written).")
-
-# %% ../nbs/90_cli.ipynb #aa030202
-def bad_input_message(e:Exception, # What a command raised
-                     )->str|None:  # The message, or None when `e` is not about an input
-    "What is wrong with an input, for an exception a bad file causes: missing, unreadable, malformed or too large"
-    from PIL import Image                              # here, not at load: PIL costs start-up time
-    if isinstance(e, OSError) and e.filename and e.strerror: return f"{e.filename}: {e.strerror}"
-    if isinstance(e, (LesionDataError, OSError, ValueError, Image.DecompressionBombError)): return str(e)
-    return None
-
-# %% ../nbs/90_cli.ipynb #701e537c
-def _bug_line(e:Exception)->str:
-    "The line for an error that is not about an input (a bug): its type and message, and how to report it"
-    what = ' '.join(str(e).split())
-    return f"{type(e).__name__}: {what} (a bug: set {TRACEBACK_ENV}=1 for the full trace and report it)"
-
-def error_line(e:Exception, # What a command raised
-              )->tuple:     # (exit status, one-line message)
-    "Status 2 and the file and what is wrong, for a bad input; status 1 and a hint, for anything else (a bug)"
-    msg = bad_input_message(e)
-    if msg is None: return 1, _bug_line(e)
-    return 2, ' '.join(msg.split())
-
-# %% ../nbs/90_cli.ipynb #d65e06f6
-def flag_of(name:str,  # A parameter of the library, as in `name=value`
-            value:str, # Its value as the message writes it: 'True', 'False', a quoted string, or '' for none
-           )->str:
-    "`name=value` as the command line spells it: `--name`, `--no-name` or `--name value`"
-    flag = '--' + name.replace('_', '-')
-    if name == 'pretrained' and value in ('True', 'False'): return f"{flag} {'require' if value == 'True' else 'none'}"
-    if value in ('True', 'False'): return flag if value == 'True' else '--no-' + flag[2:]
-    return f"{flag} {value.strip(chr(39))}" if value else flag
-
-# %% ../nbs/90_cli.ipynb #86e94fa0
-def flag_names(msg:str, # An error message of the library
-               f,       # The `cli_*` function that ran
-              )->str:
-    "`msg` with the library's `name=value` spelled as the command's flags, for the parameters of `f`"
-    params = inspect.signature(f).parameters
-    spell = lambda m: flag_of(m.group(1), m.group(2)) if m.group(1) in params else m.group(0)
-    return re.sub(r"\b(\w+)=(True|False|'[^']*'|(?=[\s(),.;]|$))", spell, msg)
-
-# %% ../nbs/90_cli.ipynb #36865cd3
-def stop_line(e:BaseException, # What stopped the command: Ctrl-C, SIGTERM (`Terminated`) or an error
-              f,               # The `cli_*` function that ran
-             )->tuple:         # (exit status, the line to print)
-    "130 (SIGTERM: 143) and `INTERRUPTED` for Ctrl-C; else `error_line`'s status and message, spelled with `f`'s flags"
-    if isinstance(e, KeyboardInterrupt): return getattr(e, 'status', 130), INTERRUPTED
-    status, line = error_line(e)
-    return status, f"error: {flag_names(line, f)}"
-
-# %% ../nbs/90_cli.ipynb #b8717ed5
-OWN_SIGNALS = ('serve',)
-"Commands that handle SIGTERM themselves (`serve` shuts down gracefully); every other one takes it as Ctrl-C."
-
-# %% ../nbs/90_cli.ipynb #2ca56421
-@contextmanager
-def command_signals(command:str, # The command about to run
-                   ):
-    "Inside the block SIGTERM stops `command` as Ctrl-C does (`sigterm_interrupts`), unless it is in `OWN_SIGNALS`"
-    if command in OWN_SIGNALS:
-        yield
-        return
-    from lesion_fastai.io import sigterm_interrupts                # here, not at load: it imports numpy and pandas
-    with sigterm_interrupts(): yield
-
-# %% ../nbs/90_cli.ipynb #068e1b15
-def run_command(command:str,       # The command's name, which starts each line it prints on stderr
-                f,                 # Its `cli_*` function
-                kwargs:dict,       # Its options
-                trace:bool=False,  # Print an error's full trace too
-               )->int:             # Exit status: 0; 2 for a bad input; 130 (SIGTERM: 143) when interrupted; 1 for a bug
-    "Run `f(**kwargs)`, each warning and error one line on stderr, SIGTERM as Ctrl-C (`command_signals`)"
-    say = lambda what: print(f"lesion_fastai {command}: {what}", file=sys.stderr, flush=True)
-    with warnings.catch_warnings(), command_signals(command):
-        warnings.showwarning = lambda m, *_, **__: say(f"warning: {' '.join(str(m).split())}")
-        try:
-            refuse_launcher(command)
-            f(**kwargs)
-        except (KeyboardInterrupt, Exception) as e:
-            if trace: traceback.print_exc()
-            status, line = stop_line(e, f)
-            say(line)
-            return status
-    return 0
 
 # %% ../nbs/90_cli.ipynb #a6b49063
 COMMANDS = [cli_demo, cli_check, cli_train, cli_predict, cli_evaluate, cli_submission, cli_classify_train,

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 from conftest import _isic_dev
-from lesion_fastai.cli import main, INTERRUPTED
+from lesion_fastai.cli import main
+from lesion_fastai.command import INTERRUPTED
 import lesion_fastai.cli as cli
 import lesion_fastai
 

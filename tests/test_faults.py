@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from lesion_fastai.demo import make_demo_set
-from lesion_fastai.cli import INTERRUPTED, main
+from lesion_fastai.cli import main
+from lesion_fastai.command import INTERRUPTED
 from lesion_fastai.io import lock_file
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
