@@ -40,12 +40,18 @@ def start_server(code:str, port:int, log, env=None)->tuple:
     with open(log, 'w') as out:
         proc = subprocess.Popen([sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT, env=env)
     client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
-    for _ in range(600):
+    wait_ready(proc, client, log)
+    return proc, client
+
+def wait_ready(proc, client, log, seconds:float=600):
+    "Return once the server of `proc` answers `/health` (its start may take minutes on a loaded machine)"
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         if proc.poll() is not None: pytest.fail(f"server exited: {Path(log).read_text()[-2000:]}")
         try:
-            if client.get('/health').status_code == 200: break
+            if client.get('/health').status_code == 200: return
         except httpx.TransportError: time.sleep(0.1)
-    return proc, client
+    pytest.fail(f"server not ready after {seconds:g} s: {Path(log).read_text()[-2000:]}")
 
 def image(root, i:int): return root/'data'/'images'/f'demo_{i:04d}.jpg'
 def reference(root, i:int)->bytes: return (root/'pred'/f'demo_{i:04d}_segmentation.png').read_bytes()
@@ -308,11 +314,7 @@ def with_classifier(tmp_path_factory):
         proc = subprocess.Popen([exe, 'serve', '--model', OLD/'model', '--classifier', OLD/'classifier', '--port', str(port), '--runtime', 'torch'],
                                 stdout=out, stderr=subprocess.STDOUT)
     client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=120)
-    for _ in range(600):
-        if proc.poll() is not None: pytest.fail(f"server exited: {(root/'server.log').read_text()[-2000:]}")
-        try:
-            if client.get('/health').status_code == 200: break
-        except httpx.TransportError: time.sleep(0.1)
+    wait_ready(proc, client, root/'server.log')
     yield root, client, rep
     client.close(); proc.terminate(); proc.wait(10)
 
