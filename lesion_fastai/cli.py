@@ -485,8 +485,6 @@ def serve_options(host:str='127.0.0.1', # Interface to listen on (0.0.0.0: every
                   workers:int=8, # Uploads decoded and predicted at once (each holds a decoded image)
                   queue:int=16, # Uploads allowed to wait for a worker (503 with Retry-After beyond)
                   body_timeout:float=30., # Seconds a request body may take to arrive (408 after)
-                  max_batch:int=8, # Most images in one forward pass
-                  batch_ms:float=10., # Milliseconds a forward pass waits for the images of requests on their way
                  ):
     "What `lesion_fastai serve` passes on to `serve_model`"
 
