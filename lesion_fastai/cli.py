@@ -464,7 +464,7 @@ def serve_options(host:str='127.0.0.1', # Interface to listen on (0.0.0.0: every
                   log_level:str='warning', # uvicorn's log level ('info' logs every request)
                   max_mb:float=20., # Largest request body in MB (413 above)
                   max_pixels:int=50_000_000, # Largest image in pixels (413 above)
-                  workers:int=2, # Uploads decoded and predicted at once (each holds a decoded image)
+                  workers:int=8, # Uploads decoded and predicted at once (each holds a decoded image)
                   queue:int=16, # Uploads allowed to wait for a worker (503 with Retry-After beyond)
                   body_timeout:float=30., # Seconds a request body may take to arrive (408 after)
                  ):
@@ -481,11 +481,12 @@ def cli_serve(model:str, # Model or ensemble folder
               token:str=None,
               # The network's engine: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
               runtime:Literal[RUNTIMES]='auto',
+              classifier:str=None, # Classifier folder: also answer POST /classify (crop by the mask, then classify)
               **kwargs):
-    "Serve a segmentation model over HTTP (POST an image to /predict) until interrupted"
+    "Serve a segmentation model over HTTP (a page at /, POST an image to /predict) until interrupted"
     from lesion_fastai.serve import serve_model
     with forced_precision(precision):
-        serve_model(model, tta=tta, token=token, runtime=_runtime(runtime, precision), **kwargs)
+        serve_model(model, tta=tta, token=token, runtime=_runtime(runtime, precision), classifier=classifier, **kwargs)
 
 # %% ../nbs/90_cli.ipynb #a6b49063
 COMMANDS = [cli_demo, cli_download, cli_check, cli_train, cli_predict, cli_export, cli_evaluate, cli_submission,

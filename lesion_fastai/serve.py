@@ -14,6 +14,7 @@ from PIL import Image
 from fastcore.basics import patch
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
@@ -25,12 +26,14 @@ from .io import load_image, image_id_of
 from .config import LesionDataError, Settings, settings
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
+from .cls.predict import Classifier
+from .service import PAGE, Batcher, classify_image, model_card
 
 # %% auto #0
 __all__ = ['BODY_TIMEOUT', 'MAX_PIXELS', 'PREDICT_BODY', 'ERRORS', 'TOKEN_ENV', 'receive_body', 'read_body', 'form_upload',
            'json_upload', 'safe_name', 'read_upload', 'check_pixels', 'decode_upload', 'mask_png', 'Prediction',
-           'ServeLimits', 'Segmenter', 'no_nan', 'require_token', 'shutdown_flag', 'make_app', 'check_port',
-           'check_log_level', 'exposure_warning', 'serve_model']
+           'Classified', 'ServeLimits', 'Segmenter', 'no_nan', 'require_token', 'shutdown_flag', 'make_app',
+           'check_port', 'check_log_level', 'exposure_warning', 'serve_model']
 
 # %% ../nbs/70_serve.ipynb #129c017b
 BODY_TIMEOUT = 30.
@@ -236,6 +239,9 @@ class Prediction(BaseModel):
     member_jaccard: float|None = None  # ensembles: mean Jaccard between the members' own masks
     ms: float                          # milliseconds from decoding to the encoded mask
     model: str                         # the model folder's name
+class Classified(Prediction):
+    "The JSON answer of `POST /classify`: the `Prediction` and the diagnosis of the lesion its mask crops"
+    classification: dict               # `classify_image`: pred, probs, uncertainty, flag_class, flag, variant
 
 # %% ../nbs/70_serve.ipynb #81b88751
 @settings
@@ -243,9 +249,11 @@ class ServeLimits(Settings):
     "What the service accepts, and how much work it takes on at once"
     max_mb:float=20.                 # Largest request body in MB (413 above)
     max_pixels:int=MAX_PIXELS        # Largest image in pixels (413 above)
-    workers:int=2                    # Uploads decoded and predicted at once (each holds a decoded image)
+    workers:int=8                    # Uploads decoded and predicted at once (each holds a decoded image)
     queue:int=16                     # Uploads allowed to wait for a worker (503 with Retry-After beyond)
     body_timeout:float=BODY_TIMEOUT  # Seconds a request body may take to arrive (408 after)
+    max_batch:int=8                  # Most images in one forward pass
+    batch_ms:float=10.               # Milliseconds a forward pass waits for the images of requests on their way
     @property
     def max_bytes(self)->int: return int(self.max_mb*2**20)   # The body limit in bytes
     def _positive(self, k:str)->tuple:
@@ -253,25 +261,32 @@ class ServeLimits(Settings):
         v = getattr(self, k)
         return v > 0, f"{k} must be more than 0, got {v!r}"
     def checks(self)->list:
-        more = [self._positive(k) for k in ('max_mb', 'max_pixels', 'workers', 'body_timeout')]
-        return more + [(self.queue >= 0, f"queue must be 0 or more, got {self.queue!r}")]
+        more = [self._positive(k) for k in ('max_mb', 'max_pixels', 'workers', 'body_timeout', 'max_batch')]
+        return more + [(self.queue >= 0, f"queue must be 0 or more, got {self.queue!r}"),
+                       (self.batch_ms >= 0, f"batch_ms must be 0 or more, got {self.batch_ms!r}")]
 
 # %% ../nbs/70_serve.ipynb #9110017b
 def _folder_name(model)->str:
     "The name of the model folder `model` ('model' for an `Ensemble`)"
     return Path(model).name if not isinstance(model, Ensemble) else 'model'
 
+def _classifier(clf)->Classifier|None:
+    "The classifier folder `clf` loaded (a `Classifier` as it is, None as it is)"
+    return clf if clf is None or isinstance(clf, Classifier) else Classifier.load(clf)
+
 class Segmenter:
-    "A model loaded once, predicting from any thread: `workers` uploads at once, one forward pass at a time (a lock)"
+    "A model loaded once, predicting from any thread: `workers` uploads at once, their images in shared forward passes"
     def __init__(self, model,                # Model or ensemble folder, or an `Ensemble`
                  tta=None,                   # Override the model's TTA setting
                  name:str=None,              # The model's name in answers (default: the folder's name)
-                 limits:ServeLimits=None):   # Pixel limit, workers and queue (default: `ServeLimits()`)
+                 limits:ServeLimits=None,    # Pixel limit, workers, queue and batches (default: `ServeLimits()`)
+                 classifier=None):           # Classifier folder (or `Classifier`) for `classify` (None: none)
         self.model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
-        self.tta, self.limits = tta, limits or ServeLimits()
+        self.tta, self.limits, self.classifier = tta, limits or ServeLimits(), _classifier(classifier)
         self.name = name or _folder_name(model)
-        self.lock, self.slots = threading.Lock(), threading.Semaphore(self.limits.workers)
+        self.slots, self.cls_lock = threading.Semaphore(self.limits.workers), threading.Lock()
         self.admitted, self.closing, self.count_lock = 0, False, threading.Lock()
+        self.batcher = Batcher(self._forward, self.limits.max_batch, self.limits.batch_ms/1e3, self._on_the_way)
     def __repr__(self): return f"{self.name}: {self.model!r}"
 
 # %% ../nbs/70_serve.ipynb #4836de9c
@@ -281,9 +296,24 @@ def no_nan(d:dict)->dict:
 
 # %% ../nbs/70_serve.ipynb #9e46a997
 @patch
+def _forward(self:Segmenter, imgs:list)->list:
+    "The model's results for `imgs`, in one forward pass (called by the `Batcher`'s thread, one batch at a time)"
+    return self.model.predict(imgs, tta=self.tta, bs=len(imgs))
+
+@patch
+def _on_the_way(self:Segmenter)->int:
+    "How many requests are predicting, or soon will be: those admitted, up to the `workers`"
+    return min(self.admitted, self.limits.workers)
+
+@patch
 def _segment(self:Segmenter, img)->dict:
-    "The model's result for `img`, one forward pass at a time"
-    with self.lock: return self.model.predict([img], tta=self.tta, bs=1)[0]
+    "The model's result for `img`, in one forward pass with the images of concurrent requests"
+    return self.batcher(img)
+
+@patch
+def _classify(self:Segmenter, img, res:dict, name:str)->dict:
+    "The classifier's `diagnosis` of `img` cropped by its mask in `res`, one image at a time"
+    with self.cls_lock: return classify_image(self.classifier, img, res['mask'], image_id_of(name))
 
 @patch
 def _answer_tail(self:Segmenter, res:dict, t0:float)->dict:
@@ -291,15 +321,17 @@ def _answer_tail(self:Segmenter, res:dict, t0:float)->dict:
     return {'mask_png': mask_png(res['mask']), 'ms': round((time.perf_counter() - t0)*1e3, 1), 'model': self.name}
 
 @patch
-def __call__(self:Segmenter, data:bytes, # The uploaded file
-             name:str='upload',           # Its safe file name
-            )->dict:                      # The `Prediction` fields
-    "Decode, segment and encode one upload, once one of the `workers` places is free"
+def __call__(self:Segmenter, data:bytes,  # The uploaded file
+             name:str='upload',            # Its safe file name
+             classify:bool=False,          # Add the classifier's diagnosis
+            )->dict:                       # The `Prediction` (`Classified`) fields
+    "Decode, segment (and classify) and encode one upload, once one of the `workers` places is free"
     with self.slots:
         t0 = time.perf_counter()
         img = decode_upload(data, name, self.limits.max_pixels)
         res = self._segment(img)
         row = image_row(image_id_of(name), name, img, res)
+        if classify: row['classification'] = self._classify(img, res, name)
         return no_nan({**row, **self._answer_tail(res, t0)})
 
 # %% ../nbs/70_serve.ipynb #b24f29e2
@@ -313,11 +345,17 @@ def _tta_on(self:Segmenter)->bool:
     return self.model.tta if self.tta is None else bool(self.tta)
 
 @patch
+def _batches(self:Segmenter)->dict:
+    "The most images in one forward pass, and how many forward passes had each number of images so far"
+    return {'max_batch': self.limits.max_batch, 'batches': dict(sorted(self.batcher.sizes.items()))}
+
+@patch
 def health(self:Segmenter)->dict:
-    "What `GET /health` answers: ready (not shutting down), the model, the package version"
-    m = self.model
+    "What `GET /health` answers: ready (not shutting down), the model, the classifier, the batches, the version"
+    m, clf = self.model, self.classifier
     return {'ready': not self.closing, 'model': self.name, 'version': __version__, 'members': _member_names(m),
-            'tta': self._tta_on(), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold, 'runtime': m.runtime}
+            'tta': self._tta_on(), 'threshold': m.threshold, 'qc_threshold': m.qc_threshold, 'runtime': m.runtime,
+            'classifier': ', '.join(clf.classes) if clf else None, **self._batches()}
 
 # %% ../nbs/70_serve.ipynb #c5d0664d
 @patch
@@ -405,28 +443,46 @@ def _route_health(app:FastAPI, seg:Segmenter):
     @app.get('/health', summary='Whether the model is loaded, and which')
     async def health()->dict: return seg.health()
 
-def _route_predict(app:FastAPI, seg:Segmenter, limits:ServeLimits, token:str|None):
-    "Add `POST /predict` to `app`: `seg` segments the upload, within `limits`, for clients with `token` if any"
-    @app.post('/predict', response_model=Prediction, openapi_extra=PREDICT_BODY, summary='Segment one image',
-              responses={k: {'description': v} for k, v in ERRORS.items()}, dependencies=require_token(token))
-    async def predict(request:Request):
+def _route_pages(app:FastAPI, card:dict):
+    "Add `GET /` (the page) and `GET /model` (the model `card`) to `app`"
+    @app.get('/', response_class=HTMLResponse, summary='A page to drop an image on and see its mask')
+    async def page()->str: return PAGE
+    @app.get('/model', summary="The model card: the folders' README.md and scores, intended use, not a medical device")
+    async def model()->dict: return card
+
+_SUMMARIES = {'/predict': 'Segment one image', '/classify': 'Segment one image and classify its lesion'}
+
+def _route_upload(app:FastAPI, seg:Segmenter, token:str|None, path:str='/predict'):
+    "Add `POST path` to `app`: `seg` answers an upload (`/classify`: with its diagnosis), for clients with `token`"
+    classify, limits = path == '/classify', seg.limits
+    @app.post(path, response_model=Classified if classify else Prediction, openapi_extra=PREDICT_BODY,
+              summary=_SUMMARIES[path], responses={k: {'description': v} for k, v in ERRORS.items()},
+              dependencies=require_token(token))
+    async def upload(request:Request):
         "The lesion mask of the uploaded image (multipart field `file`, or JSON `{\"image\": base64}`) at its own size"
         seg.refuse_closing()
         name, data = await read_upload(request, limits.max_bytes, limits.body_timeout)
-        with seg.admit(): return await run_in_threadpool(seg, data, name)
+        with seg.admit(): return await run_in_threadpool(seg, data, name, classify)
 
-def make_app(model,          # Model or ensemble folder, or an `Ensemble` from `load_model`
-             tta=None,       # Override the model's TTA setting
-             name:str=None,  # The model's name in answers (default: the folder's name)
-             token:str=None, # Require `Authorization: Bearer TOKEN` on `POST /predict` (None: open to all)
-             **kwargs,       # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
+def _card_folder(model, folder):
+    "The folder `GET /model` describes: `folder`, else `model` when it is a folder (None for a bare `Ensemble`)"
+    return folder if folder is not None or isinstance(model, Ensemble) else model
+
+def make_app(model,           # Model or ensemble folder, or an `Ensemble` from `load_model`
+             tta=None,        # Override the model's TTA setting
+             name:str=None,   # The model's name in answers (default: the folder's name)
+             token:str=None,  # Require `Authorization: Bearer TOKEN` on `POST /predict`, `/classify` (None: open)
+             classifier=None, # Classifier folder (or `Classifier`): `POST /classify` (None: no such route)
+             folder=None,     # The folder `GET /model` describes (default: `model` when it is a folder)
+             **kwargs,        # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout, max_batch, batch_ms
             )->FastAPI:
-    "A FastAPI app serving `model`: `POST /predict`, `GET /health`, the OpenAPI page at `/docs`"
-    limits = ServeLimits(**kwargs)
-    seg = Segmenter(model, tta, name, limits)
+    "A FastAPI app serving `model`: the page at `/`, `POST /predict` (`/classify`), `GET /health`, `/model`, `/docs`"
+    seg = Segmenter(model, tta, name, ServeLimits(**kwargs), classifier)
     app = _app_of(seg)
     _route_health(app, seg)
-    _route_predict(app, seg, limits, token)
+    _route_pages(app, model_card(_card_folder(model, folder), classifier if seg.classifier else None))
+    _route_upload(app, seg, token)
+    if seg.classifier: _route_upload(app, seg, token, '/classify')
     return app
 
 # %% ../nbs/70_serve.ipynb #c3506c03
@@ -481,10 +537,11 @@ def _url(host:str, port:int)->str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 def _serving_line(seg:Segmenter, host:str, port:int, token:str|None)->str:
-    "The start-up line: the model, the URL of `POST /predict` and of the API docs, whether a token is required"
+    "The start-up line: the model, the URL of the page, of `POST /predict` (`/classify`) and of the API docs, the token"
     url = _url(host, port)
     guard = ', token required' if token else ''
-    return f"Serving {seg!r} at {url}/predict (API docs: {url}/docs{guard})"
+    classify = f" and {url}/classify" if seg.classifier else ''
+    return f"Serving {seg!r} at {url}/predict{classify} (page: {url}/, API docs: {url}/docs{guard})"
 
 def _token_or_env(token:str|None)->str|None:
     "`token`, else the `TOKEN_ENV` variable's (None when neither is set or they are empty)"
@@ -494,19 +551,20 @@ def serve_model(model,                   # Model or ensemble folder
                 host:str='127.0.0.1',    # Interface to listen on (0.0.0.0: every interface)
                 port:int=8000,           # TCP port
                 tta:bool|None=None,      # Override the model's TTA setting
-                log=print,               # Where the startup line goes
+                classifier=None,         # Classifier folder: also answer `POST /classify`
                 log_level:str='warning', # uvicorn's log level ('info' logs every request)
                 # Require `Authorization: Bearer TOKEN` on /predict (default: the LESION_FASTAI_TOKEN variable)
                 token:str=None,
                 runtime:str|None='torch', # The engine it predicts on (`RUNTIMES`; the `serve` command asks for 'auto')
-                **kwargs,                # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout
+                **kwargs,                # `ServeLimits`: max_mb, max_pixels, workers, queue, body_timeout, max_batch…
                ):
-    "Load `model` once and serve it over HTTP with uvicorn until interrupted (the options checked first)"
+    "Load `model` (and a `classifier`) once, serve them with uvicorn until interrupted (the options checked first)"
     token, limits = _token_or_env(token), ServeLimits(**kwargs)
     log_level = check_log_level(log_level)
     check_port(host, port)
     if warning := exposure_warning(host, token): warnings.warn(warning, stacklevel=2)
     loaded = load_model(model, tta=tta, runtime=runtime)
-    app = make_app(loaded, tta, name=_folder_name(model), token=token, **limits.as_dict())
-    log(_serving_line(app.state.segmenter, host, port, token))
+    app = make_app(loaded, tta, name=_folder_name(model), token=token, classifier=classifier, folder=model,
+                   **limits.as_dict())
+    print(_serving_line(app.state.segmenter, host, port, token), flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -40,12 +40,18 @@ def start_server(code:str, port:int, log, env=None)->tuple:
     with open(log, 'w') as out:
         proc = subprocess.Popen([sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT, env=env)
     client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=60)
-    for _ in range(600):
+    wait_ready(proc, client, log)
+    return proc, client
+
+def wait_ready(proc, client, log, seconds:float=600):
+    "Return once the server of `proc` answers `/health` (its start may take minutes on a loaded machine)"
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         if proc.poll() is not None: pytest.fail(f"server exited: {Path(log).read_text()[-2000:]}")
         try:
-            if client.get('/health').status_code == 200: break
+            if client.get('/health').status_code == 200: return
         except httpx.TransportError: time.sleep(0.1)
-    return proc, client
+    pytest.fail(f"server not ready after {seconds:g} s: {Path(log).read_text()[-2000:]}")
 
 def image(root, i:int): return root/'data'/'images'/f'demo_{i:04d}.jpg'
 def reference(root, i:int)->bytes: return (root/'pred'/f'demo_{i:04d}_segmentation.png').read_bytes()
@@ -133,6 +139,37 @@ def test_concurrent_requests_all_right(served):
         with httpx.Client(base_url=client.base_url, timeout=120) as c: return i, post_file(c, image(root, i))
     with ThreadPoolExecutor(8) as ex: res = list(ex.map(one, [i % 12 for i in range(16)]))
     for i, r in res: assert r.status_code == 200 and base64.b64decode(r.json()['mask_png']) == reference(root, i), i
+
+def test_batched_answers_are_predicts_masks(served):
+    "48 requests from 12 clients at once: gathered into shared forward passes, each answer still predict's own PNG"
+    root, client, _ = served
+    start = threading.Barrier(12)
+    def one(k):
+        with httpx.Client(base_url=client.base_url, timeout=120) as c:
+            if k < 12: start.wait()
+            return k % 12, post_file(c, image(root, k % 12))
+    with ThreadPoolExecutor(12) as ex: res = list(ex.map(one, range(48)))
+    for i, r in res: assert r.status_code == 200 and base64.b64decode(r.json()['mask_png']) == reference(root, i), i
+    h = client.get('/health').json()
+    assert h['max_batch'] == 8 and max(map(int, h['batches'])) > 1, h['batches']       # some passes had several images
+    assert sum(int(k)*n for k, n in h['batches'].items()) >= 48
+
+def test_model_card(served):
+    "GET /model: the folder's README.md (none here), its config without the validation IDs, and the fixed lines"
+    root, client, _ = served
+    card = client.get('/model').json()
+    assert card['intended_use'] == 'research' and card['notice'] == 'not a medical device' and card['classifier'] is None
+    seg = card['segmenter']
+    assert seg['folder'] == 'model' and seg['readme'] is None and seg['file'] == 'config.json'
+    assert seg['settings']['arch'] == 'smp-unet34' and seg['settings']['size'] == 64 and '"ids"' not in json.dumps(seg)
+    (root/'model'/'README.md').write_text('# A tiny demo model\n')
+    from lesion_fastai.service import model_card
+    assert model_card(root/'model')['segmenter']['readme'] == '# A tiny demo model\n'
+    (root/'model'/'README.md').unlink()
+
+def test_page_is_served(served):
+    r = served[1].get('/')
+    assert r.status_code == 200 and r.headers['content-type'].startswith('text/html') and 'not a medical device' in r.text
 
 def test_ensemble_answer_has_member_agreement(served):
     "An ensemble's answer adds the members' mutual Jaccard (in process: the app is the same)"
@@ -257,3 +294,124 @@ def test_shut_down_app_answers_503(served):
     r = TestClient(app).post('/predict', files={'file': ('x.jpg', image(served[0], 3).read_bytes())})
     assert r.status_code == 503 and r.json()['detail'] == 'the server is shutting down; retry later'
     assert r.headers['connection'] == 'close'
+
+OLD = Path(__file__).parent/'fixtures'/'old_folders'
+CLASSIFIED = ['ISIC_0000002', 'ISIC_0000007']
+
+@pytest.fixture(scope='module')
+def with_classifier(tmp_path_factory):
+    "`lesion_fastai serve MODEL --classifier CLS` on the old-folder fixtures; predict's masks, classify-predict's report"
+    if not (OLD/'VERSION').exists(): pytest.skip('fixtures not generated')
+    from lesion_fastai.cls.predict import classify_folder
+    root = tmp_path_factory.mktemp('classify')
+    (root/'images').mkdir()
+    for i in CLASSIFIED: (root/'images'/f'{i}.jpg').write_bytes((OLD/'data'/'images'/f'{i}.jpg').read_bytes())
+    predict_folder(OLD/'model', root/'images', root/'pred', overlays=False, progress=False)
+    rep = classify_folder(OLD/'classifier', root/'images', root/'cls', masks=root/'pred', progress=False, log=lambda *a: None)
+    port = free_port()
+    exe = str(Path(sys.executable).with_name('lesion_fastai'))
+    with open(root/'server.log', 'w') as out:
+        proc = subprocess.Popen([exe, 'serve', '--model', OLD/'model', '--classifier', OLD/'classifier', '--port', str(port), '--runtime', 'torch'],
+                                stdout=out, stderr=subprocess.STDOUT)
+    client = httpx.Client(base_url=f'http://127.0.0.1:{port}', timeout=120)
+    wait_ready(proc, client, root/'server.log')
+    yield root, client, rep
+    client.close(); proc.terminate(); proc.wait(10)
+
+@pytest.mark.parametrize('iid', CLASSIFIED)
+def test_classify_is_classify_predict(with_classifier, iid):
+    "POST /classify: predict's mask, and the probabilities classify-predict gives when it crops by predict's masks"
+    root, client, rep = with_classifier
+    f = OLD/'data'/'images'/f'{iid}.jpg'
+    r = client.post('/classify', files={'file': (f.name, f.read_bytes())})
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert base64.b64decode(a['mask_png']) == (root/'pred'/f'{iid}_segmentation.png').read_bytes()
+    c, row = a['classification'], rep.loc[iid]
+    assert c['pred'] == row['pred'] and c['variant'] == row['variant']
+    for k in ('dark', 'light'): assert c['probs'][k] == pytest.approx(row[f'p_{k}'], abs=1e-6), k
+    assert c['uncertainty'] == pytest.approx(row['uncertainty'], abs=1e-6)
+    flag = next((k for k in rep.columns if k.endswith('_flag')), None)
+    assert c['flag_class'] == (flag and flag[:-5]) and c['flag'] == (bool(row[flag]) if flag else None)
+
+def test_classifier_card_and_health(with_classifier):
+    root, client, _ = with_classifier
+    card = client.get('/model').json()
+    assert card['classifier']['file'] == 'classifier.json' and card['segmenter']['file'] == 'config.json'
+    assert client.get('/health').json()['classifier'] == 'dark, light'
+    assert client.post('/classify', files={'file': ('notes.jpg', b'not an image')}).status_code == 422
+    assert 'and http' in next(l for l in (root/'server.log').read_text().splitlines() if l.startswith('Serving'))
+
+def test_no_classify_without_classifier(served):
+    assert served[1].post('/classify', files={'file': ('a.jpg', b'x')}).status_code == 404
+
+sys.path.insert(0, str(Path(__file__).parents[1]/'tools'))
+import render_docs as rd
+
+def _evaluate(ch, s, expr:str):
+    "The value of the JavaScript `expr` in the page of the session `s`"
+    return ch.send('Runtime.evaluate', s, expression=expr, awaitPromise=True, returnByValue=True)['result'].get('value')
+
+def _pick_file(ch, s, f:Path)->str:
+    "Pick the file `f` in the page's file input (as a person does), then wait for its answer; the page's state"
+    _evaluate(ch, s, "document.body.dataset.state = 'picking'")
+    doc = ch.send('DOM.getDocument', s)['root']['nodeId']
+    node = ch.send('DOM.querySelector', s, nodeId=doc, selector='#file')['nodeId']
+    ch.send('DOM.setFileInputFiles', s, files=[str(f)], nodeId=node)
+    for _ in range(600):
+        state = _evaluate(ch, s, 'document.body.dataset.state')
+        if state in ('done', 'error'): return state
+        time.sleep(0.1)
+    return state
+
+def _screenshot(ch, s, f:Path):
+    f.write_bytes(base64.b64decode(ch.send('Page.captureScreenshot', s, format='png')['data']))
+
+def _open_page(ch, url:str)->str:
+    "A new tab of `ch` showing `url`, loaded; its session"
+    t = ch.send('Target.createTarget', url='about:blank')['targetId']
+    s = ch.send('Target.attachToTarget', targetId=t, flatten=True)['sessionId']
+    ch.send('Page.enable', s)
+    ch.send('Emulation.setDeviceMetricsOverride', s, width=1100, height=900, deviceScaleFactor=1, mobile=False)
+    ch.send('Page.navigate', s, url=url)
+    ch.wait(lambda m: m.get('method') == 'Page.loadEventFired' and m.get('sessionId') == s)
+    return s
+
+RED_PIXELS = """(() => { const c = document.getElementById('overlay');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;
+    for (let i = 0; i < d.length; i += 4) n += d[i] > 200 && d[i+1] < 120; return [c.width, c.height, n]; })()"""
+SHOWN = "[getComputedStyle(document.getElementById('out')).display, document.getElementById('status').outerHTML]"
+
+@pytest.mark.skipif(rd.find_browser() is None, reason='no Chromium on PATH')
+def test_page_in_chromium(served, tmp_path):
+    "The page at / in headless Chromium: an image picked shows its mask overlaid and the QC line; a bad file, the reason"
+    root, client, _ = served
+    shots = Path(os.environ.get('LESION_PAGE_SHOTS', tmp_path))
+    (tmp_path/'notes.jpg').write_bytes(b'hello, not a picture')
+    with rd.Chromium() as ch:
+        s = _open_page(ch, str(client.base_url) + '/')
+        assert _evaluate(ch, s, SHOWN)[0] == 'none'                           # nothing shown before an image
+        assert _pick_file(ch, s, image(root, 3)) == 'done'
+        _screenshot(ch, s, shots/'page_mask.png')
+        dom, lesion, shown = (_evaluate(ch, s, e) for e in ('document.documentElement.outerHTML', RED_PIXELS, SHOWN))
+        assert _pick_file(ch, s, tmp_path/'notes.jpg') == 'error'
+        _screenshot(ch, s, shots/'page_error.png')
+        refused = _evaluate(ch, s, SHOWN)
+    mask = np.asarray(Image.open(io.BytesIO(reference(root, 3)))) > 0
+    assert lesion[:2] == list(Image.open(image(root, 3)).size) and lesion[2] > 0.5*mask.sum(), (lesion, mask.sum())
+    assert shown[0] == 'flex' and 'href="data:image/png;base64,' in dom and 'demo_0003: 256×192 pixels' in shown[1]
+    assert 'download="demo_0003_segmentation.png"' in dom and ('QC flag' in dom or 'QC: no flag' in dom)
+    assert refused[0] == 'none' and 'class="error"' in refused[1]
+    assert 'The server refused notes.jpg: notes.jpg: not an image' in refused[1], refused
+
+@pytest.mark.skipif(rd.find_browser() is None, reason='no Chromium on PATH')
+def test_page_with_classifier_in_chromium(with_classifier, tmp_path):
+    "With a classifier the page posts to /classify and shows the diagnosis and its probabilities"
+    root, client, rep = with_classifier
+    shots = Path(os.environ.get('LESION_PAGE_SHOTS', tmp_path))
+    with rd.Chromium() as ch:
+        s = _open_page(ch, str(client.base_url) + '/')
+        assert _pick_file(ch, s, root/'images'/f'{CLASSIFIED[0]}.jpg') == 'done'
+        _screenshot(ch, s, shots/'page_classifier.png')
+        table = _evaluate(ch, s, "document.getElementById('diagnosis').innerText")
+    assert f"Diagnosis: {rep.loc[CLASSIFIED[0], 'pred']}" in table and 'dark' in table and 'light' in table, table

@@ -3,8 +3,9 @@
 Sends `--requests` multipart uploads from `--concurrency` client threads (a bounded loop: each request is sent once, no
 retries), cycling through `--n-images` images, and checks every answer: status 200, the mask decodes, it has the image's
 size and it is byte-identical to the mask `predict_folder` writes for that image (computed first, in this process).
-Prints p50/p95/max latency, requests/s and the lost (no answer, or not 200) and wrong (200 with another mask) counts;
-exits 1 if any request was lost or wrong.
+Prints p50/p95/max latency, requests/s and the lost (no answer, or not 200) and wrong (200 with another mask) counts,
+the checkout that served and, where the server batches, how many images its forward passes held; exits 1 if any request
+was lost or wrong. To compare two checkouts on the same model and images, run it with each one's PYTHONPATH in turn.
 
     python tools/bench_serve.py [--model DIR] [--images DIR] [--n-images 16] [--requests 300] [--concurrency 8]
 
@@ -14,6 +15,7 @@ import argparse, base64, io, os, shutil, socket, statistics, subprocess, sys, te
 from pathlib import Path
 import httpx
 from PIL import Image
+import lesion_fastai
 from lesion_fastai.io import list_images, find_isic_dev
 from lesion_fastai.demo import demo_set
 from lesion_fastai.seg.predict import predict_folder
@@ -31,13 +33,20 @@ def pick_images(src, n:int, dest:Path)->list:
 def start_server(model, port:int, log:Path)->subprocess.Popen:
     "`serve_model(model)` in a subprocess, returned once `/health` answers"
     code = f"from lesion_fastai.serve import serve_model; serve_model({str(model)!r}, port={port})"
-    proc = subprocess.Popen([sys.executable, '-c', code], stdout=open(log, 'w'), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, '-c', code], stdout=open(log, 'w'), stderr=subprocess.STDOUT,
+                            cwd=log.parent)   # not the caller's folder: a checkout there would shadow PYTHONPATH
     for _ in range(1200):
         if proc.poll() is not None: sys.exit(f"server exited:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(f'http://127.0.0.1:{port}/health', timeout=5).status_code == 200: return proc
         except httpx.TransportError: time.sleep(0.1)
     proc.terminate(); sys.exit('server did not start in 2 minutes')
+
+def stop(proc:subprocess.Popen):
+    "Stop the server: SIGTERM, then SIGKILL if it has not exited within a minute (a loaded machine is slow to exit)"
+    proc.terminate()
+    try: proc.wait(60)
+    except subprocess.TimeoutExpired: proc.kill(); proc.wait()
 
 def check(r, img:Path, ref:bytes)->str:
     "'ok', 'lost' (not 200) or 'wrong' (200 with a mask of the wrong size or pixels)"
@@ -91,11 +100,14 @@ def run(a, work:Path):
     try:
         httpx.post(f'http://127.0.0.1:{port}/predict', files={'file': (images[0].name, images[0].read_bytes())}, timeout=300)  # warm-up
         lat, out, wall = load(port, images, refs, a.requests, a.concurrency)
-    finally: proc.terminate(); proc.wait(10)
+        health = httpx.get(f'http://127.0.0.1:{port}/health', timeout=30).json()
+    finally: stop(proc)
     q = statistics.quantiles(lat, n=100)
     print(f"model {model}; {len(images)} images from {src} ({Image.open(images[0]).size[0]}×{Image.open(images[0]).size[1]} first); "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"{a.requests} requests, {a.concurrency} concurrent: {out['ok']} ok, {out['lost']} lost, {out['wrong']} wrong")
+    print(f"checkout {Path(lesion_fastai.__file__).parents[1]} (PYTHONPATH, bench and server); batching: "
+          f"{health.get('batches', 'no batching')} (forward passes by images held)")
+    print(f"{a.requests} requests, {a.concurrency} concurrent: {out['ok']} ok, lost={out['lost']}, wrong={out['wrong']}")
     print(f"latency p50 {q[49]*1e3:.0f} ms, p95 {q[94]*1e3:.0f} ms, max {max(lat)*1e3:.0f} ms; "
           f"{a.requests/wall:.1f} requests/s over {wall:.1f} s (whole run {time.perf_counter() - t_start:.0f} s)")
     if out['lost'] or out['wrong']: sys.exit(1)
