@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 from lesion_fastai.demo import demo_set
+from lesion_fastai.learner.card import card
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 
@@ -35,6 +36,13 @@ def test_train_predict_evaluate(demo):
     man = json.loads((t/'kfc'/'classifier.json').read_text())
     assert len(man['members']) == 2 and man['classes'] == ['dark', 'light']
     assert (t/'kfc'/'oof.csv').exists() and (t/'kfc'/'confusion.png').exists()
+    c, text = card(t/'kfc'), (t/'kfc'/'README.md').read_text()                  # the model card
+    ba = c['validation']['scores']['balanced_accuracy']
+    assert c['kind'] == 'classifier' and abs(ba['value'] - man['valid']['balanced_accuracy']) < 1e-6
+    assert ba['low'] <= ba['value'] <= ba['high'] and set(c['validation']['per_class']) == {'dark', 'light'}
+    assert c['data']['n_images'] == 24 and c['data']['class_counts'] == man['class_counts']
+    assert '| balanced accuracy |' in text and 'It knows only the classes dark, light' in text
+    assert 'Not a medical device.' in text
     again = _run('classify-train', '--images', src/'images', '--labels', t/'labels.csv', '--masks', src/'masks',
                  '--out', t/'kfc', '--folds', 2, *SMALL)
     assert again.returncode == 2 and 'holds a finished classifier; train it again from scratch with --restart' in again.stderr, again.stderr  # no silent retrain

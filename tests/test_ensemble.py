@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lesion_fastai.demo import make_demo_set
+from lesion_fastai.learner.card import card
 
 ROOT = Path(__file__).resolve().parents[1]
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
@@ -33,6 +34,17 @@ def test_ensemble_folder(ensembles):
     oof = pd.read_csv(e/'oof.csv')
     assert sorted(oof.image_id) == sorted(p.stem for p in (ensembles/'data'/'images').iterdir())
     for f in ('fold0', 'fold1'): assert (e/f/'model.pkl').exists() and (e/f/'config.json').exists()
+
+def test_ensemble_card(ensembles):
+    "The ensemble's card: its out-of-fold figures with their intervals from oof.csv; each member has its own card"
+    e = ensembles/'a'
+    man, c, text = json.loads((e/'ensemble.json').read_text()), card(e), (e/'README.md').read_text()
+    tj = c['validation']['scores']['threshold_jaccard']
+    assert c['kind'] == 'segmentation ensemble' and c['model']['members'] == 2 and c['data']['n_images'] == 10
+    assert abs(tj['value'] - man['oof']['threshold_jaccard']) < 1e-6 and tj['low'] <= tj['value'] <= tj['high']
+    assert c['validation']['scores']['jaccard']['low'] is not None and c['model']['tta_views'] == list(range(8))
+    assert '| threshold jaccard |' in text and 'Not a medical device.' in text
+    assert [card(e/f)['kind'] for f in ('fold0', 'fold1')] == ['segmentation model']*2
 
 def test_predict_ensemble_fresh_process(ensembles, tmp_path):
     "`predict --model ENSEMBLE` in a fresh process: masks at original size, the QC columns in the report"

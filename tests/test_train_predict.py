@@ -7,6 +7,7 @@ from PIL import Image
 from lesion_fastai.demo import make_demo_set
 import zipfile
 from lesion_fastai.seg.predict import predict_folder, load_model
+from lesion_fastai.learner.card import card
 
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 
@@ -31,6 +32,17 @@ def test_model_folder(trained):
     assert cfg['size'] == 64 and cfg['classes'] == ['background', 'lesion'] and cfg['pretrained_weights'] is None
     assert 0.3 <= cfg['threshold'] <= 0.7 and len(cfg['valid']['ids']) == 3
     assert cfg['tta'] and load_model(m).views == (0, 2, 4, 6)                    # TTA over the four flips
+
+def test_model_card(trained):
+    "The model card: written before config.json, its figures those of the config, read back by `card`"
+    m = trained/'model'
+    cfg, c, text = json.loads((m/'config.json').read_text()), card(m), (m/'README.md').read_text()
+    assert (m/'README.md').stat().st_mtime_ns <= (m/'config.json').stat().st_mtime_ns
+    assert c['kind'] == 'segmentation model' and c['model']['tta_views'] == [0, 2, 4, 6] and c['data']['n_images'] == 12
+    assert c['data']['folder'] == str((trained/'data'/'images').resolve()) and c['versions']['fastai']
+    assert c['validation']['scores']['threshold_jaccard']['value'] == round(cfg['valid']['threshold_jaccard'], 6)
+    assert f"| threshold jaccard | {cfg['valid']['threshold_jaccard']:.4f} | — |" in text
+    assert text.rstrip().endswith('**Not a medical device.**') and 'Trained on 12 images' in text
 
 def test_predict_fresh_process_identical(trained, tmp_path):
     "Masks from a fresh `lesion_fastai predict` process equal those predicted here from the reloaded export"

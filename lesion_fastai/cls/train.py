@@ -23,6 +23,7 @@ from ..config import ClassifyConfig, LesionDataError
 from ..io import list_images
 from ..io import locks_output                # holds `out` while writing it
 from ..learner.clock import CycleClock
+from ..learner.card import data_record
 from ..learner.folder import check_finished, export_model, train_folds
 from ..distributed import process_state, alone, from_main
 from .labels import read_labels, label_folds, lesion_groups
@@ -491,6 +492,7 @@ def classifier_info(plan:TrainingPlan, lab:pd.DataFrame, data:MemberInputs, scor
     cfg = data.cfg
     return {'mode': _mode(plan, cfg), 'folds': plan.folds, 'k': plan.folds or plan.k, 'seed': cfg.seed, **data.extra,
             'labels': str(Path(plan.labels).resolve()), 'groups': lab.attrs.get('groups'), 'n_images': len(lab),
+            'data': data_record(plan.images, lab.image_id),
             'class_counts': _class_counts(lab, data.classes).to_dict(), 'valid': _valid_entry(plan, scores),
             'budget_minutes': cfg.minutes, 'train_minutes': _run_minutes(plan)}
 

@@ -20,6 +20,7 @@ from ..config import LesionDataError, LesionDataWarning, TrainConfig, check_vers
 from ..io import atomic_write, write_json
 from .precision import precision_policy
 from .callbacks import FreezeBN, HistoryLog
+from .card import write_card
 
 # %% auto #0
 __all__ = ['OLD_PATHS', 'TRAINING_ONLY', 'FINISHED', 'read_config', 'file_sha256', 'recorded_sha256', 'check_pickle',
@@ -238,12 +239,13 @@ def _save_history(learn:Learner, out:Path):
 def export_model(learn:Learner, # The trained learner (its `path` is the model folder)
                  config:dict,   # Written to `config.json`, last, with the SHA-256 of `model.pkl`
                 )->dict:        # `config` as written
-    "Export `learn` to `model.pkl` and `history.csv` in its folder, then write `config.json`: the finished marker"
+    "Export `learn` to `model.pkl`, `history.csv` and `README.md` (its card), then the finished marker `config.json`"
     out = Path(learn.path)
     _save_history(learn, out)
     _drop_training_cbs(learn)
     with atomic_write(out/'model.pkl') as tmp: learn.export(tmp)
     config = {**config, 'model_sha256': file_sha256(out/'model.pkl')}
+    write_card(out, config)                                # README.md, before the finished marker
     write_json(config, out/'config.json')
     return config
 
@@ -372,7 +374,9 @@ def save(self:ModelFolder, path, **extra)->Path:
     path.mkdir(parents=True, exist_ok=True)
     if not self.paths: raise _unnamed(self.kind)
     self.paths = _bring_in(self.paths, path)
-    write_json(self.manifest_record(path, **extra), path/self.manifest)
+    record = self.manifest_record(path, **extra)
+    write_card(path, record)                               # README.md, before the manifest
+    write_json(record, path/self.manifest)
     return path/self.manifest
 
 # %% ../../nbs/15_learner.folder.ipynb #b4fc95af

@@ -20,6 +20,7 @@ from ..data import shades_of_gray
 from ..metrics import pixel_table, write_pixel_report
 from .decision import postprocess_mask, probs_to_size, choose_decision, save_threshold_plot
 from ..learner.callbacks import save_curves
+from ..learner.card import data_record, image_folder
 from ..learner.folder import export_model
 from ..learner.tta import FLIP_VIEWS
 
@@ -112,7 +113,8 @@ def _train_record(self:RunReport, dec:dict)->dict:
     "How the model trained and scored: its validation, training images, epochs, minutes, whether it resumed"
     return {'valid': self.valid_record(dec), 'n_train': self._n_train(), 'valid_seconds_per_image': self.valid_speed(),
             'epochs': self.epochs_done, 'minutes': _minutes_since(self.t_start),
-            'resumed': self.state is not None}
+            'resumed': self.state is not None,
+            'data': data_record(image_folder(self.pairs.src_image), [*self.pairs.image_id, *self.test.image_id])}
 
 def _machine()->dict:
     "Where the model trained: the processor and the torch version"
