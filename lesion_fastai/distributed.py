@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_distributed.ipynb #ec999ad6
 from __future__ import annotations
-import os, shutil, tempfile
+import os, shutil
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path

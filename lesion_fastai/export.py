@@ -16,7 +16,7 @@ from . import __version__
 from .config import LesionDataError
 from .io import write_json
 from .learner.folder import file_sha256
-from .portable import CONTRACT, EXPORT_FORMAT, ENGINES, staged_output, is_export
+from .portable import CONTRACT, EXPORT_FORMAT, staged_output, is_export
 from .seg.ensemble import Ensemble
 
 # %% auto #0

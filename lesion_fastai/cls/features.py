@@ -11,7 +11,6 @@ from skimage.feature import graycomatrix, graycoprops, local_binary_pattern
 from skimage.measure import perimeter, regionprops
 from skimage.morphology import disk
 from fastcore.parallel import parallel
-from fastprogress.fastprogress import progress_bar
 
 from ..config import LesionDataError, worker_start
 from ..io import load_image, read_mask

@@ -4,8 +4,7 @@
 
 # %% ../../nbs/15_learner.folder.ipynb #1f78dd79
 from __future__ import annotations
-import hashlib, importlib, json, os, pickle, shutil, types, uuid, warnings
-from contextlib import contextmanager
+import hashlib, importlib, json, os, pickle, shutil, types, warnings
 from datetime import datetime, timezone
 from pathlib import Path
 

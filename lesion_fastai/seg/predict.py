@@ -5,7 +5,7 @@
 # %% ../../nbs/23_seg.predict.ipynb #55644651
 from __future__ import annotations
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def load_model(path,      # A model or ensemble folder, or an exported one (`con
     return Ensemble.load(path, tta=tta).use_runtime(runtime)
 
 # %% ../../nbs/23_seg.predict.ipynb #98653767
-def predict_proba(model:Ensemble, # From `load_model`
+def predict_proba(model,          # From `load_model`: an `Ensemble`, or a `PortableModel`
                   images:list,    # PIL images (as `load_image` returns them)
                   tta=None,       # Override the model's TTA setting
                  )->list:         # (H,W) float32 lesion probability per image, at its own size
@@ -347,14 +347,14 @@ def _image_outputs(work:Path, files:dict, iid:str, img:Image.Image, res:dict, tr
     write_outputs(work, iid, img, res, truth, _style(opts), opts.probs)
     return image_row(iid, files[iid], img, res, truth)
 
-def _predict_batch(model:Ensemble, batch:list, files:dict, truths:dict, work:Path, opts:PredictOptions, tta)->list:
+def _predict_batch(model, batch:list, files:dict, truths:dict, work:Path, opts:PredictOptions, tta)->list:
     "Predict the images `batch`, writing their outputs into `work`; their report rows"
     imgs = [load_image(files[i]) for i in batch]
     preds = model.predict(imgs, tta=tta, bs=opts.bs)
     return [_image_outputs(work, files, iid, img, res, _truth_of(truths, iid, img.size), opts)
             for iid, img, res in zip(batch, imgs, preds)]
 
-def _predict_batches(model:Ensemble, files:dict, truths:dict, work:Path, opts:PredictOptions, tta=None)->list:
+def _predict_batches(model, files:dict, truths:dict, work:Path, opts:PredictOptions, tta=None)->list:
     "Predict `files` batch by batch, writing each image's outputs into `work`; the report's rows"
     batches, rows = list(chunked(sorted(files), opts.bs)), []
     for batch in (progress_bar(batches) if opts.progress else batches):
