@@ -17,6 +17,7 @@ from lesion_fastai.seg.predict import load_model, predict_folder
 from lesion_fastai.export import export_model
 import lesion_fastai.cli as cli
 
+ROOT = Path(__file__).resolve().parents[1]
 OLD = Path(__file__).parent/'fixtures'/'old_folders'
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 MIN_JACCARD = 0.99       # per image, export against the fastai model on isic-dev (the must-hold)
@@ -158,3 +159,30 @@ def test_onnx_masks_match_fastai_on_isic_dev(isic_dev, tmp_path, monkeypatch):
           f" mean {fp32.mean():.5f}; against fastai's default precision min {default.min():.5f} mean {default.mean():.5f}")
     assert fp32.min() >= MIN_JACCARD, fp32
     assert default.mean() >= MIN_JACCARD, default
+
+SLIM = ['numpy', 'pillow', 'scipy', 'scikit-image', 'pandas', 'fastcore', 'fastprogress', 'onnxruntime']
+"What `predict` on an exported folder needs (the README's install line for a machine that only predicts)."
+
+def _slim_venv(d:Path)->Path:
+    "A venv holding lesion_fastai without its dependencies, and `SLIM` only: no torch, no fastai"
+    subprocess.run([sys.executable, '-m', 'venv', str(d)], check=True)
+    pip = [str(d/'bin'/'pip'), 'install', '--isolated', '-q', '-c', str(ROOT/'constraints.txt')]
+    got = subprocess.run(pip + SLIM, capture_output=True, text=True)
+    if got.returncode: pytest.skip(f"no package index to build a venv from: {got.stderr.strip().splitlines()[-1:]}")
+    subprocess.run(pip + ['--no-deps', '-e', str(ROOT)], check=True, capture_output=True)
+    return d/'bin'
+
+@pytest.mark.slow
+def test_predict_in_a_venv_without_torch_or_fastai(exported, tmp_path):
+    "A real venv without torch or fastai installed: `predict` on the exported model writes the fastai model's masks"
+    bin_ = _slim_venv(tmp_path/'venv')
+    probe = subprocess.run([str(bin_/'python'), '-c', 'import torch'], capture_output=True, text=True)
+    assert probe.returncode != 0 and 'torch' in probe.stderr                     # torch is really absent
+    cmd = [str(bin_/'lesion_fastai'), 'predict', '--model', str(exported/'model'), '--images', str(OLD/'data'/'images'),
+           '--out', str(tmp_path/'pred')]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    predict_folder(OLD/'model', OLD/'data'/'images', tmp_path/'ref', progress=False)
+    mine, ref = _masks(tmp_path/'pred'), _masks(tmp_path/'ref')
+    assert mine.keys() == ref.keys() and len(mine) == 12
+    assert all(np.mean(mine[k] != ref[k]) <= MAX_CHANGED for k in ref)
