@@ -30,12 +30,19 @@ def _one(tfms, cls:type, learn):
     if not found: raise LesionDataError(f"the model's pipeline has no {cls.__name__}: it cannot be exported")
     return found[0]
 
+def _resize_contract(learn)->dict:
+    "How a member's images are resized: the `Resize` method and its filter"
+    r = _one(learn.dls.after_item, Resize, learn)
+    return {'resize': r.method, 'resample': r.resamples[0].name.lower()}
+
+def _normalize_contract(learn)->dict:
+    "How a member's input is normalised: the `Normalize` mean and std"
+    n = _one(learn.dls.after_batch, Normalize, learn)
+    return {'mean': n.mean.flatten().tolist(), 'std': n.std.flatten().tolist()}
+
 def _input_contract(learn)->dict:
     "The input a member's network expects: resize method and filter, size, normalisation mean and std"
-    r = _one(learn.dls.after_item, Resize, learn)
-    n = _one(learn.dls.after_batch, Normalize, learn)
-    return {'resize': r.method, 'resample': r.resamples[0].name.lower(), 'mean': n.mean.flatten().tolist(),
-            'std': n.std.flatten().tolist()}
+    return {**_resize_contract(learn), **_normalize_contract(learn)}
 
 def member_contract(learn,      # A member's `Learner`
                     cfg:dict,   # Its `config.json`
@@ -91,13 +98,24 @@ def _member_file(i:int, n:int, format:str)->str:
     name = WRITERS[format][1]
     return name if n == 1 else f'member{i}/{name}'
 
+def _networks(ens:Ensemble, members:list, format:str)->dict:
+    "What the contract says of the networks: format, engine, kind, members and classes"
+    return {'format': EXPORT_FORMAT, 'engine': format, 'kind': 'model' if len(members) == 1 else 'ensemble',
+            'members': members, 'classes': list(ens.members[0][1]['classes'])}
+
+def _decision(ens:Ensemble)->dict:
+    "What the contract says of the decision: threshold, post-processing, TTA and QC threshold"
+    return {'threshold': ens.threshold, 'postprocess': ens.postprocess, 'tta': ens.tta, 'tta_views': list(ens.views),
+            'qc_threshold': ens.qc_threshold}
+
+def _provenance(path:Path)->dict:
+    "Where an export comes from: the trained folder and its hashes, the versions, the time"
+    return {'source': {'folder': str(path.resolve()), 'sha256': source_hashes(path)}, 'versions': versions(),
+            'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
+
 def contract(ens:Ensemble, members:list, path:Path, format:str)->dict:
     "The contract of the exported `ens`: format, members, classes, decision, TTA, QC, source and versions"
-    return {'format': EXPORT_FORMAT, 'engine': format, 'kind': 'model' if len(members) == 1 else 'ensemble',
-            'members': members, 'classes': list(ens.members[0][1]['classes']), 'threshold': ens.threshold,
-            'postprocess': ens.postprocess, 'tta': ens.tta, 'tta_views': list(ens.views),
-            'qc_threshold': ens.qc_threshold, 'source': {'folder': str(path.resolve()), 'sha256': source_hashes(path)},
-            'versions': versions(), 'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
+    return {**_networks(ens, members, format), **_decision(ens), **_provenance(path)}
 
 # %% ../nbs/75_export.ipynb #0532938b
 def _check_format(format:str):
@@ -110,13 +128,16 @@ def _check_source(path:Path):
     if (path/'classifier.json').exists():
         raise LesionDataError(f"{path}: is a classifier folder; this version exports segmentation models and ensembles")
 
+def _write_member(ens:Ensemble, i:int, work:Path, format:str)->dict:
+    "Write the network of member `i` into `work`; its entry of the contract"
+    learn, cfg = ens.members[i]
+    entry = member_contract(learn, cfg, _member_file(i, len(ens.members), format))
+    export_network(learn, cfg['size'], work/entry['file'], format)
+    return entry
+
 def _write_members(ens:Ensemble, work:Path, format:str)->list:
     "Write every member's network into `work`; their entries of the contract"
-    n, entries = len(ens.members), []
-    for i, (learn, cfg) in enumerate(ens.members):
-        entries.append(member_contract(learn, cfg, _member_file(i, n, format)))
-        export_network(learn, cfg['size'], work/entries[-1]['file'], format)
-    return entries
+    return [_write_member(ens, i, work, format) for i in range(len(ens.members))]
 
 def export_model(path,              # A model folder (model.pkl) or an ensemble folder (ensemble.json)
                  out,               # The exported folder to write (new, or without the files it writes)

@@ -31,12 +31,16 @@ def _illuminant(a, p):
     illum = _minkowski_mean(a, p)
     return illum/np.sqrt((illum**2).sum()) * np.sqrt(3)
 
+def _balanced(img, p:int)->np.ndarray:
+    "The RGB values of `img` divided by their Shades of Gray illuminant, as uint8"
+    a = np.asarray(img, dtype=np.float32)
+    return np.clip(a/np.maximum(_illuminant(a, p), 1e-6), 0, 255).round().astype(np.uint8)
+
 def shades_of_gray(img,      # RGB PIL image or uint8 array
                    p:int=6,  # Minkowski norm (1: grey world; ∞: max-RGB)
                   ):
     "Colour-balance `img` with the Shades of Gray illuminant estimate"
-    a = np.asarray(img, dtype=np.float32)
-    out = np.clip(a/np.maximum(_illuminant(a, p), 1e-6), 0, 255).round().astype(np.uint8)
+    out = _balanced(img, p)
     return Image.fromarray(out) if isinstance(img, Image.Image) else out
 
 # %% ../nbs/01a_portable.ipynb #61478b31
@@ -46,15 +50,17 @@ def _sources(n_in:int, n_out:int)->tuple:
     lo = np.minimum(src.astype(np.int64), n_in - 1)
     return lo, np.minimum(lo + 1, n_in - 1), (src - lo).astype(np.float32)
 
+def _lerp(a:np.ndarray, n:int, axis:int)->np.ndarray:
+    "`a` linearly resampled to `n` pixels along `axis` (0: rows, 1: columns)"
+    lo, hi, w = _sources(a.shape[axis], n)
+    w = w[:, None] if axis == 0 else w
+    return a.take(lo, axis=axis)*(1 - w) + a.take(hi, axis=axis)*w
+
 def resize_probs(prob,    # (h,w) probability map (array, or anything `np.asarray` reads)
                  hw,      # Target (height, width)
                 )->np.ndarray: # float32 (H,W)
     "Bilinear-resize a probability map to `hw`, as torch's `interpolate(mode='bilinear', align_corners=False)`"
-    p = np.asarray(prob, np.float32)
-    r0, r1, wr = _sources(p.shape[0], hw[0])
-    c0, c1, wc = _sources(p.shape[1], hw[1])
-    cols = p[:, c0]*(1 - wc) + p[:, c1]*wc
-    return cols[r0]*(1 - wr)[:, None] + cols[r1]*wr[:, None]
+    return _lerp(_lerp(np.asarray(prob, np.float32), hw[1], axis=1), hw[0], axis=0)
 
 # %% ../nbs/01a_portable.ipynb #10020aad
 def _largest_component(m:np.ndarray)->np.ndarray:
@@ -236,13 +242,20 @@ def _check_member(m:dict, f):
     if m.get('resize') != 'squish': raise LesionDataError(f"{f}: resize {m.get('resize')!r} is not 'squish'")
     if m.get('resample') not in _RESAMPLE: raise LesionDataError(f"{f}: unknown resample {m.get('resample')!r}")
 
+def _squished(img:Image.Image, m:dict)->np.ndarray:
+    "`img` in RGB squished to the member's size with its filter, as float32 in [0, 1]"
+    return np.asarray(img.convert('RGB').resize((m['size'], m['size']), _RESAMPLE[m['resample']]), np.float32)/255
+
+def _normalised(x:np.ndarray, m:dict)->np.ndarray:
+    "The (size, size, 3) pixels `x` normalised by the member's mean and std, channels first"
+    return ((x - np.float32(m['mean']))/np.float32(m['std'])).transpose(2, 0, 1)
+
 def network_input(img:Image.Image, # An RGB image (as `load_image` returns it)
                   m:dict,          # A member of the contract: size, resample, mean, std, colour_constancy
                  )->np.ndarray:    # float32 (3, size, size)
     "`img` as the member's network reads it: colour-balanced if trained so, squished to its size, normalised"
     img = shades_of_gray(img) if m['colour_constancy'] else img
-    x = np.asarray(img.convert('RGB').resize((m['size'], m['size']), _RESAMPLE[m['resample']]), np.float32)/255
-    return ((x - np.float32(m['mean']))/np.float32(m['std'])).transpose(2, 0, 1)
+    return _normalised(_squished(img, m), m)
 
 # %% ../nbs/01a_portable.ipynb #9938f97f
 def _mirror(x:np.ndarray, k:int)->np.ndarray:
@@ -263,14 +276,22 @@ def _softmax(z:np.ndarray)->np.ndarray:
     e = np.exp(z - z.max(1, keepdims=True))
     return e/e.sum(1, keepdims=True)
 
+def _views_batch(x:np.ndarray, views)->np.ndarray:
+    "Every view in `views` of the images `x`, view after view, as one contiguous batch"
+    return np.ascontiguousarray(np.concatenate([view(x, k) for k in views]))
+
+def _lesion_mean(p:np.ndarray, views, n:int)->np.ndarray:
+    "The lesion probability of `n` images: their class probabilities `p` mapped back from `views` and averaged"
+    p = p.reshape(len(views), n, *p.shape[1:])
+    return np.mean([unview(p[i], k) for i, k in enumerate(views)], axis=0)[:, 1]
+
 def view_probs(run,            # The network: float32 (n, 3, s, s) → logits (n, classes, s, s)
                x:np.ndarray,   # (n, 3, s, s) network input
                views,          # The dihedral views averaged
               )->np.ndarray:   # (n, s, s) lesion probability
     "Lesion probability of each image of `x`, its class probabilities averaged over `views` mapped back"
-    p = _softmax(run(np.ascontiguousarray(np.concatenate([view(x, k) for k in views]))))
-    p = p.reshape(len(views), len(x), *p.shape[1:])
-    return np.mean([unview(p[i], k) for i, k in enumerate(views)], axis=0)[:, 1]
+    p = _softmax(run(_views_batch(x, views)))
+    return _lesion_mean(p, views, len(x))
 
 # %% ../nbs/01a_portable.ipynb #07bf085b
 def _threads()->int:
@@ -351,14 +372,19 @@ def _mean_pair_jaccard(masks:list)->float:
     return float(np.mean([mask_jaccard(a, b) for a, b in combinations(masks, 2)]))
 
 # %% ../nbs/01a_portable.ipynb #4b3fda30
-def image_result(model:PortableModel, per:list, hw)->dict:
-    "Probability map and mask at size `hw`, disagreement, QC flag and (several members) member agreement of one image"
-    prob = mean_probs(per, hw)
+def _decided(model:PortableModel, prob:np.ndarray)->dict:
+    "The averaged probability map `prob` with its mask, disagreement and QC flag"
     mask = decide_mask(prob, model.threshold, model.postprocess)
     d = disagreement(prob, mask)
-    r = {'prob': prob, 'mask': mask, 'disagreement': d, 'qc_flag': bool(d > model.qc_threshold)}
-    if len(per) > 1: r['member_jaccard'] = _mean_pair_jaccard(_own_masks(model, per))
-    return r
+    return {'prob': prob, 'mask': mask, 'disagreement': d, 'qc_flag': bool(d > model.qc_threshold)}
+
+def _agreement(model:PortableModel, per:list)->dict:
+    "The members' agreement on an image (the mean Jaccard of their own masks) when there are several"
+    return {'member_jaccard': _mean_pair_jaccard(_own_masks(model, per))} if len(per) > 1 else {}
+
+def image_result(model:PortableModel, per:list, hw)->dict:
+    "Probability map and mask at size `hw`, disagreement, QC flag and (several members) member agreement of one image"
+    return {**_decided(model, mean_probs(per, hw)), **_agreement(model, per)}
 
 @patch
 def predict(self:PortableModel, images:list, tta=None, bs:int=8)->list:
