@@ -188,6 +188,14 @@ def train_data(data=None, images=None, masks=None):
     from lesion_fastai.io import find_pairs
     return find_pairs(data, images=images, masks=masks)
 
+def _train_input(data:str|None, images:str|None, masks:str|None, folds:int|None, arch:list):
+    "What `train` reads (`train_data`: `--data`, or `--images` and `--masks`), after checking `--folds` and `--arch`"
+    check_folds(folds)
+    data = train_data(data, images=images, masks=masks)
+    if len(arch) > 1 and not folds:
+        raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
+    return data
+
 @cli_command()
 @delegates(TrainConfig, but='sizes,shares,group_col,cache_size,wd')
 def cli_train(data:str=None,         # Folder of image/mask pairs (images/ + masks/, ISIC *_Input + *_GroundTruth)
@@ -216,10 +224,7 @@ def cli_train(data:str=None,         # Folder of image/mask pairs (images/ + mas
               **kwargs):
     "Train a lesion segmenter (with --folds, a K-fold ensemble) with the Unet34 recipe; data-parallel under a launcher"
     plots_to_files()
-    check_folds(folds)
-    data = train_data(data, images=images, masks=masks)
-    if len(arch) > 1 and not folds:
-        raise LesionDataError(f"--arch {' '.join(arch)}: several architectures make an ensemble; add --folds")
+    data = _train_input(data, images=images, masks=masks, folds=folds, arch=arch)
     from lesion_fastai.learner.folder import refuse_finished
     refuse_finished(out, restart)
     kw = train_settings(arch, size=size, epochs=epochs, bs=bs, pretrained=pretrained, frozen_epochs=frozen_epochs,

@@ -94,8 +94,12 @@ class ArchiveMirror:
         "The base URL of the mirror, ending in `/`"
         return f'http://{self.host}:{self.server.server_port}/'
 
+    def _server(self)->ThreadingHTTPServer:
+        "An HTTP server of `folder` on `host`:`port`, answering with `handler`"
+        return ThreadingHTTPServer((self.host, self.port), partial(self.handler, directory=str(self.folder)))
+
     def __enter__(self)->str:
-        self.server = ThreadingHTTPServer((self.host, self.port), partial(self.handler, directory=str(self.folder)))
+        self.server = self._server()
         threading.Thread(target=self.server.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True).start()
         return self.url
 
@@ -148,10 +152,13 @@ def _local(url:str)->bool:
     parts = urlsplit(url)
     return parts.scheme == 'file' or parts.hostname in LOCAL_HOSTS
 
+def _offline()->bool:
+    "Whether downloads are off: `LESION_FASTAI_OFFLINE` is 1, true, yes or on"
+    return os.environ.get('LESION_FASTAI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
 def check_offline(url:str):
     "Refuse `url` when `LESION_FASTAI_OFFLINE=1` and it is not on this machine"
-    off = os.environ.get('LESION_FASTAI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
-    if off and not _local(url):
+    if _offline() and not _local(url):
         raise LesionDataError(f"{url}: downloads are off (LESION_FASTAI_OFFLINE=1); only {', '.join(LOCAL_HOSTS)} "
                               "or file: URLs may be reached (set LESION_FASTAI_ISIC_URL to a local mirror)")
 
@@ -168,13 +175,17 @@ def _known(name:str)->dict:
     "The values of `KNOWN_ARCHIVES` for the archive `name` that are known"
     return {k: v for k, v in KNOWN_ARCHIVES.get(name, {}).items() if v is not None}
 
+def _record_of(folder, name:str)->tuple:
+    "(`recorded (<folder/RECORD>)`, `size`/`sha256`) of the archive `name` recorded in `folder`, else ('', {})"
+    rec = _recorded(folder).get(name)
+    return (f'recorded ({Path(folder)/RECORD})', rec) if rec else ('', {})
+
 def expected_sums(folder, # The archives folder
                   name:str, # An archive name
                  )->tuple: # (where the values come from, `size`/`sha256`); ('', {}) when none
     "The size and SHA-256 an archive must have: the known ones (`KNOWN_ARCHIVES`), else those recorded in `folder`"
     if (known := _known(name)): return 'known', known
-    rec = _recorded(folder).get(name)
-    return (f'recorded ({Path(folder)/RECORD})', rec) if rec else ('', {})
+    return _record_of(folder, name)
 
 # %% ../nbs/06_download.ipynb #7a219f7a
 def _mismatch(path, got:str, want:str, url):
@@ -285,8 +296,9 @@ def _checked(part:Path, dest:Path, got:dict, want:tuple, url:str):
         part.unlink()
         raise
 
-def _downloaded(url:str, dest:Path, want:tuple)->Path:
+def _downloaded(url:str, dest:Path)->Path:
     "Download `url` into `dest` through `dest.part`, check it, record its size and SHA-256, then rename it into place"
+    want = expected_sums(dest.parent, dest.name)
     check_offline(url)
     part = dest.with_name(dest.name + '.part')
     with output_lock(dest):
@@ -297,28 +309,37 @@ def _downloaded(url:str, dest:Path, want:tuple)->Path:
     return dest
 
 # %% ../nbs/06_download.ipynb #d8be07b1
+def _present(dest:Path)->Path:
+    "The archive `dest` already downloaded, refused when its size is not the expected one (`expected_sums`)"
+    check_sums(dest, dict(size=dest.stat().st_size), expected_sums(dest.parent, dest.name))
+    return dest
+
 def fetch_archive(url:str, # The archive's URL
                   dest,    # The file to write (an existing one is checked by size only)
                  )->Path:
     "Download `url` to `dest` through `dest.part` (resumed when there), refusing a size or SHA-256 not as expected"
     dest = Path(dest)
-    want = expected_sums(dest.parent, dest.name)
-    if dest.is_file(): check_sums(dest, dict(size=dest.stat().st_size), want)
-    return dest if dest.is_file() else _downloaded(url, dest, want)
+    return _present(dest) if dest.is_file() else _downloaded(url, dest)
 
 # %% ../nbs/06_download.ipynb #0aaabd8f
+def _outside(p:PurePosixPath)->bool:
+    "Whether the member path `p` would land outside the extraction folder: empty, absolute, with `..` or a drive"
+    return not p.parts or p.is_absolute() or '..' in p.parts or ':' in p.parts[0]
+
 def _safe_path(name:str, archive)->PurePosixPath:
     "The path of the zip member `name`, refusing one that would land outside the extraction folder"
     p = PurePosixPath(name.replace('\\', '/'))
-    if not p.parts or p.is_absolute() or '..' in p.parts or ':' in p.parts[0]:
+    if _outside(p):
         raise LesionDataError(f"{archive}: member {name!r} would be written outside the extraction folder (refused)")
     return p
 
+def _members(z:zipfile.ZipFile, archive)->dict:
+    "Path → member of the files of `z` (no folders), each path checked by `_safe_path`"
+    return {_safe_path(i.filename, archive): i for i in z.infolist() if not i.is_dir()}
+
 def _files(z:zipfile.ZipFile, archive)->dict:
     "Path → member of the files of `z` (no folders, nor macOS' `__MACOSX/` copies)"
-    infos = [i for i in z.infolist() if not i.is_dir()]
-    found = {_safe_path(i.filename, archive): i for i in infos}
-    return {p: i for p, i in found.items() if p.parts[0] != '__MACOSX'}
+    return {p: i for p, i in _members(z, archive).items() if p.parts[0] != '__MACOSX'}
 
 # %% ../nbs/06_download.ipynb #41c32718
 def _top(paths)->str:
@@ -353,11 +374,16 @@ def extract_zip(archive, # A zip file
     return Path(dest)
 
 # %% ../nbs/06_download.ipynb #476d179e
+def _work_folder(out:Path)->Path:
+    "A new hidden folder beside `out`, named after it"
+    work = out.parent/f'.{out.name}.partial-{uuid.uuid4().hex[:8]}'
+    work.mkdir(parents=True)
+    return work
+
 @contextmanager
 def _staged(out:Path):
     "Yield a hidden folder beside `out`, renamed to `out` when the block succeeds and removed otherwise"
-    work = out.parent/f'.{out.name}.partial-{uuid.uuid4().hex[:8]}'
-    work.mkdir(parents=True)
+    work = _work_folder(out)
     try:
         yield work
         os.replace(work, out)
