@@ -47,10 +47,13 @@ def _provenance(folder:Path)->Path|None:
     "The `provenance.csv` in `folder` or in the folder above it (None: in neither)"
     return next((f for f in (folder/'provenance.csv', folder.parent/'provenance.csv') if f.is_file()), None)
 
+def _short_names(names:pd.Series)->pd.Series:
+    "Each of the dataset `names` cut at its first ' (' or ','"
+    return names.str.split(r' \(|,', regex=True).str[0].str.strip()
+
 def _source_names(f:Path)->pd.Series:
     "The source of each image ID of the provenance file `f`, its name cut at its first ' (' or ','"
-    t = pd.read_csv(f, dtype=str).set_index('image_id')
-    return t['dataset'].str.split(r' \(|,', regex=True).str[0].str.strip()
+    return _short_names(pd.read_csv(f, dtype=str).set_index('image_id')['dataset'])
 
 def _counts(names:pd.Series)->dict:
     "How many times each of `names` occurs, most first"
@@ -110,11 +113,14 @@ def decided_right(y:np.ndarray,     # True class index per image
     top = probs.max(1)
     return (probs[np.arange(len(y)), y] == top) & ((probs == top[:, None]).sum(1) == 1)
 
+def _sensitivity(right:np.ndarray)->dict:
+    "A class's number of images and its sensitivity with its interval, from whether each of its images `right` was"
+    return {'n': len(right), **_mean_figure(right)}
+
 def _sensitivities(y:np.ndarray, probs:np.ndarray, classes:list)->dict:
     "Each class's number of images and sensitivity with its interval (the classes with images)"
     right = decided_right(y, probs).astype(np.float64)
-    return {c: {'n': int((y == i).sum()), **_mean_figure(right[y == i])}
-            for i, c in enumerate(classes) if (y == i).any()}
+    return {c: _sensitivity(right[y == i]) for i, c in enumerate(classes) if (y == i).any()}
 
 def class_intervals(f,       # Out-of-fold predictions: `label` and one probability column per class
                     classes, # Class order
@@ -149,26 +155,36 @@ def _views(tta, views=range(8))->list:
 SEG_TASK = 'lesion segmentation: the mask of the lesion in a dermoscopy image (ISIC Task 1)'
 CLS_TASK = 'lesion classification: the probability of each diagnosis of a dermoscopy image (ISIC Task 3)'
 
+def _decision(rec:dict)->dict:
+    "The threshold and postprocessing a segmentation model or ensemble predicts with"
+    return {k: rec.get(k) for k in DECIDED}
+
+def _hybrid(rec:dict)->dict:
+    "The record of a classifier's hybrid ({}: it has none)"
+    return rec.get('hybrid') or {}
+
 def _seg_model(rec:dict, member:dict, folder:Path)->dict:
     "What a segmentation model is"
     return {'task': SEG_TASK, 'architecture': rec.get('arch'), 'input_size': rec.get('size'),
             'classes': rec.get('classes'), 'tta_views': _views(rec.get('tta'), rec.get('tta_views', range(8))),
-            'threshold': rec.get('threshold'), 'postprocess': rec.get('postprocess'),
-            'colour_constancy': rec.get('colour_constancy', False)}
+            **_decision(rec), 'colour_constancy': rec.get('colour_constancy', False)}
+
+def _member_shapes(ms:list)->dict:
+    "The architecture and the input size of each of the members `ms`"
+    return {'architecture': [m.get('arch') for m in ms], 'input_size': [m.get('size') for m in ms]}
 
 def _ensemble_model(rec:dict, member:dict, folder:Path)->dict:
     "What an ensemble is: its members' architectures and sizes, its decision and QC threshold"
     ms = rec.get('members', [])
-    return {'task': SEG_TASK, 'architecture': [m.get('arch') for m in ms], 'input_size': [m.get('size') for m in ms],
-            'classes': rec.get('classes'), 'members': len(ms), 'tta_views': _views(rec.get('tta')),
-            'threshold': rec.get('threshold'), 'postprocess': rec.get('postprocess'),
-            'qc_threshold': rec.get('qc_threshold'), 'colour_constancy': member.get('colour_constancy', False)}
+    return {'task': SEG_TASK, **_member_shapes(ms), 'classes': rec.get('classes'), 'members': len(ms),
+            'tta_views': _views(rec.get('tta')), **_decision(rec), 'qc_threshold': rec.get('qc_threshold'),
+            'colour_constancy': member.get('colour_constancy', False)}
 
 def _classifier_model(rec:dict, member:dict, folder:Path)->dict:
     "What a classifier (or a member of one) is: its members' encoder, size and input, its classes, what it predicts by"
     return {'task': CLS_TASK, 'architecture': member.get('arch'), 'input_size': member.get('size'),
             'input': member.get('input'), 'classes': rec.get('classes'), 'members': len(rec.get('members', [rec])),
-            'tta_views': _views(rec.get('tta')), 'predicts_with': (rec.get('hybrid') or {}).get('default', 'cnn')}
+            'tta_views': _views(rec.get('tta')), 'predicts_with': _hybrid(rec).get('default', 'cnn')}
 
 def _folder_model(rec:dict, member:dict, folder:Path)->dict:
     "What another folder of members is"
@@ -180,17 +196,21 @@ def _seg_images(rec:dict)->int:
     "How many images an older model's config says it trained, validated and tested on"
     return sum((rec.get(k) or {}).get('n_images', 0) for k in ('valid', 'test')) + rec.get('n_train', 0)
 
+def _data_or(rec:dict, n)->dict:
+    "The data `rec` records, else (an older record) only its number of images `n`"
+    return rec.get('data') or {'n_images': n}
+
 def _seg_data(rec:dict, member:dict, folder:Path)->dict:
     "A segmentation model's data (an older config: its number of images)"
-    return rec.get('data') or {'n_images': _seg_images(rec)}
+    return _data_or(rec, _seg_images(rec))
 
 def _ensemble_data(rec:dict, member:dict, folder:Path)->dict:
     "An ensemble's data: its members' (an older one: the number of its out-of-fold images)"
-    return member.get('data') or {'n_images': (rec.get('oof') or {}).get('n_images')}
+    return _data_or(member, (rec.get('oof') or {}).get('n_images'))
 
 def _classifier_data(rec:dict, member:dict, folder:Path)->dict:
     "A classifier's data: its images, its labels and the images of each class"
-    return {**(rec.get('data') or {'n_images': rec.get('n_images')}), 'labels': rec.get('labels'),
+    return {**_data_or(rec, rec.get('n_images')), 'labels': rec.get('labels'),
             'class_counts': rec.get('class_counts')}
 
 def _no_part(rec:dict, member:dict, folder:Path)->None:
@@ -209,20 +229,24 @@ def _without(d:dict, keys)->dict:
     "`d` without `keys`"
     return {k: v for k, v in d.items() if k not in keys}
 
+def _trained_with(rec:dict, keys)->dict:
+    "The training config of `rec` without `keys`"
+    return _without(rec.get('train_config', {}), keys)
+
 def _seg_settings(rec:dict, member:dict, folder:Path)->dict:
     "A segmentation model's settings, the epochs it trained and its minutes"
-    return _set({**_without(rec.get('train_config', {}), DECIDED), 'epochs_trained': rec.get('epochs'),
+    return _set({**_trained_with(rec, DECIDED), 'epochs_trained': rec.get('epochs'),
                  'training_minutes': rec.get('minutes'), 'pretrained_weights': rec.get('pretrained_weights')})
 
 def _ensemble_settings(rec:dict, member:dict, folder:Path)->dict:
     "An ensemble's settings: its members' but their fold and share of the budget, then its own"
-    shared = _without(member.get('train_config', {}), ('valid_fold', 'minutes', 'arch', *DECIDED))
+    shared = _trained_with(member, ('valid_fold', 'minutes', 'arch', *DECIDED))
     return _set({**shared, 'folds': rec.get('folds'), 'max_flagged': rec.get('max_flagged'),
                  'training_minutes': rec.get('train_minutes'), 'oof_minutes': rec.get('oof_minutes')})
 
 def _classifier_settings(rec:dict, member:dict, folder:Path)->dict:
     "A classifier's settings: its members' (a member's fold its own), then how they split the labels, its minutes"
-    shared = _without(member.get('train_config', {}), ('valid_fold',))
+    shared = _trained_with(member, ('valid_fold',))
     return _set({**shared, 'valid_fold': rec.get('valid_fold'), 'mode': rec.get('mode'), 'folds': rec.get('folds'),
                  'training_minutes': rec.get('train_minutes') or rec.get('minutes')})
 
@@ -230,6 +254,10 @@ def _classifier_settings(rec:dict, member:dict, folder:Path)->dict:
 def _scores(rec:dict, keys:tuple)->dict:
     "A figure without interval for each of `keys` that `rec` holds"
     return {k: _figure(rec[k]) for k in keys if rec.get(k) is not None}
+
+def _scored(rec:dict, keys:tuple, f:Path)->dict:
+    "The figures `rec` holds for `keys`, then the per-image table `f`'s, with their intervals, over them"
+    return {**_scores(rec, keys), **score_intervals(f)}
 
 def _seg_validation(rec:dict, member:dict, folder:Path)->dict|None:
     "A segmentation model's validation fold and score (the run keeps no score per validation image)"
@@ -242,24 +270,27 @@ def _ensemble_validation(rec:dict, member:dict, folder:Path)->dict|None:
     "An ensemble's out-of-fold scores, with their intervals from `oof.csv`"
     o = rec.get('oof')
     if not o: return None
-    scores = {**_scores(o, ('threshold_jaccard', 'jaccard', 'dice')), **score_intervals(folder/'oof.csv')}
+    scores = _scored(o, ('threshold_jaccard', 'jaccard', 'dice'), folder/'oof.csv')
     return {'what': f"out of fold, {rec.get('folds')} folds, TTA {'on' if o.get('tta') else 'off'}",
             'n_images': o.get('n_images'), 'scores': scores}
 
 def _variant_scores(rec:dict)->dict:
     "The out-of-fold balanced accuracy of each variant of a classifier's hybrid (the one it predicts with included)"
-    oof = (rec.get('hybrid') or {}).get('out_of_fold') or {}
+    oof = _hybrid(rec).get('out_of_fold') or {}
     return {f'{v}_variant_balanced_accuracy': _figure(s.get('balanced_accuracy')) for v, s in oof.items()}
+
+def _classifier_scores(rec:dict, v:dict, ivs:dict)->dict:
+    "A classifier's balanced accuracy, with its interval `ivs` where `oof.csv` gave one, and its hybrid's variants'"
+    ba = ivs.get('balanced_accuracy', _figure(v.get('balanced_accuracy')))
+    return {'balanced_accuracy': ba, **_variant_scores(rec)}
 
 def _classifier_validation(rec:dict, member:dict, folder:Path)->dict|None:
     "A classifier's balanced accuracy and sensitivities, with their intervals from `oof.csv`; its hybrid's variants"
     v = rec.get('valid')
     if not v: return None
     ivs = class_intervals(folder/'oof.csv', rec['classes'])
-    ba = ivs.get('balanced_accuracy', _figure(v.get('balanced_accuracy')))
     return {'what': f"{v.get('what')}, 8-way TTA, the CNN members (and the variants of its hybrid)",
-            'n_images': v.get('n_images'), 'scores': {'balanced_accuracy': ba, **_variant_scores(rec)},
-            'per_class': ivs.get('per_class')}
+            'n_images': v.get('n_images'), 'scores': _classifier_scores(rec, v, ivs), 'per_class': ivs.get('per_class')}
 
 def _member_validation(rec:dict, member:dict, folder:Path)->dict|None:
     "A classifier member's best kept snapshot on its validation fold"
@@ -275,7 +306,7 @@ def held_out_figures(rec:dict,    # A model's config or an ensemble's manifest
     "The scores on the images a run kept out of training (its `test`), with their intervals; None without"
     t = rec.get('test')
     if not t: return None
-    scores = {**_scores(t, ('threshold_jaccard', 'jaccard')), **score_intervals(Path(folder)/'test'/'per_image.csv')}
+    scores = _scored(t, ('threshold_jaccard', 'jaccard'), Path(folder)/'test'/'per_image.csv')
     return {'what': 'test set, kept out of training and of every decision', 'n_images': t.get('n_images'),
             'scores': scores}
 
@@ -324,6 +355,11 @@ def _parts(folder:Path, record:dict, kind:str)->dict:
     return {'model': model, 'data': data, 'settings': settings, 'validation': valid,
             'test': held_out_figures(record, folder), 'member': member}
 
+def _use(kind:str, p:dict)->dict:
+    "What a card of `kind` with the parts `p` says of its use: what it is for, its limits, the disclaimer"
+    return {'intended_use': INTENDED_USE, 'limits': limits(kind, p['data'], p['model'].get('classes')),
+            'disclaimer': DISCLAIMER}
+
 def model_card(folder,              # A model, ensemble or classifier folder
                record:dict,         # What its finished marker holds (or is about to)
                written:bool=True,   # Made at training time (this process's versions), or for an older folder
@@ -334,8 +370,7 @@ def model_card(folder,              # A model, ensemble or classifier folder
     member = p.pop('member')
     versions = _versions() if written else _recorded_versions(record, member)
     return {'card': CARD_FORMAT, 'kind': kind, 'name': folder.name, **p, 'versions': versions,
-            'created': record.get('created'), 'intended_use': INTENDED_USE,
-            'limits': limits(kind, p['data'], p['model'].get('classes')), 'disclaimer': DISCLAIMER}
+            'created': record.get('created'), **_use(kind, p)}
 
 # %% ../../nbs/17_learner.card.ipynb #18506120
 def _words(v)->str:
@@ -350,32 +385,45 @@ def _facts(d:dict|None)->list:
     "The entries of `d` as a Markdown list"
     return [f"- **{k.replace('_', ' ')}**: {_words(v)}" for k, v in (d or {}).items()]
 
+def _row(cells)->str:
+    "A row of a Markdown table: its `cells` (strings) between bars"
+    return f"| {' | '.join(cells)} |"
+
 def _table(head:tuple, rows)->list:
     "A Markdown table"
-    return [f"| {' | '.join(head)} |", '|' + '---|'*len(head), *(f"| {' | '.join(map(_words, r))} |" for r in rows)]
+    return [_row(head), '|' + '---|'*len(head), *(_row(map(_words, r)) for r in rows)]
 
 # %% ../../nbs/17_learner.card.ipynb #20232664
 def _interval_words(s:dict)->str:
     "A figure's interval, or that the run left none"
     return '—' if s.get('low') is None else f"[{s['low']:.4f}, {s['high']:.4f}]"
 
+def _value_words(s:dict)->tuple:
+    "A figure's value to 4 decimals and its interval, in words"
+    return f"{s['value']:.4f}", _interval_words(s)
+
 def _score_rows(scores:dict)->list:
     "A row per figure: its name, value and interval"
-    return [(k.replace('_', ' '), f"{s['value']:.4f}", _interval_words(s)) for k, s in scores.items()]
+    return [(k.replace('_', ' '), *_value_words(s)) for k, s in scores.items()]
 
 def _class_rows(per_class:dict)->list:
     "A row per class: its images, sensitivity and interval"
-    return [(c, s['n'], f"{s['value']:.4f}", _interval_words(s)) for c, s in per_class.items()]
+    return [(c, s['n'], *_value_words(s)) for c, s in per_class.items()]
 
 CLASS_HEAD = ('class', 'images', 'sensitivity', '95 % interval')
 
+def _class_table(per_class:dict|None)->list:
+    "The table of the classes' sensitivities, after a blank line ([]: no figures per class)"
+    return ['', *_table(CLASS_HEAD, _class_rows(per_class))] if per_class else []
+
+def _figure_tables(v:dict)->list:
+    "What the figures `v` are on, their table, and the table of their classes where they have one"
+    table = _table(('figure', 'value', '95 % interval'), _score_rows(v['scores']))
+    return [f"{v['what']}: {v['n_images']} images.", '', *table, *_class_table(v.get('per_class'))]
+
 def _figure_lines(title:str, v:dict|None, none:str)->list:
     "The section `title` of the figures `v` (the sentence `none` without them)"
-    if not v: return [f'## {title}', '', none, '']
-    lines = [f'## {title}', '', f"{v['what']}: {v['n_images']} images.", '',
-             *_table(('figure', 'value', '95 % interval'), _score_rows(v['scores'])), '']
-    if v.get('per_class'): lines += [*_table(CLASS_HEAD, _class_rows(v['per_class'])), '']
-    return lines
+    return [f'## {title}', '', *(_figure_tables(v) if v else [none]), '']
 
 # %% ../../nbs/17_learner.card.ipynb #ec596fdb
 def _head_lines(c:dict)->list:
@@ -384,17 +432,23 @@ def _head_lines(c:dict)->list:
             '## What it is', '', *_facts(c['model']), '', '## Data', '', *_facts(c['data']), '',
             '## Settings', '', *_table(('setting', 'value'), (c['settings'] or {}).items()), '']
 
+def _use_lines(c:dict)->list:
+    "The intended use, the limits and the disclaimer"
+    return ['## Intended use', '', c['intended_use'], '', '## Limits', '', c['limits'], '', f"**{c['disclaimer']}**"]
+
 def _tail_lines(c:dict)->list:
     "The versions, the intended use, the limits and the disclaimer"
-    return ['## Versions', '', *_facts(c['versions']), f"- **trained**: {c['created']}", '',
-            '## Intended use', '', c['intended_use'], '', '## Limits', '', c['limits'], '', f"**{c['disclaimer']}**"]
+    return ['## Versions', '', *_facts(c['versions']), f"- **trained**: {c['created']}", '', *_use_lines(c)]
+
+def _figures_lines(c:dict)->list:
+    "The validation figures, then the test's where the run kept a test set"
+    figures = _figure_lines('Validation', c['validation'], 'No validation: every image trained.')
+    return [*figures, *_figure_lines('Test', c['test'], '')] if c['test'] else figures
 
 def card_markdown(c:dict, # From `model_card`
                  )->str:
     "The card `c` as the Markdown a person reads"
-    figures = _figure_lines('Validation', c['validation'], 'No validation: every image trained.')
-    test = _figure_lines('Test', c['test'], '') if c['test'] else []
-    return '\n'.join([*_head_lines(c), *figures, *test, *_tail_lines(c)]) + '\n'
+    return '\n'.join([*_head_lines(c), *_figures_lines(c), *_tail_lines(c)]) + '\n'
 
 # %% ../../nbs/17_learner.card.ipynb #fa32ca8f
 def card_file(c:dict)->str:
@@ -428,16 +482,30 @@ def _record_file(folder:Path)->Path:
     return f
 
 # %% ../../nbs/17_learner.card.ipynb #e5a40b53
+def _record(folder:Path)->dict:
+    "The finished marker of `folder`, read; refused when it has none or it is damaged"
+    f = _record_file(folder)
+    try: return json.loads(f.read_text())
+    except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e})") from None
+
 def _older_card(folder:Path)->dict:
     "The card of a folder trained before cards were written, made from its finished marker"
-    f = _record_file(folder)
-    try: return model_card(folder, json.loads(f.read_text()), written=False)
-    except json.JSONDecodeError as e: raise LesionDataError(f"{f}: damaged ({e})") from None
+    return model_card(folder, _record(folder), written=False)
+
+def _card_folder(folder)->Path:
+    "`folder` as a path, refused when it is no folder"
+    folder = Path(folder)
+    if not folder.is_dir(): raise LesionDataError(f"{folder}: no such model, ensemble or classifier folder")
+    return folder
+
+def _written_card(folder:Path)->dict|None:
+    "The card in the front matter of `folder`'s `README.md` (None: it has none)"
+    f = folder/CARD
+    return _front_matter(f) if f.is_file() else None
 
 def card(folder, # A model, ensemble or classifier folder
         )->dict:
     "The model card of `folder`: its `README.md`'s, else one made from its records (an older folder)"
-    folder = Path(folder)
-    if not folder.is_dir(): raise LesionDataError(f"{folder}: no such model, ensemble or classifier folder")
-    found = _front_matter(folder/CARD) if (folder/CARD).is_file() else None
+    folder = _card_folder(folder)
+    found = _written_card(folder)
     return found if found is not None else _older_card(folder)
