@@ -27,7 +27,7 @@ from .config import LesionDataError, Settings, settings
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
 from .cls.predict import Classifier
-from .service import PAGE, Batcher, classify_image, model_card
+from .service import PAGE, Batcher, classify_image, served_card
 
 # %% auto #0
 __all__ = ['BODY_TIMEOUT', 'MAX_PIXELS', 'PREDICT_BODY', 'ERRORS', 'TOKEN_ENV', 'receive_body', 'read_body', 'form_upload',
@@ -480,7 +480,7 @@ def make_app(model,           # Model or ensemble folder, or an `Ensemble` from 
     seg = Segmenter(model, tta, name, ServeLimits(**kwargs), classifier)
     app = _app_of(seg)
     _route_health(app, seg)
-    _route_pages(app, model_card(_card_folder(model, folder), classifier if seg.classifier else None))
+    _route_pages(app, served_card(_card_folder(model, folder), classifier if seg.classifier else None))
     _route_upload(app, seg, token)
     if seg.classifier: _route_upload(app, seg, token, '/classify')
     return app

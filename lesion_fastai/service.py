@@ -12,10 +12,11 @@ from pathlib import Path
 from fastcore.basics import patch
 
 from .io import save_image, save_mask
+from .learner.card import CARD, DISCLAIMER, INTENDED_USE, card
 from .cls.predict import Classifier, classify_folder
 
 # %% auto #0
-__all__ = ['CARD_LINES', 'SETTINGS_FILES', 'PAGE', 'Batcher', 'diagnosis', 'classify_image', 'folder_card', 'model_card']
+__all__ = ['CARD_LINES', 'SETTINGS_FILES', 'PAGE', 'Batcher', 'diagnosis', 'classify_image', 'folder_card', 'served_card']
 
 # %% ../nbs/71_service.ipynb #8b3b97b5
 class Batcher:
@@ -103,8 +104,8 @@ def classify_image(clf:Classifier, # A loaded classifier (`Classifier.load`)
     return diagnosis(rep.iloc[0], clf.classes)
 
 # %% ../nbs/71_service.ipynb #f67ffbb2
-CARD_LINES = {'intended_use': 'research', 'notice': 'not a medical device'}
-"What every model card says, whatever the folder's README says."
+CARD_LINES = {'intended_use': INTENDED_USE, 'notice': DISCLAIMER}
+"What every answer of `GET /model` says, in the words of every model card (`learner.card`)"
 
 SETTINGS_FILES = ('ensemble.json', 'classifier.json', 'config.json')
 "The files that record a folder's settings and scores, the first one present read."
@@ -121,19 +122,19 @@ def _settings_file(folder:Path)->Path|None:
     return next((folder/f for f in SETTINGS_FILES if (folder/f).exists()), None)
 
 def _readme(folder:Path)->str|None:
-    "The text of `folder`'s README.md, or None"
-    f = folder/'README.md'
+    "The text of `folder`'s model card (`README.md`), or None"
+    f = folder/CARD
     return f.read_text() if f.exists() else None
 
 def folder_card(folder)->dict|None:
-    "One model, ensemble or classifier folder's card: its README.md and its settings file (None without a folder)"
+    "One model, ensemble or classifier folder's card: its README.md, its front matter (`card`) and its settings file"
     if folder is None: return None
     folder = Path(folder)
     f = _settings_file(folder)
-    return {'folder': folder.name, 'readme': _readme(folder), 'file': f and f.name,
-            'settings': _no_ids(json.loads(f.read_text())) if f else None}
+    return {'folder': folder.name, 'readme': _readme(folder), 'card': card(folder) if f else None,
+            'file': f and f.name, 'settings': _no_ids(json.loads(f.read_text())) if f else None}
 
-def model_card(segmenter,       # The segmentation model or ensemble folder served (None: unknown)
+def served_card(segmenter,       # The segmentation model or ensemble folder served (None: unknown)
                classifier=None, # The classifier folder served, if any
               )->dict:
     "What `GET /model` answers: the served folders' cards, the intended use and 'not a medical device'"

@@ -155,17 +155,17 @@ def test_batched_answers_are_predicts_masks(served):
     assert sum(int(k)*n for k, n in h['batches'].items()) >= 48
 
 def test_model_card(served):
-    "GET /model: the folder's README.md (none here), its config without the validation IDs, and the fixed lines"
+    "GET /model: the folder's model card (README.md and its front matter), its config without the validation IDs"
     root, client, _ = served
     card = client.get('/model').json()
-    assert card['intended_use'] == 'research' and card['notice'] == 'not a medical device' and card['classifier'] is None
+    assert card['intended_use'].startswith('Research on dermoscopy images') and card['notice'] == 'Not a medical device.'
+    assert card['classifier'] is None
     seg = card['segmenter']
-    assert seg['folder'] == 'model' and seg['readme'] is None and seg['file'] == 'config.json'
+    assert seg['folder'] == 'model' and seg['file'] == 'config.json' and '**Not a medical device.**' in seg['readme']
+    assert seg['card']['kind'] == 'segmentation model' and seg['card']['name'] == 'model'
     assert seg['settings']['arch'] == 'smp-unet34' and seg['settings']['size'] == 64 and '"ids"' not in json.dumps(seg)
-    (root/'model'/'README.md').write_text('# A tiny demo model\n')
-    from lesion_fastai.service import model_card
-    assert model_card(root/'model')['segmenter']['readme'] == '# A tiny demo model\n'
-    (root/'model'/'README.md').unlink()
+    from lesion_fastai.service import served_card
+    assert json.loads(json.dumps(served_card(root/'model')['segmenter'])) == seg   # the answer, computed in process
 
 def test_page_is_served(served):
     r = served[1].get('/')
