@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tools'))
 import render_docs as rd, make_readme as mr
 
-TUTORIALS = ['50_tutorial_segmentation.ipynb', '51_tutorial_ensemble.ipynb', '52_tutorial_classification.ipynb']
+TUTORIALS = ['50_tutorial_segmentation.ipynb', '51_tutorial_ensemble.ipynb', '52_tutorial_classification.ipynb',
+             '53_tutorial_isic2018.ipynb']
 
 def _png(colour, size=(40, 30)):
     b = io.BytesIO(); Image.new('RGB', size, colour).save(b, 'PNG'); return b.getvalue()
