@@ -258,11 +258,16 @@ def test_installed_script(tmp_path):
         assert p.returncode == CORPUS[name][1] and 'Traceback' not in err, (name, p.returncode, err)
         assert CORPUS[name][2] in err, (name, err)
 
+def _ctrl_c_on():
+    "In the child before it starts: SIGINT back to its default, as a terminal's Ctrl-C finds it"
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_installed_script_interrupted(tmp_path):
     "Ctrl-C while `train` works: 'interrupted: run the same command again to resume', status 130, no traceback"
     data = pairs(tmp_path)
     p = subprocess.Popen([EXE, 'train', '--data', data, '--out', tmp_path/'m', '--pretrained', 'none', '--minutes', '1', '--k', '3', '--size', '64', '--bs', '2'],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'},
+                         preexec_fn=_ctrl_c_on)  # a test run started in the background would pass SIGINT on ignored
     p.stdout.readline()                       # the first progress line: the command is running
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
