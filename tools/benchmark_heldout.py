@@ -29,24 +29,37 @@ def shell_command(cmd:str)->str:
     return cmd.replace('lesion_fastai ', f'{py} -m lesion_fastai.cli ')
 
 
-def start_arm(name:str, cmd:str, work:Path)->subprocess.Popen:
-    "Start one arm on one core, its output in `work/name/log`"
+def start_arm(name:str, cmd:str, work:Path, core:int)->subprocess.Popen:
+    "Start one arm on the core `core` alone, its output in `work/name/log`"
     d = work/name
     d.mkdir(parents=True, exist_ok=True)
     c = shell_command(cmd.format(train=work/'train', test=work/'test', pred=d/'pred', model=d/'model'))
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
-    print(f"started {name}: {c}", flush=True)
-    return subprocess.Popen(f"( time ( {c} ) ) > {d/'log'} 2>&1 && touch {d/'done'}", shell=True, env=env,
-                            cwd=ROOT, executable='/bin/bash')
+    print(f"started {name} on core {core}: {c}", flush=True)
+    return subprocess.Popen(f"( time taskset -c {core} bash -c {shlex.quote(c)} ) > {d/'log'} 2>&1 && touch {d/'done'}",
+                            shell=True, env=env, cwd=ROOT, executable='/bin/bash')
 
 
-def run_arms(arms:dict, work:Path):
-    "Run every unfinished arm at once and wait for all of them"
-    t0 = time.time()
-    procs = {name: start_arm(name, cmd, work) for name, cmd in arms.items() if not (work/name/'done').exists()}
-    for name, p in procs.items():
-        p.wait()
+def _finished(running:dict, t0:float)->list:
+    "The cores whose arm has ended (reported), taken out of `running`"
+    ended = [core for core, (name, p) in running.items() if p.poll() is not None]
+    for core in ended:
+        name, p = running.pop(core)
         print(f"{name}: exit {p.returncode} after {(time.time() - t0)/60:.1f} min", flush=True)
+    return ended
+
+
+def run_arms(arms:dict, work:Path, cores:int):
+    "Run every unfinished arm, each on a core of its own, at most `cores` at once, and wait for all of them"
+    t0 = time.time()
+    todo = [(name, cmd) for name, cmd in arms.items() if not (work/name/'done').exists()]
+    running, free = {}, list(range(cores))
+    while todo or running:
+        while todo and free:
+            core, (name, cmd) = free.pop(0), todo.pop(0)
+            running[core] = (name, start_arm(name, cmd, work, core=core))
+        time.sleep(2)
+        free += _finished(running, t0)
 
 
 def arm_scores(arms, work:Path)->pd.DataFrame:
@@ -77,7 +90,7 @@ def main(a):
     print(f"repeat {a.repeat}: {len(split) - len(held)} training, {len(held)} held out:",
           held.source.value_counts().to_dict(), flush=True)
     arms = dict(s.split('=', 1) for s in a.arm)
-    if not a.report_only: run_arms(arms, work)
+    if not a.report_only: run_arms(arms, work, cores=a.cores)
     pairs = [p.split(':') for p in a.pair or []]
     report(arm_scores(arms, work), held.set_index('image_id').source, work, pairs=pairs)
 
@@ -90,6 +103,7 @@ if __name__ == '__main__':
     p.add_argument('--k', type=int, default=3, help='one image in K is held out')
     p.add_argument('--lesions', help='CSV of image ID -> lesion ID (images of one lesion stay together)')
     p.add_argument('--arm', action='append', required=True, help="NAME='COMMAND' with {train} {test} {pred} {model}")
+    p.add_argument('--cores', type=int, default=os.cpu_count(), help='arms at once, one core each (default: every core)')
     p.add_argument('--pair', action='append', help='B:A, two arms to compare besides each arm against the first')
     p.add_argument('--report-only', action='store_true', help='score the finished arms without starting the others')
     main(p.parse_args())
