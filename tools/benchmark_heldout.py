@@ -9,7 +9,12 @@ lesion together). Every arm's command runs at once, each with OMP_NUM_THREADS=1,
 (`{pred}`: its predicted masks, `{model}`: its model folder; `{train}`, `{test}`: the split's folders); an arm whose
 `done` file exists is reused, so an interrupted benchmark resumes. Then every arm's masks are scored by the official
 rules, and every arm is compared with the first, image by image: the paired difference with its 95 % interval
-(`lesion_fastai.stats.paired_table`), wins, ties and losses, for all images and per source."""
+(`lesion_fastai.stats.paired_table`), wins, ties and losses, for all images and per source.
+
+    python tools/benchmark_heldout.py --data ../shared/data/isic-dev --out runs/heldout --pool 0 1 --arm loop=x --arm one=x
+
+pools finished repeats instead (`lesion_fastai.seg.sources.repeated_scores`: each image's mean over the repeats that
+held it out) and reports the same tables over them, in `OUT/pooled/`."""
 import argparse, os, re, shlex, subprocess, sys, time
 from pathlib import Path
 
@@ -17,7 +22,7 @@ import pandas as pd
 
 from lesion_fastai.metrics import score_folders
 from lesion_fastai.stats import interval_table, paired_table
-from lesion_fastai.seg.sources import heldout_folders
+from lesion_fastai.seg.sources import heldout_folders, repeated_scores, source_pairs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +88,21 @@ def report(scores:pd.DataFrame, sources:pd.Series, out:Path, pairs=()):
     scores.assign(source=sources.reindex(scores.index)).to_csv(out/'per_image.csv')
 
 
+def pooled_report(a, pairs:list):
+    "Report the repeats `a.pool` pooled image by image, in `OUT/pooled`"
+    tables = [pd.read_csv(Path(a.out)/f'repeat{r}'/'per_image.csv', index_col=0) for r in a.pool]
+    scores = repeated_scores([t.drop(columns='source') for t in tables])
+    arms = [n for n in (s.split('=', 1)[0] for s in a.arm) if n in scores.columns]
+    sources = source_pairs(a.data).set_index('image_id').source.reindex(scores.index)
+    print(f"repeats {a.pool} pooled: {len(scores)} images held out at least once", flush=True)
+    out = Path(a.out)/'pooled'
+    out.mkdir(parents=True, exist_ok=True)
+    report(scores[arms], sources, out, pairs=pairs)
+
+
 def main(a):
+    pairs = [p.split(':') for p in a.pair or []]
+    if a.pool: return pooled_report(a, pairs)
     work = Path(a.out)/f'repeat{a.repeat}'
     split = heldout_folders(a.data, work, repeat=a.repeat, k=a.k, lesions=a.lesions)
     held = split[split.held_out]
@@ -91,7 +110,6 @@ def main(a):
           held.source.value_counts().to_dict(), flush=True)
     arms = dict(s.split('=', 1) for s in a.arm)
     if not a.report_only: run_arms(arms, work, cores=a.cores)
-    pairs = [p.split(':') for p in a.pair or []]
     report(arm_scores(arms, work), held.set_index('image_id').source, work, pairs=pairs)
 
 
@@ -105,5 +123,6 @@ if __name__ == '__main__':
     p.add_argument('--arm', action='append', required=True, help="NAME='COMMAND' with {train} {test} {pred} {model}")
     p.add_argument('--cores', type=int, default=os.cpu_count(), help='arms at once, one core each (default: every core)')
     p.add_argument('--pair', action='append', help='B:A, two arms to compare besides each arm against the first')
+    p.add_argument('--pool', type=int, nargs='+', help='report these finished repeats pooled image by image, and run nothing')
     p.add_argument('--report-only', action='store_true', help='score the finished arms without starting the others')
     main(p.parse_args())

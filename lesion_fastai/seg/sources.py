@@ -23,7 +23,7 @@ from .predict import predict_folder
 # %% auto #0
 __all__ = ['read_provenance', 'source_pairs', 'source_slug', 'link_folder', 'train_or_reuse', 'loso_source',
            'leave_one_source_out', 'loso_summary', 'held_out_maps', 'decision_sweep', 'heldout_split',
-           'heldout_folders']
+           'heldout_folders', 'repeated_scores']
 
 # %% ../../nbs/24_seg.sources.ipynb #f3487729
 def _provenance_file(data)->Path:
@@ -353,3 +353,11 @@ def heldout_folders(data,                   # Data folder: image/mask pairs and 
     held = heldout_split(pairs, repeat=repeat, k=k, lesions=_lesions(lesions))
     _link_split(pairs, held, Path(out))
     return pairs.assign(held_out=held)
+
+# %% ../../nbs/24_seg.sources.ipynb #6fa30fa8
+def repeated_scores(tables:list, # Per-image scores of each repeat: indexed by image ID, one column per arm
+                   )->pd.DataFrame: # The arms every repeat has: each image's mean over the repeats that held it out
+    "Each image's mean score over the repeats that held it out, for the arms that every repeat ran"
+    arms = [c for c in tables[0].columns if all(c in t.columns for t in tables)]
+    pooled = pd.concat([t[arms] for t in tables])
+    return pooled.groupby(level=0, sort=True).mean()
