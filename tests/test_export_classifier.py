@@ -91,6 +91,16 @@ def test_export_predicts_like_the_pickled_classifier(exported, tmp_path, variant
     assert np.abs(a[p].to_numpy() - b[p].to_numpy()).max() <= MAX_DIFF
     assert (tmp_path/'a'/'report.csv').read_text().splitlines()[0] == (tmp_path/'b'/'report.csv').read_text().splitlines()[0]
 
+def test_torchscript_export(exported, tmp_path):
+    "A TorchScript export (its engine needs torch, no fastai, no pickle) gives the ONNX export's probabilities"
+    from lesion_fastai.cls.crop import lesion_crops
+    c = export_model(OLD/'classifier', tmp_path/'ts', format='torchscript')
+    assert c['engine'] == 'torchscript' and (tmp_path/'ts'/'member1'/'snapshot0.pt').is_file()
+    files = {f.stem: f for f in sorted((OLD/'data'/'images').iterdir())[:4]}
+    tab = lesion_crops(files, masks=OLD/'data'/'masks', cache=tmp_path/'crops', progress=False, log=None)
+    a, b = (PortableClassifier.load(d).member_probs(tab) for d in (exported, tmp_path/'ts'))
+    assert np.abs(a - b).max() <= MAX_DIFF
+
 def test_loaded_export(exported):
     clf = load_classifier(exported)
     assert isinstance(clf, PortableClassifier) and clf.hybrid.default == 'features'
@@ -145,6 +155,19 @@ def test_exports_are_told_apart(exported, tmp_path):
     export_model(OLD/'model', tmp_path/'seg')
     with pytest.raises(LesionDataError, match='an exported model, not a classifier'): PortableClassifier.load(tmp_path/'seg')
     with pytest.raises(LesionDataError, match='an exported classifier: use classify-predict'): load_model(exported)
+
+def test_export_refuses_bad_input_writing_nothing(exported, tmp_path):
+    "An export over an export, or of a classifier whose segmentation model is gone: one line, nothing written"
+    before = sorted(p.stat().st_mtime_ns for p in exported.rglob('*'))
+    with pytest.raises(LesionDataError, match='already exists; nothing was written'): export_model(OLD/'classifier', exported)
+    assert sorted(p.stat().st_mtime_ns for p in exported.rglob('*')) == before
+    src = tmp_path/'cls'
+    shutil.copytree(OLD/'classifier', src)
+    man = json.loads((src/'classifier.json').read_text())
+    (src/'classifier.json').write_text(json.dumps({**man, 'seg_model': str(tmp_path/'gone')}))
+    with pytest.raises(LesionDataError, match='gone: the segmentation model this classifier crops by is missing'):
+        export_model(src, tmp_path/'x')
+    assert not (tmp_path/'x').exists() and not list(tmp_path.glob('.x-*'))
 
 def test_the_classifiers_own_segmenter_is_exported_with_it(tmp_path):
     "A classifier that crops by its own segmentation model: that model exported into seg_model/, which crops without masks"
