@@ -272,7 +272,7 @@ def cli_predict(model:str,  # Model or ensemble folder, or one made by `export`
 
 # %% ../nbs/90_cli.ipynb #656cc32b
 @cli_command()
-def cli_export(model:str, # Model or ensemble folder
+def cli_export(model:str, # Model, ensemble or classifier folder
                out:str,   # The exported folder (created; must hold none of the files it writes)
                # onnx: predicts with onnxruntime alone (no torch, no fastai); torchscript: needs torch
                format:Literal['onnx', 'torchscript']='onnx'):
@@ -396,7 +396,7 @@ def cli_classify_train(images:str,          # Folder of images
         return _run_classify_train(images, labels, out, kw, folds=folds, k=k, valid_fold=valid_fold, restart=restart)
 
 # %% ../nbs/90_cli.ipynb #2e8c6394
-@option_set('lesion_fastai.cls.predict.classify_folder', 'lesion_fastai.cls.predict._run_options')
+@option_set('lesion_fastai.portable_classify.classify_folder', 'lesion_fastai.portable_classify._run_options')
 def classify_predict_options(masks:str|None=None, # Folder of masks to crop by…
                              # …or a segmentation model folder (default: the classifier's own)
                              seg_model:str|None=None,
@@ -408,7 +408,7 @@ def classify_predict_options(masks:str|None=None, # Folder of masks to crop by�
 # %% ../nbs/90_cli.ipynb #f28b8e89
 @cli_command(exclusive=('masks', 'seg_model'))
 @delegates(classify_predict_options)
-def cli_classify_predict(model:str,  # Classifier folder made by classify-train
+def cli_classify_predict(model:str,  # Classifier folder made by classify-train, or one made by export
                          images:str, # Folder of images
                          out:str,    # Output folder (must not already hold predictions)
                          # hybrid (CNN and dermoscopic features stacked), cnn or features (default: the classifier's
@@ -419,7 +419,7 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train
                          **kwargs):
     "Classify a folder of images: crops, the Task 3 CSV, a report with calibrated probabilities and uncertainty"
     plots_to_files()
-    from lesion_fastai.cls.predict import classify_folder, classify_summary
+    from lesion_fastai.portable_classify import classify_folder, classify_summary   # torch: for a pickled one only
     with forced_precision(precision):
         rep = classify_folder(model, images, out, variant=variant, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     print(classify_summary(rep, out))
@@ -486,7 +486,8 @@ def cli_serve(model:str, # Model or ensemble folder
               token:str=None,
               # The network's engine: auto is OpenVINO on a CPU where installed, else torch (torch with --precision)
               runtime:Literal[RUNTIMES]='auto',
-              classifier:str=None, # Classifier folder: also answer POST /classify (crop by the mask, then classify)
+              # Classifier folder, or one made by export: also answer POST /classify (crop by the mask, then classify)
+              classifier:str=None,
               **kwargs):
     "Serve a segmentation model over HTTP (a page at /, POST an image to /predict) until interrupted"
     from lesion_fastai.serve import serve_model

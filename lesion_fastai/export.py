@@ -8,6 +8,8 @@ import importlib.metadata
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 import torch
 from fastai.data.transforms import Normalize
 from fastai.vision.augment import Resize
@@ -18,10 +20,15 @@ from .io import write_json
 from .learner.folder import file_sha256
 from .portable import CONTRACT, EXPORT_FORMAT, staged_output, is_export
 from .seg.ensemble import Ensemble
+from .cls.predict import CLASSIFIER, Classifier
+from .cls.hybrid import load_hybrid
+from .cls.crop import crop_settings
+from .portable_classify import HYBRID_JSON, SEG_MODEL, uses_input
 
 # %% auto #0
-__all__ = ['WRITERS', 'member_contract', 'export_network', 'source_hashes', 'versions', 'contract', 'export_model',
-           'export_summary']
+__all__ = ['WRITERS', 'CLS_OUTPUT', 'member_contract', 'export_network', 'source_hashes', 'versions', 'contract', 'export_model',
+           'export_summary', 'pipeline_json', 'hybrid_json', 'classifier_member_contract', 'crop_contract',
+           'classifier_contract', 'export_classifier']
 
 # %% ../nbs/75_export.ipynb #4f418dcc
 def _one(tfms, cls:type, learn):
@@ -123,10 +130,8 @@ def _check_format(format:str):
     if format not in WRITERS: raise LesionDataError(f"unknown format {format!r}: one of {', '.join(WRITERS)}")
 
 def _check_source(path:Path):
-    "Refuse to export a folder that is an export already, or a classifier (not exported yet)"
+    "Refuse to export a folder that is an export already"
     if is_export(path): raise LesionDataError(f"{path}: is an exported folder already ({CONTRACT})")
-    if (path/'classifier.json').exists():
-        raise LesionDataError(f"{path}: is a classifier folder; this version exports segmentation models and ensembles")
 
 def _write_member(ens:Ensemble, i:int, work:Path, format:str)->dict:
     "Write the network of member `i` into `work`; its entry of the contract"
@@ -139,7 +144,7 @@ def _write_members(ens:Ensemble, work:Path, format:str)->list:
     "Write every member's network into `work`; their entries of the contract"
     return [_write_member(ens, i, work, format) for i in range(len(ens.members))]
 
-def export_model(path,              # A model folder (model.pkl) or an ensemble folder (ensemble.json)
+def export_model(path,              # A model folder (model.pkl), an ensemble (ensemble.json) or a classifier
                  out,               # The exported folder to write (new, or without the files it writes)
                  format:str='onnx', # 'onnx' (predicts without torch) or 'torchscript'
                 )->dict:            # The contract written
@@ -147,6 +152,7 @@ def export_model(path,              # A model folder (model.pkl) or an ensemble 
     _check_format(format)
     path = Path(path)
     _check_source(path)
+    if (path/CLASSIFIER).exists(): return export_classifier(path, out, format)    # below: networks and hybrid.json
     ens = Ensemble.load(path)
     with staged_output(out) as work:
         c = contract(ens, _write_members(ens, work, format), path, format)
@@ -154,11 +160,130 @@ def export_model(path,              # A model folder (model.pkl) or an ensemble 
     return c
 
 # %% ../nbs/75_export.ipynb #c8a196f8
+def _classifier_summary(c:dict, out)->str:
+    "What `lesion_fastai export` prints of an exported classifier"
+    files = sum(len(m['files']) for m in c['members'])
+    extra = ''.join(f", {f}" for f in (c['hybrid'], c['crop']['seg_model'] and c['crop']['seg_model'] + '/') if f)
+    return (f"classifier of {len(c['members'])} member(s) exported as {c['engine']} to {out}: {files} network(s), "
+            f"{CONTRACT}{extra}; classify with: lesion_fastai classify-predict --model {out} --images IMAGES --out OUT")
+
 def export_summary(c:dict, # The contract `export_model` wrote
                    out,    # The exported folder
                   )->str:
     "What `lesion_fastai export` prints: what it wrote, and how to predict with it"
+    if c['kind'] == 'classifier': return _classifier_summary(c, out)
     files = ', '.join(m['file'] for m in c['members'])
     return (f"{c['kind']} of {len(c['members'])} member(s) exported as {c['engine']} to {out}: {files} and {CONTRACT} "
             f"(threshold {c['threshold']}, TTA {'on' if c['tta'] else 'off'}); "
             f"predict with: lesion_fastai predict --model {out} --images IMAGES --out OUT")
+
+# %% ../nbs/75_export.ipynb #61d9841f
+def _plain(a)->list:
+    "The numbers of `a` as plain floats (JSON has no NaN: None for NaN)"
+    return [None if np.isnan(x) else float(x) for x in np.asarray(a, np.float64).ravel()]
+
+def _step_names(pipe)->list:
+    "The class name of each step of the scikit-learn pipeline `pipe` (of `pipe` itself when it is no pipeline)"
+    return [type(s).__name__ for _, s in getattr(pipe, 'steps', [('model', pipe)])]
+
+def _check_pipeline(pipe):
+    "Refuse a pipeline that is not a `balanced_logistic` (imputer, scaler, logistic regression)"
+    names = _step_names(pipe)
+    if names != ['SimpleImputer', 'StandardScaler', 'LogisticRegression']:
+        raise LesionDataError(f"the hybrid holds a {' → '.join(names)}: only balanced_logistic pipelines are exported")
+
+def pipeline_json(pipe, # A fitted `balanced_logistic` (scikit-learn `Pipeline`)
+                 )->dict:
+    "The numbers of a fitted `balanced_logistic`: the imputer's medians, the scaler's mean and scale, the logistic regression"
+    _check_pipeline(pipe)
+    imp, sc, lr = pipe[0], pipe[1], pipe[-1]
+    return {'medians': _plain(imp.statistics_), 'mean': _plain(sc.mean_), 'scale': _plain(sc.scale_),
+            'coef': lr.coef_.tolist(), 'intercept': _plain(lr.intercept_), 'classes': [int(c) for c in lr.classes_]}
+
+# %% ../nbs/75_export.ipynb #d1f63f0a
+def _plain_scores(scores:dict)->dict:
+    "Each variant's out-of-fold scores as plain floats (None for NaN)"
+    return {v: {k: _plain([x])[0] for k, x in s.items()} for v, s in scores.items()}
+
+def _hybrid_models(h)->dict:
+    "Every pipeline of the hybrid `h` as plain JSON: of all images, of each fold (in order), the CNN's, the stack"
+    return {'features_model': pipeline_json(h.features_model), 'cnn_model': pipeline_json(h.cnn_model),
+            'stack': pipeline_json(h.stack), 'fold_models': [[int(f), pipeline_json(m)] for f, m in h.fold_models.items()]}
+
+def hybrid_json(h, # A `HybridModel` (`load_hybrid`)
+               )->dict:
+    "The hybrid `h` as plain JSON: its pipelines, classes, feature columns, prior, default variant and scores"
+    return {'classes': list(h.classes), 'columns': list(h.columns), 'prior': _plain(h.prior), 'C': float(h.C),
+            'sensitivity': float(h.sensitivity), 'default': h.default, 'op_class': getattr(h, 'op_class', None),
+            'scores': _plain_scores(h.scores), **_hybrid_models(h)}
+
+# %% ../nbs/75_export.ipynb #36d22b5f
+CLS_OUTPUT = 'log-probabilities (n, classes): their softmax, averaged over the TTA views, snapshots and members'
+"What the contract says a classifier member's network gives."
+
+def _snapshot_files(i:int, n:int, format:str)->list:
+    "The network files of the `n` snapshots of member `i`"
+    ext = Path(WRITERS[format][1]).suffix
+    return [f'member{i}/snapshot{j}{ext}' for j in range(n)]
+
+def _write_snapshots(learn, snaps:list, files:list, size:int, work:Path, format:str):
+    "Write `learn`'s network with the weights of each snapshot of `snaps` to its file of `files` in `work`"
+    for sd, f in zip(snaps, files):
+        learn.model.load_state_dict(sd)
+        export_network(learn, size, work/f, format)
+
+def classifier_member_contract(learn,      # A classifier member's `Learner`
+                               cfg:dict,   # Its config (`load_classifier_member`)
+                               files:list, # Its snapshots' network files, relative to the exported folder
+                              )->dict:
+    "What the contract says of a classifier member: its snapshots' files, encoder, size, input images and normalisation"
+    return {'files': files, 'arch': cfg['arch'], 'size': cfg['size'], 'input': cfg['input'], **_input_contract(learn),
+            'colour_constancy': False, 'valid_fold': cfg.get('valid_fold'), 'output': CLS_OUTPUT}
+
+def _write_cls_member(clf:Classifier, i:int, work:Path, format:str)->dict:
+    "Write the networks of member `i`'s snapshots into `work`; its entry of the contract"
+    learn, snaps, cfg = clf.members[i]
+    files = _snapshot_files(i, len(snaps), format)
+    _write_snapshots(learn, snaps, files, cfg['size'], work, format)
+    return classifier_member_contract(learn, cfg, files)
+
+# %% ../nbs/75_export.ipynb #50ebc88e
+def _own_segmenter(clf:Classifier)->Path|None:
+    "The segmentation model folder the classifier crops by, exported with it (None: it crops by given masks)"
+    seg = clf.info.get('seg_model')
+    if not seg or not uses_input(clf, 'crop'): return None
+    if not Path(seg).is_dir():
+        raise LesionDataError(f"{seg}: the segmentation model this classifier crops by is missing; it cannot be exported")
+    return Path(seg)
+
+def _masks_needed(clf:Classifier, seg:Path|None)->str:
+    "What masks the exported classifier's crops need, in words"
+    if not uses_input(clf, 'crop'): return 'none: its members read whole images'
+    return f'given (--masks), else predicted by {SEG_MODEL}/' if seg else 'given (--masks or --seg-model)'
+
+def crop_contract(clf:Classifier, seg:Path|None)->dict:
+    "How the classifier's images are cropped: the `crop_lesions` settings, the masks they need, the model that cuts them"
+    return {'settings': crop_settings(clf.info.get('crop_settings')), 'masks': _masks_needed(clf, seg),
+            'seg_model': SEG_MODEL if seg else None}
+
+# %% ../nbs/75_export.ipynb #7c569afd
+def classifier_contract(clf:Classifier, members:list, crop:dict, hybrid:bool, path:Path, format:str)->dict:
+    "The contract of an exported classifier: format, classes, members, TTA views, crops, hybrid, source and versions"
+    return {'format': EXPORT_FORMAT, 'engine': format, 'kind': 'classifier', 'members': members, 'classes': clf.classes,
+            'tta': clf.tta, 'tta_views': list(range(8)), 'crop': crop, 'hybrid': HYBRID_JSON if hybrid else None,
+            **_provenance(path)}
+
+def _write_classifier(clf:Classifier, h, seg:Path|None, path:Path, work:Path, format:str)->dict:
+    "Write the members' networks, the hybrid, the segmentation model and the contract of `clf` into `work`"
+    members = [_write_cls_member(clf, i, work, format) for i in range(len(clf.members))]
+    if seg is not None: export_model(seg, work/SEG_MODEL, format)
+    if h is not None: write_json(hybrid_json(h), work/HYBRID_JSON)
+    c = classifier_contract(clf, members, crop_contract(clf, seg), h is not None, path, format)
+    write_json(c, work/CONTRACT)
+    return c
+
+def export_classifier(path:Path, out, format:str)->dict:
+    "`export_model` of a classifier folder: its snapshots' networks, its hybrid as plain JSON, its crops' contract"
+    clf, h = Classifier.load(path), load_hybrid(path)
+    seg = _own_segmenter(clf)
+    with staged_output(out) as work: return _write_classifier(clf, h, seg, path, work, format)

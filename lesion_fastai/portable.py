@@ -18,8 +18,9 @@ from .config import LesionDataError
 
 # %% auto #0
 __all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'shades_of_gray', 'resize_probs', 'postprocess_mask', 'decide_mask',
-           'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_contract', 'network_input', 'view',
-           'unview', 'view_probs', 'onnx_runner', 'torchscript_runner', 'PortableModel', 'mean_probs', 'image_result']
+           'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract', 'network_input',
+           'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner', 'PortableModel', 'mean_probs',
+           'image_result']
 
 # %% ../nbs/01a_portable.ipynb #c6ca1612
 def _minkowski_mean(a, p):
@@ -214,7 +215,7 @@ def is_export(path)->bool:
 _CONTRACT_KEYS = ('format', 'engine', 'members', 'classes', 'threshold', 'postprocess', 'tta', 'tta_views',
                   'qc_threshold')
 
-def _read_json(f:Path)->dict:
+def read_json(f:Path)->dict:
     "The JSON object in `f`; one line naming `f` when it is not one"
     try: obj = json.loads(f.read_text())
     except (OSError, ValueError) as e: raise LesionDataError(f"{f}: not a readable JSON file ({e})") from None
@@ -223,6 +224,7 @@ def _read_json(f:Path)->dict:
 
 def _check_contract(c:dict, f:Path)->dict:
     "`c` when it has every key of a contract and this version's format; else one line naming `f`"
+    if c.get('kind') == 'classifier': raise LesionDataError(f"{f}: an exported classifier: use classify-predict")
     if (missing := [k for k in _CONTRACT_KEYS if k not in c]): raise LesionDataError(f"{f}: lacks {', '.join(missing)}")
     if c['format'] != EXPORT_FORMAT: raise LesionDataError(f"{f}: format {c['format']!r} is not {EXPORT_FORMAT!r}")
     return c
@@ -232,7 +234,7 @@ def read_contract(path, # An exported model folder
     "The checked `contract.json` of the exported folder `path`"
     f = Path(path)/CONTRACT
     if not f.is_file(): raise LesionDataError(f"{path}: not an exported model folder (no {CONTRACT})")
-    return _check_contract(_read_json(f), f)
+    return _check_contract(read_json(f), f)
 
 # %% ../nbs/01a_portable.ipynb #abe09adb
 _RESAMPLE = {'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC, 'nearest': Image.NEAREST, 'lanczos': Image.LANCZOS}

@@ -27,6 +27,7 @@ from .config import LesionDataError, Settings, settings
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
 from .cls.predict import Classifier
+from .portable_classify import PortableClassifier, load_classifier
 from .service import PAGE, Batcher, classify_image, served_card
 
 # %% auto #0
@@ -270,9 +271,9 @@ def _folder_name(model)->str:
     "The name of the model folder `model` ('model' for an `Ensemble`)"
     return Path(model).name if not isinstance(model, Ensemble) else 'model'
 
-def _classifier(clf)->Classifier|None:
-    "The classifier folder `clf` loaded (a `Classifier` as it is, None as it is)"
-    return clf if clf is None or isinstance(clf, Classifier) else Classifier.load(clf)
+def _classifier(clf)->Classifier|PortableClassifier|None:
+    "The classifier folder `clf` loaded, an exported one without pickles (a loaded classifier as it is, None as it is)"
+    return clf if clf is None or isinstance(clf, (Classifier, PortableClassifier)) else load_classifier(clf)
 
 class Segmenter:
     "A model loaded once, predicting from any thread: `workers` uploads at once, their images in shared forward passes"
@@ -280,7 +281,7 @@ class Segmenter:
                  tta=None,                   # Override the model's TTA setting
                  name:str=None,              # The model's name in answers (default: the folder's name)
                  limits:ServeLimits=None,    # Pixel limit, workers, queue and batches (default: `ServeLimits()`)
-                 classifier=None):           # Classifier folder (or `Classifier`) for `classify` (None: none)
+                 classifier=None):           # Classifier folder, exported or not (or loaded) for `classify` (None: none)
         self.model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
         self.tta, self.limits, self.classifier = tta, limits or ServeLimits(), _classifier(classifier)
         self.name = name or _folder_name(model)

@@ -82,7 +82,6 @@ def test_torchscript_export(tmp_path):
 
 def test_export_refuses_bad_requests(exported, tmp_path):
     with pytest.raises(LesionDataError, match='unknown format'): export_model(OLD/'model', tmp_path/'x', format='tflite')
-    with pytest.raises(LesionDataError, match='classifier folder'): export_model(OLD/'classifier', tmp_path/'x')
     with pytest.raises(LesionDataError, match='exported folder already'): export_model(exported/'model', tmp_path/'x')
     with pytest.raises(LesionDataError, match='already exists'): export_model(OLD/'model', exported/'model')
     (tmp_path/'bad').mkdir()

@@ -16,7 +16,6 @@ from fastprogress.fastprogress import progress_bar
 from ..config import LesionDataError
 from ..io import (data_home, list_images, list_masks, load_image, read_mask, save_mask, save_image,
                               atomic_write, write_json)
-from ..seg.ensemble import Ensemble
 from ..seg.predict import load_model
 
 # %% auto #0
@@ -115,9 +114,11 @@ def _stat_key(path)->str:
     return f"{Path(path).resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 # %% ../../nbs/31_cls.crop.ipynb #b5db0d3d
+_MODEL_FILES = ('ensemble.json', 'contract.json')   # an ensemble's manifest, an exported folder's contract
+
 def _model_file(p:Path)->Path:
-    "The file of the model folder `p` that changes when it is retrained: its ensemble manifest, else its config"
-    return p/Ensemble.manifest if (p/Ensemble.manifest).exists() else p/'config.json'
+    "The file of the model folder `p` that changes when it is retrained or exported: its manifest, else its config"
+    return next((p/f for f in _MODEL_FILES if (p/f).exists()), p/'config.json')
 
 def _model_key(model)->str:
     "What identifies a segmentation model folder's predictions: its manifest or config file"

@@ -14,7 +14,7 @@ from fastcore.parallel import parallel
 
 from ..config import LesionDataError, worker_start
 from ..io import load_image, read_mask
-from ..data import shades_of_gray
+from ..portable import shades_of_gray   # no torch, fastai: features are measured by exports too
 
 # %% auto #0
 __all__ = ['ABCD_COLOURS', 'FEATURE_GROUPS', 'shrink_pair', 'one_piece', 'centre_half', 'feature_inputs', 'skin_ring',

@@ -9,16 +9,12 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from fastcore.basics import defaults
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from ..config import VARIANTS, LesionDataError
 from ..io import atomic_write, write_json
-from ..learner.folder import check_pickle, file_sha256
-from ..metrics import balanced_accuracy, class_scores
 from .features import feature_table
+# scikit-learn, torch and fastai only where a hybrid is fitted, saved or unpickled: predicting from an
+# exported hybrid (`portable_classify`) imports this module without them
 from .calibration import (at_prevalence, class_calibration_errors, expected_calibration_error,
                                           member_disagreement, operating_threshold, plot_reliability, reliability_table)
 
@@ -35,6 +31,10 @@ FEATURES_C = 0.05
 # %% ../../nbs/33_cls.hybrid.ipynb #de30fa88
 def balanced_logistic(C:float=1.)->object:
     "A class-balanced logistic regression on standardised inputs (missing values: the median)"
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     return make_pipeline(SimpleImputer(strategy='median'), StandardScaler(),
                          LogisticRegression(C=C, class_weight='balanced', max_iter=5000))
 
@@ -169,6 +169,7 @@ def _operating_point(y:np.ndarray, p:np.ndarray, c:int, sensitivity:float)->dict
 
 def _variant_scores(y, probs:np.ndarray, prior, classes, c_op:int|None, sensitivity:float)->dict:
     "Out-of-fold scores of one variant: balanced accuracy, ECE, per-class sensitivity, AUC and ECE, operating point"
+    from lesion_fastai.metrics import balanced_accuracy, class_scores       # torch: only where a hybrid is fitted
     cs = class_scores(y, probs, classes)
     s = {'balanced_accuracy': balanced_accuracy(y, probs), **_calibration_errors(y, probs, prior),
          **_per_class(cs, classes, 'sensitivity'), **_per_class(cs, classes, 'auc'),
@@ -392,6 +393,7 @@ def _hybrid_file(folder)->Path:
 
 def save_hybrid(h:HybridModel, folder)->dict:
     "Write `h` to `folder/hybrid.pkl` (atomically); returns its summary and SHA-256 for the classifier's manifest"
+    from lesion_fastai.learner.folder import file_sha256
     f = _hybrid_file(folder)
     with atomic_write(f) as tmp: Path(tmp).write_bytes(pickle.dumps(h))
     return {'sha256': file_sha256(f), **_hybrid_summary(h)}
@@ -417,6 +419,7 @@ def load_hybrid(folder,                   # A classifier folder
                 record='classifier.json', # Its manifest, which records the SHA-256 of hybrid.pkl (`save_hybrid`)
                )->HybridModel|None:
     "The `HybridModel` saved in `folder` (refused unread when it is not the file the manifest records), or None"
+    from lesion_fastai.learner.folder import check_pickle
     f = _hybrid_file(folder)
     if not f.exists(): return None
     check_pickle(f, record=Path(folder)/record, keys=('hybrid', 'sha256'))

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/36_cls.predict.ipynb #27191e39
 from __future__ import annotations
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,23 +13,21 @@ from fastcore.basics import patch
 import fastai.callback.progress                          # patches in Learner.no_bar
 from fastai.learner import Learner
 
-from ..config import LesionDataError
-from ..io import list_images, atomic_write, write_json
-from ..io import locks_output                # holds `out` while writing it
+from ..config import LesionDataError, VARIANTS
+from ..io import write_json
 from ..metrics import balanced_accuracy, class_scores, class_confusion, plot_confusion
 from ..learner.tta import DihedralTTA
-from ..learner.folder import ModelFolder, read_config, read_learner, staged_output
-from ..seg.predict import check_out, refuse_outputs
-from .labels import read_labels
-from .crop import crop_lesions, whole_images, with_full
-from .hybrid import (VARIANTS, load_hybrid, predict_hybrid, hybrid_report, member_disagreement,
-                                      expected_calibration_error, reliability_table, plot_reliability,
-                                      classifier_features)
+from ..learner.folder import ModelFolder, read_config, read_learner
+from .hybrid import (load_hybrid, expected_calibration_error, reliability_table, plot_reliability)
 
 # %% auto #0
-__all__ = ['CLASSIFIER', 'CLASSIFY_OUTPUTS', 'load_classifier_member', 'snapshot_probs', 'Classifier', 'score_predictions',
-           'save_scores', 'task3_csv', 'cnn_report', 'check_variant', 'variant_probs', 'classify_folder',
-           'classify_summary']
+__all__ = ['CLASSIFIER', 'load_classifier_member', 'snapshot_probs', 'Classifier', 'score_predictions', 'save_scores',
+           'score_report', 'open_pickled_classifier']
+
+# %% ../../nbs/36_cls.predict.ipynb #5b56ea43
+# the folder pipeline moved to `portable_classify`, shared with exported classifiers; its names stay importable here
+from ..portable_classify import (CLASSIFY_OUTPUTS, task3_csv, cnn_report, check_variant, variant_probs,
+                                             classify_folder, classify_summary, load_classifier)
 
 # %% ../../nbs/36_cls.predict.ipynb #cb762f28
 CLASSIFIER = 'classifier.json'
@@ -224,108 +221,6 @@ def save_scores(s:dict,    # From `score_predictions` (with `ece` and `reliabili
     _save_confusion(s, classes, out, title)
     if 'reliability' in s: _save_reliability(s, out, title)
 
-# %% ../../nbs/36_cls.predict.ipynb #d30d3610
-def task3_csv(ids, probs:np.ndarray, classes, path):
-    "Write class probabilities as an ISIC Task 3 submission: `image` and one column per class"
-    df = pd.DataFrame(np.asarray(probs, dtype=np.float64), columns=list(classes))
-    df.insert(0, 'image', list(ids))
-    with atomic_write(path) as tmp: df.to_csv(tmp, index=False, float_format='%.8f')
-
-# %% ../../nbs/36_cls.predict.ipynb #9b04c213
-def _uses(clf:Classifier, images:str)->bool:
-    "Whether any member of `clf` predicts from `images` ('crop' or 'full')"
-    return any(c['input'] == images for *_, c in clf.members)
-
-def _own_seg_model(clf:Classifier)->str:
-    "The segmentation model folder `clf` was trained with, refused when it has none or it is missing"
-    seg_model = clf.info.get('seg_model')
-    if not seg_model:
-        raise LesionDataError("this classifier crops by masks: give masks= (a folder) "
-                              "or seg_model= (a segmentation model folder)")
-    if not Path(seg_model).is_dir():
-        raise LesionDataError(f"{seg_model}: the segmentation model this classifier was trained with is missing; "
-                              "give masks= or seg_model=")
-    return seg_model
-
-def _crop_model(clf:Classifier, masks=None, seg_model=None):
-    "The segmentation model to crop by: the given one, else the classifier's own when it crops and no masks are given"
-    if not _uses(clf, 'crop'): return None
-    if masks is not None or seg_model is not None: return seg_model
-    return _own_seg_model(clf)
-
-# %% ../../nbs/36_cls.predict.ipynb #172b12a4
-def _folder_crops(clf:Classifier, files:dict, work:Path, masks=None, seg_model=None, progress=True, log=print):
-    "The crops of `files` in `work` (as the classifier's were cut) and, for full-image members, the whole images"
-    settings = clf.info.get('crop_settings', {})
-    crops = crop_lesions(files, work, masks=masks, model=seg_model, progress=progress, log=log, **settings)
-    return with_full(crops, whole_images(files, work/'full', settings, progress) if _uses(clf, 'full') else crops)
-
-# %% ../../nbs/36_cls.predict.ipynb #21929b61
-_BOX_COLUMNS = ['image_id', 'width', 'height', 'x0', 'y0', 'x1', 'y1', 'source', 'reason', 'mask_from']
-
-def _report(table:pd.DataFrame, cols:pd.DataFrame, variant:str)->pd.DataFrame:
-    "Per image: the variant's decision, probabilities and uncertainty (`cols`), the crop box and its mask's origin"
-    box = table[_BOX_COLUMNS].reset_index(drop=True)
-    cols = cols.reset_index(drop=True).assign(variant=variant)
-    return pd.concat([box[['image_id']], cols, box.drop(columns='image_id')], axis=1)
-
-# %% ../../nbs/36_cls.predict.ipynb #09ef14e5
-def _prob_columns(probs:np.ndarray, classes)->dict:
-    "The report's `p_` column of each class"
-    return {f'p_{c}': probs[:, j] for j, c in enumerate(classes)}
-
-def cnn_report(classes, probs:np.ndarray, members:np.ndarray)->pd.DataFrame:
-    "Per image, for a classifier without a hybrid: the CNN's decision, its probabilities and the members' disagreement"
-    sd, split = member_disagreement(members, probs)
-    return pd.DataFrame({'pred': _decisions(probs, classes), 'prob': probs.max(1), **_prob_columns(probs, classes),
-                         'uncertainty': sd, 'members_disagree': split})
-
-# %% ../../nbs/36_cls.predict.ipynb #0d428389
-def _check_known(variant:str|None):
-    "Refuse a `variant` that is neither None nor one of `VARIANTS`"
-    if variant is not None and variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-
-def check_variant(variant:str|None, # Asked for (None: the default)
-                  hybrid,           # The classifier's `HybridModel`, or None
-                 )->str:            # The variant to predict with
-    "The variant to predict with: by default the hybrid's best out of fold, else the CNN; an unavailable one is refused"
-    _check_known(variant)
-    if hybrid is None and variant not in (None, 'cnn'):
-        raise LesionDataError("this classifier has no hybrid (trained without --folds or without masks): "
-                              f"only the cnn variant is available, not {variant}")
-    return variant or (hybrid.default if hybrid is not None else 'cnn')
-
-# %% ../../nbs/36_cls.predict.ipynb #b863def1
-def _check_measured(feats:pd.DataFrame, table:pd.DataFrame):
-    "Refuse features `feats` that miss some image of `table` (one with no mask to measure on)"
-    if len(feats) >= len(table): return
-    n = len(table) - len(feats)
-    raise LesionDataError(f"{n} image(s) have no mask to measure features on; use the cnn variant")
-
-def _table_features(table:pd.DataFrame, n_workers=None, log=print)->pd.DataFrame:
-    "The dermoscopic features of every image of `table`, in its order; None when no crop had a mask"
-    feats = classifier_features(table, n_workers, log)
-    if feats is None: return None
-    _check_measured(feats, table)
-    return feats.loc[table.image_id]
-
-# %% ../../nbs/36_cls.predict.ipynb #67d56506
-def _hybrid_probs(hybrid, table:pd.DataFrame, members:np.ndarray|None, variant:str, n_workers=None, log=print)->tuple:
-    "The hybrid's probabilities of `table`'s images by `variant` (from the `members`' and the features), its columns"
-    feats = _table_features(table, n_workers, log) if variant != 'cnn' else None
-    probs, per_member = predict_hybrid(hybrid, feats, list(members) if members is not None else None, variant)
-    return probs, hybrid_report(hybrid, probs, per_member, variant)
-
-def variant_probs(clf:Classifier, hybrid, table:pd.DataFrame,
-                  variant:str,     # From `check_variant`
-                  tta=None, bs:int=16, n_workers:int|None=None, log=print,
-                 )->tuple:         # ((n, classes) class-balanced probabilities, the report's columns)
-    "The probabilities of `table`'s images by `variant`, and their report columns (decision, calibration, uncertainty)"
-    members = clf.member_probs(table, tta, bs) if variant != 'features' else None      # the features alone need no CNN
-    if hybrid is None: return members.mean(0), cnn_report(clf.classes, members.mean(0), members)
-    return _hybrid_probs(hybrid, table, members, variant, n_workers, log)
-
 # %% ../../nbs/36_cls.predict.ipynb #ac5ac26c
 def _calibration(rep:pd.DataFrame, sub:np.ndarray, classes)->dict:
     "`ece` and `reliability` table of the report's `p_` columns on its rows `sub`"
@@ -338,7 +233,7 @@ def _score_line(s:dict)->str:
     return (f"balanced accuracy {s['balanced_accuracy']:.4f} on {s['n_images']} labelled images; "
             f"expected calibration error {s['ece']:.3f}")
 
-def _score_report(rep:pd.DataFrame, lab:pd.DataFrame, probs:np.ndarray, classes, out:Path, title:str, log=print):
+def score_report(rep:pd.DataFrame, lab:pd.DataFrame, probs:np.ndarray, classes, out:Path, title:str, log=print):
     "The report with the true `label`; the scores and calibration of the labelled images, written to `out`"
     rep = rep.merge(lab[['image_id', 'label']], on='image_id', how='left')
     sub = rep.label.notna().to_numpy()
@@ -352,77 +247,8 @@ def _folder_of(clf:Classifier)->Path|None:
     "The folder a loaded `clf` was read from (None when it has no member folders)"
     return Path(clf.paths[0]).parent if clf.paths else None
 
-def _open_classifier(model, tta=None)->tuple:
+def open_pickled_classifier(model, tta=None)->tuple:
     "(the `Classifier`, its hybrid or None) of a folder or a loaded `Classifier`"
     if not isinstance(model, Classifier): return Classifier.load(model, tta=tta), load_hybrid(model)
     folder = _folder_of(model)
     return model, load_hybrid(folder) if folder is not None else None      # no folders: no hybrid
-
-# %% ../../nbs/36_cls.predict.ipynb #76acfdc7
-def _check_bs(bs):
-    "Refuse a batch size `bs` that is not a whole number of at least 1"
-    if not isinstance(bs, int) or bs < 1:
-        raise ValueError(f"bs must be a whole number of at least 1 (images per forward pass), got {bs!r}")
-
-def _run_options(bs:int=16, progress:bool=True, log=print)->tuple:
-    "(bs, progress, log) of `classify_folder`'s keyword arguments, a `bs` below 1 refused"
-    _check_bs(bs)
-    return bs, progress, log
-
-# %% ../../nbs/36_cls.predict.ipynb #d50d53a4
-CLASSIFY_OUTPUTS = ('predictions.csv', 'report.csv', 'boxes.csv', 'scores.json', 'confusion.png', 'reliability.png')
-"Files `classify_folder` writes at the top of its output folder (besides `crops/`): a folder holding one is refused."
-
-# %% ../../nbs/36_cls.predict.ipynb #4098c845
-def _checked_out(out, model, images, masks, seg_model)->Path:
-    "The output folder `out`, checked: outside the inputs and holding none of `CLASSIFY_OUTPUTS`"
-    out = check_out(out, models=dict(model=model, seg_model=seg_model), images=images, masks=masks)
-    refuse_outputs(out, CLASSIFY_OUTPUTS)
-    return out
-
-def _predict_into(work:Path, clf:Classifier, hybrid, table:pd.DataFrame, variant:str, tta, bs:int, log)->tuple:
-    "(probabilities, report) of `table`'s images by `variant`, their Task 3 CSV written to `work`"
-    probs, cols = variant_probs(clf, hybrid, table, variant, tta, bs, log=log)
-    shutil.rmtree(work/'full', ignore_errors=True)                  # whole images: only for the full-image members
-    task3_csv(table.image_id, probs, clf.classes, work/'predictions.csv')
-    return probs, _report(table, cols, variant)
-
-@locks_output
-def classify_folder(model,              # Classifier folder, or a `Classifier`
-                    images,             # Folder of images
-                    out,                # Output folder (holding none of `CLASSIFY_OUTPUTS`; outside the inputs)
-                    masks=None,         # Folder of masks to crop by…
-                    seg_model=None,     # …or a segmentation model folder (default: the classifier's own)
-                    truth=None,         # Optional labels CSV: scores and confusion matrix
-                    variant:str=None,   # 'hybrid', 'cnn' or 'features' (default: the classifier's best out of fold)
-                    tta=None,           # 8-way dihedral TTA (default: the classifier's)
-                    **kwargs,           # `bs` (16), `progress` (True), `log` (print)
-                   )->pd.DataFrame:     # The report
-    "Classify every image in `images`: crops, the Task 3 CSV, a report and, with `truth`, the scores"
-    bs, progress, log = _run_options(**kwargs)
-    files = list_images(images)
-    out = _checked_out(out, model, images, masks, seg_model)
-    clf, hybrid = _open_classifier(model, tta)
-    variant = check_variant(variant, hybrid)
-    lab = read_labels(truth, images=files, classes=clf.classes) if truth else None
-    seg_model = _crop_model(clf, masks, seg_model)
-    with staged_output(out) as work:
-        table = _folder_crops(clf, files, work, masks, seg_model, progress, log)
-        probs, rep = _predict_into(work, clf, hybrid, table, variant, tta, bs, log)
-        title = f"{Path(images).name} ({variant})"
-        if lab is not None: rep = _score_report(rep, lab, probs, clf.classes, work, title, log)
-        rep.set_index('image_id').to_csv(work/'report.csv')
-    return rep.set_index('image_id')
-
-# %% ../../nbs/36_cls.predict.ipynb #75af7164
-def classify_summary(rep, # `classify_folder`'s report
-                     out, # The output folder
-                    )->str:
-    "The line `classify-predict` prints: the classes found, the disagreements and flags, where the files went"
-    counts = ', '.join(f'{c} {n}' for c, n in rep['pred'].value_counts().items())
-    flag = next((c for c in rep.columns if c.endswith('_flag')), None)
-    flags = f", {int(rep[flag].sum())} {flag[:-5]} flags at the out-of-fold operating point" if flag else ''
-    return (f"{len(rep)} images classified by the {rep.variant.iloc[0]} variant ({counts}); "
-            f"{int(rep.members_disagree.sum())} with members disagreeing{flags}; "
-            f"Task 3 CSV: {Path(out)/'predictions.csv'}; report: {Path(out)/'report.csv'}; "
-            f"{int((rep.source == 'centre').sum())} centre crops (empty or implausible masks)")
