@@ -396,7 +396,7 @@ def cli_classify_train(images:str,          # Folder of images
         return _run_classify_train(images, labels, out, kw, folds=folds, k=k, valid_fold=valid_fold, restart=restart)
 
 # %% ../nbs/90_cli.ipynb #2e8c6394
-@option_set('lesion_fastai.portable_classify.classify_folder', 'lesion_fastai.portable_classify._run_options')
+@option_set('lesion_fastai.cls.portable.classify_folder', 'lesion_fastai.cls.portable._run_options')
 def classify_predict_options(masks:str|None=None, # Folder of masks to crop by…
                              # …or a segmentation model folder (default: the classifier's own)
                              seg_model:str|None=None,
@@ -419,7 +419,7 @@ def cli_classify_predict(model:str,  # Classifier folder made by classify-train,
                          **kwargs):
     "Classify a folder of images: crops, the Task 3 CSV, a report with calibrated probabilities and uncertainty"
     plots_to_files()
-    from lesion_fastai.portable_classify import classify_folder, classify_summary   # torch: for a pickled one only
+    from lesion_fastai.cls.portable import classify_folder, classify_summary   # torch: for a pickled one only
     with forced_precision(precision):
         rep = classify_folder(model, images, out, variant=variant, tta=tta, progress=sys.stdout.isatty(), **kwargs)
     print(classify_summary(rep, out))

@@ -23,7 +23,7 @@ from .seg.ensemble import Ensemble
 from .cls.predict import CLASSIFIER, Classifier
 from .cls.hybrid import load_hybrid
 from .cls.crop import crop_settings
-from .portable_classify import HYBRID_JSON, SEG_MODEL, uses_input
+from .cls.portable import HYBRID_JSON, SEG_MODEL, uses_input
 
 # %% auto #0
 __all__ = ['WRITERS', 'CLS_OUTPUT', 'member_contract', 'export_network', 'source_hashes', 'versions', 'contract', 'export_model',

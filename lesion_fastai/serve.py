@@ -27,7 +27,7 @@ from .config import LesionDataError, Settings, settings
 from .seg.ensemble import Ensemble
 from .seg.predict import load_model, image_row
 from .cls.predict import Classifier
-from .portable_classify import PortableClassifier, load_classifier
+from .cls.portable import PortableClassifier, load_classifier
 from .service import PAGE, Batcher, classify_image, served_card
 
 # %% auto #0

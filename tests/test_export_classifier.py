@@ -10,7 +10,7 @@ pytest.importorskip('onnx')
 
 from lesion_fastai.config import LesionDataError
 from lesion_fastai.export import export_model, pipeline_json
-from lesion_fastai.portable_classify import LogisticPipeline, PortableClassifier, classify_folder, load_classifier
+from lesion_fastai.cls.portable import LogisticPipeline, PortableClassifier, classify_folder, load_classifier
 
 OLD = Path(__file__).parent/'fixtures'/'old_folders'
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))

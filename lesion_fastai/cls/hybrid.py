@@ -14,7 +14,7 @@ from ..config import VARIANTS, LesionDataError
 from ..io import atomic_write, write_json
 from .features import feature_table
 # scikit-learn, torch and fastai only where a hybrid is fitted, saved or unpickled: predicting from an
-# exported hybrid (`portable_classify`) imports this module without them
+# exported hybrid (`cls.portable`) imports this module without them
 from .calibration import (at_prevalence, class_calibration_errors, expected_calibration_error,
                                           member_disagreement, operating_threshold, plot_reliability, reliability_table)
 

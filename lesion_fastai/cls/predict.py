@@ -25,8 +25,8 @@ __all__ = ['CLASSIFIER', 'load_classifier_member', 'snapshot_probs', 'Classifier
            'score_report', 'open_pickled_classifier']
 
 # %% ../../nbs/36_cls.predict.ipynb #5b56ea43
-# the folder pipeline moved to `portable_classify`, shared with exported classifiers; its names stay importable here
-from ..portable_classify import (CLASSIFY_OUTPUTS, task3_csv, cnn_report, check_variant, variant_probs,
+# the folder pipeline moved to `cls.portable`, shared with exported classifiers; its names stay importable here
+from .portable import (CLASSIFY_OUTPUTS, task3_csv, cnn_report, check_variant, variant_probs,
                                              classify_folder, classify_summary, load_classifier)
 
 # %% ../../nbs/36_cls.predict.ipynb #cb762f28
