@@ -18,9 +18,9 @@ from .config import LesionDataError
 
 # %% auto #0
 __all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'shades_of_gray', 'resize_probs', 'postprocess_mask', 'decide_mask',
-           'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract', 'network_input',
-           'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner', 'PortableModel', 'mean_probs',
-           'image_result']
+           'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract',
+           'check_member_input', 'network_input', 'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner',
+           'PortableModel', 'mean_probs', 'image_result']
 
 # %% ../nbs/01a_portable.ipynb #c6ca1612
 def _minkowski_mean(a, p):
@@ -239,7 +239,7 @@ def read_contract(path, # An exported model folder
 # %% ../nbs/01a_portable.ipynb #abe09adb
 _RESAMPLE = {'bilinear': Image.BILINEAR, 'bicubic': Image.BICUBIC, 'nearest': Image.NEAREST, 'lanczos': Image.LANCZOS}
 
-def _check_member(m:dict, f):
+def check_member_input(m:dict, f):
     "Refuse a member whose input the portable predictor cannot make"
     if m.get('resize') != 'squish': raise LesionDataError(f"{f}: resize {m.get('resize')!r} is not 'squish'")
     if m.get('resample') not in _RESAMPLE: raise LesionDataError(f"{f}: unknown resample {m.get('resample')!r}")
@@ -324,7 +324,7 @@ ENGINES = {'onnx': onnx_runner, 'torchscript': torchscript_runner}
 def _runner(path:Path, engine:str, m:dict):
     "The network of the member `m` of the exported folder `path`, ready to run"
     f = path/m['file']
-    _check_member(m, path/CONTRACT)
+    check_member_input(m, path/CONTRACT)
     if engine not in ENGINES: raise LesionDataError(f"{path/CONTRACT}: unknown engine {engine!r}")
     if not f.is_file(): raise LesionDataError(f"{f}: missing (the contract names it)")
     return ENGINES[engine](f)

@@ -149,6 +149,15 @@ def test_a_broken_export_is_named(exported, tmp_path, name, text, message):
                           '--masks', str(OLD/'data'/'masks'), '--out', str(tmp_path/'pred')], capture_output=True, text=True)
     assert res.returncode == 2 and message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
 
+def test_an_unknown_resample_is_named(exported, tmp_path):
+    "A hand-edited contract whose member resamples with a filter the portable input does not make: one line naming it"
+    d = tmp_path/'x'
+    shutil.copytree(exported, d)
+    c = json.loads((d/'contract.json').read_text())
+    c['members'][0]['resample'] = 'magic'
+    (d/'contract.json').write_text(json.dumps(c))
+    with pytest.raises(LesionDataError, match="contract.json: unknown resample 'magic'"): PortableClassifier.load(d)
+
 def test_exports_are_told_apart(exported, tmp_path):
     "An exported segmenter is no classifier, an exported classifier no segmenter: one line each"
     from lesion_fastai.seg.predict import load_model

@@ -16,7 +16,8 @@ from fastcore.basics import patch
 from ..config import VARIANTS, LesionDataError
 from ..io import list_images, atomic_write
 from ..io import locks_output                # holds `out` while writing it
-from ..portable import CONTRACT, ENGINES, EXPORT_FORMAT, is_export, staged_output, network_input, view, read_json
+from ..portable import (CONTRACT, ENGINES, EXPORT_FORMAT, is_export, staged_output, network_input, view,
+                                    read_json, check_member_input)
 from ..seg.predict import check_out, refuse_outputs
 from .crop import crop_lesions, whole_images, with_full
 from .calibration import member_disagreement
@@ -135,13 +136,9 @@ def _network(path:Path, engine:str, f:str):
     if not (path/f).is_file(): raise LesionDataError(f"{path/f}: missing (the contract names it)")
     return ENGINES[engine](path/f)
 
-def _check_input(m:dict, f:Path):
-    "Refuse a member whose images are not squished to its size (the only resize the portable input makes)"
-    if m.get('resize') != 'squish': raise LesionDataError(f"{f}: resize {m.get('resize')!r} is not 'squish'")
-
 def _snapshot_runners(path:Path, engine:str, m:dict)->list:
     "The networks of member `m`'s snapshots, each ready to run; a missing file named"
-    _check_input(m, path/CONTRACT)
+    check_member_input(m, path/CONTRACT)
     return [_network(path, engine, f) for f in m['files']]
 
 def _seg_folder(path:Path, c:dict)->str|None:
