@@ -20,7 +20,7 @@ from .config import LesionDataError
 __all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'shades_of_gray', 'resize_probs', 'postprocess_mask', 'decide_mask',
            'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract',
            'check_member_input', 'network_input', 'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner',
-           'PortableModel', 'mean_probs', 'image_result']
+           'network_runner', 'PortableModel', 'mean_probs', 'image_result']
 
 # %% ../nbs/01a_portable.ipynb #c6ca1612
 def _minkowski_mean(a, p):
@@ -321,13 +321,19 @@ ENGINES = {'onnx': onnx_runner, 'torchscript': torchscript_runner}
 "How an exported network is run, by the contract's `engine`."
 
 # %% ../nbs/01a_portable.ipynb #974e1179
+def network_runner(path:Path, # An exported folder
+                   engine:str, # Its contract's engine, a key of `ENGINES`
+                   f:str,      # A network file the contract names, relative to `path`
+                  ):
+    "The network in the file `f` of the exported folder `path`, ready to run on `engine`; a missing file named"
+    if engine not in ENGINES: raise LesionDataError(f"{path/CONTRACT}: unknown engine {engine!r}")
+    if not (path/f).is_file(): raise LesionDataError(f"{path/f}: missing (the contract names it)")
+    return ENGINES[engine](path/f)
+
 def _runner(path:Path, engine:str, m:dict):
     "The network of the member `m` of the exported folder `path`, ready to run"
-    f = path/m['file']
     check_member_input(m, path/CONTRACT)
-    if engine not in ENGINES: raise LesionDataError(f"{path/CONTRACT}: unknown engine {engine!r}")
-    if not f.is_file(): raise LesionDataError(f"{f}: missing (the contract names it)")
-    return ENGINES[engine](f)
+    return network_runner(path, engine, m['file'])
 
 class PortableModel:
     "An exported model or ensemble, predicting like `Ensemble.predict` without torch, fastai or pickles"

@@ -17,7 +17,7 @@ from ..config import VARIANTS, LesionDataError
 from ..io import list_images, atomic_write
 from ..io import locks_output                # holds `out` while writing it
 from ..portable import (CONTRACT, ENGINES, EXPORT_FORMAT, is_export, staged_output, network_input, view,
-                                    read_json, check_member_input)
+                                    read_json, check_member_input, network_runner)
 from ..seg.predict import check_out, refuse_outputs
 from .crop import crop_lesions, whole_images, with_full
 from .calibration import member_disagreement
@@ -130,16 +130,10 @@ def read_classifier_contract(path, # An exported classifier folder
     return _check_classifier(*_contract_of(path))
 
 # %% ../../nbs/33a_cls.portable.ipynb #189edb4a
-def _network(path:Path, engine:str, f:str):
-    "The network in the file `f` of the exported folder `path`, ready to run on `engine`; a missing file named"
-    if engine not in ENGINES: raise LesionDataError(f"{path/CONTRACT}: unknown engine {engine!r}")
-    if not (path/f).is_file(): raise LesionDataError(f"{path/f}: missing (the contract names it)")
-    return ENGINES[engine](path/f)
-
 def _snapshot_runners(path:Path, engine:str, m:dict)->list:
     "The networks of member `m`'s snapshots, each ready to run; a missing file named"
     check_member_input(m, path/CONTRACT)
-    return [_network(path, engine, f) for f in m['files']]
+    return [network_runner(path, engine, f) for f in m['files']]
 
 def _seg_folder(path:Path, c:dict)->str|None:
     "The exported segmentation model the classifier crops by (None: it crops by given masks only)"
