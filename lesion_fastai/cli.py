@@ -261,11 +261,14 @@ def cli_predict(model:str,  # Model or ensemble folder, or one made by `export`
                 **kwargs):
     "Segment a folder of images with a trained or exported model; under a launcher the processes share the images"
     from lesion_fastai.seg.predict import is_export, load_model, predict_export, predict_summary, prepare_predict
-    if is_export(model): return print(predict_export(model, images, out, tta, sys.stdout.isatty(), **kwargs))
+    from lesion_fastai.portable import converted_file
+    runtime = _runtime(runtime, precision)
+    if is_export(model) or process_count() == 1 and converted_file(model, runtime):      # no torch, in this process
+        return print(predict_export(model, images, out, tta, sys.stdout.isatty(), runtime, **kwargs))
     from lesion_fastai.distributed import predict_folder_sharded   # `predict_folder` itself in one process
     with forced_precision(precision):
         prepare_predict(images, out, model=model, **kwargs)        # refuse bad options and folders before loading
-        m = load_model(model, tta=tta, runtime=_runtime(runtime, precision))
+        m = load_model(model, tta=tta, runtime=runtime)
         rep = predict_folder_sharded(m, images, out, progress=sys.stdout.isatty(), **kwargs)
     if rep is not None:                                            # None: not the main process
         print(predict_summary(rep, m, out=out, truth=kwargs.get('truth')))

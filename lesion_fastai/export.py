@@ -4,61 +4,26 @@
 
 # %% ../nbs/75_export.ipynb #54724ec7
 from __future__ import annotations
-import importlib.metadata
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 import torch
-from fastai.data.transforms import Normalize
-from fastai.vision.augment import Resize
 
-from . import __version__
 from .config import LesionDataError
 from .io import write_json
-from .learner.folder import file_sha256
+from .learner.contract import input_contract, provenance
 from .portable import CONTRACT, EXPORT_FORMAT, staged_output, is_export
 from .seg.ensemble import Ensemble
+from .seg.contract import contract, member_contract
 from .cls.predict import CLASSIFIER, Classifier
 from .cls.hybrid import load_hybrid
 from .cls.crop import crop_settings
 from .cls.portable import HYBRID_JSON, SEG_MODEL, uses_input
 
 # %% auto #0
-__all__ = ['WRITERS', 'CLS_OUTPUT', 'member_contract', 'export_network', 'source_hashes', 'versions', 'contract', 'export_model',
-           'export_summary', 'pipeline_json', 'hybrid_json', 'classifier_member_contract', 'crop_contract',
-           'classifier_contract', 'export_classifier']
-
-# %% ../nbs/75_export.ipynb #4f418dcc
-def _one(tfms, cls:type, learn):
-    "The single transform of type `cls` among `tfms`; refused when the learner has none"
-    found = [t for t in tfms if isinstance(t, cls)]
-    if not found: raise LesionDataError(f"the model's pipeline has no {cls.__name__}: it cannot be exported")
-    return found[0]
-
-def _resize_contract(learn)->dict:
-    "How a member's images are resized: the `Resize` method and its filter"
-    r = _one(learn.dls.after_item, Resize, learn)
-    return {'resize': r.method, 'resample': r.resamples[0].name.lower()}
-
-def _normalize_contract(learn)->dict:
-    "How a member's input is normalised: the `Normalize` mean and std"
-    n = _one(learn.dls.after_batch, Normalize, learn)
-    return {'mean': n.mean.flatten().tolist(), 'std': n.std.flatten().tolist()}
-
-def _input_contract(learn)->dict:
-    "The input a member's network expects: resize method and filter, size, normalisation mean and std"
-    return {**_resize_contract(learn), **_normalize_contract(learn)}
-
-def member_contract(learn,      # A member's `Learner`
-                    cfg:dict,   # Its `config.json`
-                    file:str,   # Its network's file, relative to the exported folder
-                   )->dict:
-    "What the contract says of a member: its network's file, architecture, input size and how an image becomes its input"
-    return {'file': file, 'arch': cfg['arch'], 'size': cfg['size'], **_input_contract(learn),
-            'colour_constancy': bool(cfg.get('colour_constancy')),
-            'output': 'logits (n, classes, size, size): softmax over classes, the lesion is class 1'}
+__all__ = ['WRITERS', 'CLS_OUTPUT', 'export_network', 'export_model', 'export_summary', 'pipeline_json', 'hybrid_json',
+           'classifier_member_contract', 'crop_contract', 'classifier_contract', 'export_classifier']
 
 # %% ../nbs/75_export.ipynb #060c4018
 def _onnx(net, x:torch.Tensor, f:Path):
@@ -84,45 +49,11 @@ def export_network(learn,        # A member's `Learner`
     f.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(): WRITERS[format][0](net, torch.zeros(1, 3, size, size), f)
 
-# %% ../nbs/75_export.ipynb #97b8ffc7
-def source_hashes(path:Path)->dict:
-    "The SHA-256 of every file of the trained folder `path` that the export is made of (its pickles and JSON)"
-    files = sorted(f for f in path.rglob('*') if f.suffix in ('.pkl', '.json') and f.is_file())
-    return {str(f.relative_to(path)): file_sha256(f) for f in files}
-
-def _version(name:str)->str|None:
-    "The installed version of the package `name` (None when it is not installed)"
-    try: return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError: return None
-
-def versions()->dict:
-    "The versions that made an export"
-    return {'lesion_fastai': __version__, **{k: _version(k) for k in ('torch', 'fastai', 'onnx')}}
-
 # %% ../nbs/75_export.ipynb #edd4ac69
 def _member_file(i:int, n:int, format:str)->str:
     "The network file of member `i` of `n`: at the top for a single model, else in `member{i}/`"
     name = WRITERS[format][1]
     return name if n == 1 else f'member{i}/{name}'
-
-def _networks(ens:Ensemble, members:list, format:str)->dict:
-    "What the contract says of the networks: format, engine, kind, members and classes"
-    return {'format': EXPORT_FORMAT, 'engine': format, 'kind': 'model' if len(members) == 1 else 'ensemble',
-            'members': members, 'classes': list(ens.members[0][1]['classes'])}
-
-def _decision(ens:Ensemble)->dict:
-    "What the contract says of the decision: threshold, post-processing, TTA and QC threshold"
-    return {'threshold': ens.threshold, 'postprocess': ens.postprocess, 'tta': ens.tta, 'tta_views': list(ens.views),
-            'qc_threshold': ens.qc_threshold}
-
-def _provenance(path:Path)->dict:
-    "Where an export comes from: the trained folder and its hashes, the versions, the time"
-    return {'source': {'folder': str(path.resolve()), 'sha256': source_hashes(path)}, 'versions': versions(),
-            'created': datetime.now(timezone.utc).isoformat(timespec='seconds')}
-
-def contract(ens:Ensemble, members:list, path:Path, format:str)->dict:
-    "The contract of the exported `ens`: format, members, classes, decision, TTA, QC, source and versions"
-    return {**_networks(ens, members, format), **_decision(ens), **_provenance(path)}
 
 # %% ../nbs/75_export.ipynb #0532938b
 def _check_format(format:str):
@@ -237,7 +168,7 @@ def classifier_member_contract(learn,      # A classifier member's `Learner`
                                files:list, # Its snapshots' network files, relative to the exported folder
                               )->dict:
     "What the contract says of a classifier member: its snapshots' files, encoder, size, input images and normalisation"
-    return {'files': files, 'arch': cfg['arch'], 'size': cfg['size'], 'input': cfg['input'], **_input_contract(learn),
+    return {'files': files, 'arch': cfg['arch'], 'size': cfg['size'], 'input': cfg['input'], **input_contract(learn),
             'colour_constancy': False, 'valid_fold': cfg.get('valid_fold'), 'output': CLS_OUTPUT}
 
 def _write_cls_member(clf:Classifier, i:int, work:Path, format:str)->dict:
@@ -271,7 +202,7 @@ def classifier_contract(clf:Classifier, members:list, crop:dict, hybrid:bool, pa
     "The contract of an exported classifier: format, classes, members, TTA views, crops, hybrid, source and versions"
     return {'format': EXPORT_FORMAT, 'engine': format, 'kind': 'classifier', 'members': members, 'classes': clf.classes,
             'tta': clf.tta, 'tta_views': list(range(8)), 'crop': crop, 'hybrid': HYBRID_JSON if hybrid else None,
-            **_provenance(path)}
+            **provenance(path)}
 
 def _write_classifier(clf:Classifier, h, seg:Path|None, path:Path, work:Path, format:str)->dict:
     "Write the members' networks, the hybrid, the segmentation model and the contract of `clf` into `work`"

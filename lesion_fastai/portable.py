@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_portable.ipynb #341550b4
 from __future__ import annotations
-import json, os, shutil, uuid
+import hashlib, importlib.util, json, os, shutil, uuid
 from contextlib import contextmanager
 from itertools import combinations
 from pathlib import Path
@@ -14,13 +14,17 @@ from PIL import Image
 from scipy import ndimage
 from fastcore.basics import patch
 
+from . import __version__
 from .config import LesionDataError
+from .io import data_home
 
 # %% auto #0
-__all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'shades_of_gray', 'resize_probs', 'postprocess_mask', 'decide_mask',
-           'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract',
+__all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'CONVERTED', 'shades_of_gray', 'resize_probs', 'postprocess_mask',
+           'decide_mask', 'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract',
            'check_member_input', 'network_input', 'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner',
-           'network_runner', 'PortableModel', 'mean_probs', 'image_result']
+           'cpu_has_bf16', 'openvino_settings', 'openvino_runner', 'network_runner', 'PortableModel', 'mean_probs',
+           'converted_home', 'folder_key', 'gpu_present', 'openvino_wanted', 'converted_contract', 'converted_file',
+           'load_converted']
 
 # %% ../nbs/01a_portable.ipynb #c6ca1612
 def _minkowski_mean(a, p):
@@ -297,8 +301,9 @@ def view_probs(run,            # The network: float32 (n, 3, s, s) → logits (n
 
 # %% ../nbs/01a_portable.ipynb #07bf085b
 def _threads()->int:
-    "Threads for a network: `$OMP_NUM_THREADS` when set, else the CPUs"
-    return int(os.environ.get('OMP_NUM_THREADS') or os.cpu_count() or 1)
+    "Threads for a network: `$OMP_NUM_THREADS` when set, else the CPUs this process may run on"
+    if os.environ.get('OMP_NUM_THREADS'): return int(os.environ['OMP_NUM_THREADS'])
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
 
 def onnx_runner(f:Path):
     "A function running the ONNX network in `f` on ONNX Runtime's CPU provider"
@@ -317,7 +322,37 @@ def torchscript_runner(f:Path):
         with torch.inference_mode(): return net(torch.from_numpy(x)).float().numpy()
     return run
 
-ENGINES = {'onnx': onnx_runner, 'torchscript': torchscript_runner}
+# %% ../nbs/01a_portable.ipynb #e2b85ebf
+def _forced_bf16()->bool|None:
+    "What `LESION_FASTAI_BF16` forces: True for '1', False for '0', None when it says neither"
+    forced = os.environ.get('LESION_FASTAI_BF16')
+    return forced == '1' if forced in ('0', '1') else None
+
+def _cpu_flags()->str:
+    "The text of `/proc/cpuinfo`, empty where it cannot be read"
+    try: return Path('/proc/cpuinfo').read_text()
+    except OSError: return ''
+
+def cpu_has_bf16()->bool:
+    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)"
+    forced = _forced_bf16()
+    if forced is not None: return forced
+    flags = _cpu_flags()
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+# %% ../nbs/01a_portable.ipynb #c8284547
+def openvino_settings(threads:int|None=None, # Threads (None: `$OMP_NUM_THREADS`, else the CPUs this process may use)
+                     )->dict:
+    "OpenVINO's CPU settings: bf16 where the CPU computes it natively, else fp32"
+    return {'INFERENCE_PRECISION_HINT': 'bf16' if cpu_has_bf16() else 'f32', 'INFERENCE_NUM_THREADS': threads or _threads()}
+
+def openvino_runner(f:Path):
+    "A function running the OpenVINO network in `f` (its `.xml`, the `.bin` beside it) on this CPU"
+    import openvino as ov
+    compiled = ov.Core().compile_model(str(f), 'CPU', openvino_settings())
+    return lambda x: compiled(x)[0]
+
+ENGINES = {'onnx': onnx_runner, 'torchscript': torchscript_runner, 'openvino': openvino_runner}
 "How an exported network is run, by the contract's `engine`."
 
 # %% ../nbs/01a_portable.ipynb #974e1179
@@ -330,10 +365,10 @@ def network_runner(path:Path, # An exported folder
     if not (path/f).is_file(): raise LesionDataError(f"{path/f}: missing (the contract names it)")
     return ENGINES[engine](path/f)
 
-def _runner(path:Path, engine:str, m:dict):
-    "The network of the member `m` of the exported folder `path`, ready to run"
-    check_member_input(m, path/CONTRACT)
-    return network_runner(path, engine, m['file'])
+def _runner(f:Path, engine:str, m:dict):
+    "The network of the member `m` of the contract in the file `f`, ready to run"
+    check_member_input(m, f)
+    return network_runner(f.parent, engine, m['file'])
 
 class PortableModel:
     "An exported model or ensemble, predicting like `Ensemble.predict` without torch, fastai or pickles"
@@ -344,22 +379,32 @@ class PortableModel:
         self.qc_threshold, self.views = float(contract['qc_threshold']), tuple(contract['tta_views'])
         self.tta, self.runtime = bool(contract['tta'] if tta is None else tta), contract['engine']
     @classmethod
+    def read(cls, f:Path, tta:bool|None=None):
+        "The model whose contract is the file `f`, the networks it names beside it"
+        c = _check_contract(read_json(f), f)
+        return cls(c, [_runner(f, c['engine'], m) for m in c['members']], tta)
+    @classmethod
     def load(cls, path, tta:bool|None=None):
         "The exported folder `path` (its `contract.json` and networks)"
-        c, path = read_contract(path), Path(path)
-        return cls(c, [_runner(path, c['engine'], m) for m in c['members']], tta)
+        f = Path(path)/CONTRACT
+        if not f.is_file(): raise LesionDataError(f"{path}: not an exported model folder (no {CONTRACT})")
+        return cls.read(f, tta)
     def __repr__(self):
         names = ', '.join(f"{m['arch']}@{m['size']}" for m in self.contract['members'])
         return (f"PortableModel({len(self.members)} members: {names}; threshold {self.threshold}, tta {self.tta}, "
                 f"runtime {self.runtime})")
 
 # %% ../nbs/01a_portable.ipynb #68953e1a
-def _member_maps(model:PortableModel, images:list, tta:bool, bs:int)->list:
+def _batch_probs(run, m:dict, images:list, views)->np.ndarray:
+    "One member's (n, size, size) lesion probabilities of the batch `images`, averaged over `views`"
+    return view_probs(run, np.stack([network_input(im, m) for im in images]), views)
+
+@patch
+def member_maps(self:PortableModel, images:list, tta=None, bs:int=8)->list:
     "Each member's (n, size, size) lesion probabilities of `images`, `bs` images per forward pass"
-    views = model.views if tta else (0,)
-    return [np.concatenate([view_probs(run, np.stack([network_input(im, m) for im in images[i:i + bs]]), views)
-                            for i in range(0, len(images), bs)])
-            for run, m in model.members]
+    views = self.views if (self.tta if tta is None else tta) else (0,)
+    return [np.concatenate([_batch_probs(run, m, images[i:i + bs], views) for i in range(0, len(images), bs)])
+            for run, m in self.members]
 
 # %% ../nbs/01a_portable.ipynb #0096fac1
 def mean_probs(maps:list, # (h,w) probability maps, possibly of different sizes
@@ -390,12 +435,74 @@ def _agreement(model:PortableModel, per:list)->dict:
     "The members' agreement on an image (the mean Jaccard of their own masks) when there are several"
     return {'member_jaccard': _mean_pair_jaccard(_own_masks(model, per))} if len(per) > 1 else {}
 
-def image_result(model:PortableModel, per:list, hw)->dict:
+@patch
+def image_result(self:PortableModel, per:list, hw)->dict:
     "Probability map and mask at size `hw`, disagreement, QC flag and (several members) member agreement of one image"
-    return {**_decided(model, mean_probs(per, hw)), **_agreement(model, per)}
+    return {**_decided(self, mean_probs(per, hw)), **_agreement(self, per)}
 
 @patch
 def predict(self:PortableModel, images:list, tta=None, bs:int=8)->list:
     "For each PIL image: its probability map and mask at original size, disagreement, member agreement, QC flag"
-    maps = _member_maps(self, images, self.tta if tta is None else tta, bs)
-    return [image_result(self, [m[i] for m in maps], (im.height, im.width)) for i, im in enumerate(images)]
+    maps = self.member_maps(images, tta, bs)
+    return [self.image_result([m[i] for m in maps], (im.height, im.width)) for i, im in enumerate(images)]
+
+# %% ../nbs/01a_portable.ipynb #bdee9c7f
+CONVERTED = 'openvino'
+"The folder under `data_home()` that keeps the networks OpenVINO has converted, and the contracts of their folders."
+
+def converted_home(cache=None, # A folder of converted networks (None: `data_home()/CONVERTED`)
+                  )->Path:
+    "Where converted networks and their folders' contracts are kept"
+    return Path(cache or data_home()/CONVERTED)
+
+def _identity_line(f:Path, root:Path)->str:
+    "What of the file `f` makes a trained folder's identity: a JSON file's text, a pickle's size and modification time"
+    rel = f.relative_to(root).as_posix()
+    if f.suffix == '.json': return f"{rel} {f.read_text()}"
+    st = f.stat()
+    return f"{rel} {st.st_size} {st.st_mtime_ns}"
+
+def folder_key(path, # A trained model or ensemble folder
+              )->str:
+    "The identity of a trained folder, read without loading it: its JSON files, its pickles' sizes and times, this version"
+    root, h = Path(path), hashlib.sha256(f"lesion_fastai {__version__} {EXPORT_FORMAT}".encode())
+    for f in sorted(root.rglob('*')):
+        if f.suffix in ('.json', '.pkl') and f.is_file(): h.update(_identity_line(f, root).encode())
+    return h.hexdigest()
+
+# %% ../nbs/01a_portable.ipynb #b2b2c548
+def gpu_present()->bool:
+    "Whether this machine shows a GPU that torch would predict on (an NVIDIA or AMD driver), asked without torch"
+    if os.environ.get('CUDA_VISIBLE_DEVICES') in ('', '-1'): return False
+    return Path('/proc/driver/nvidia/gpus').is_dir() or Path('/dev/kfd').exists() or bool(shutil.which('nvidia-smi'))
+
+def openvino_wanted(runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
+                   )->bool:
+    "Whether `runtime` means OpenVINO here, decided without torch: OpenVINO installed, no GPU, and 'auto' or 'openvino'"
+    runtime = runtime or os.environ.get('LESION_FASTAI_RUNTIME') or 'auto'
+    if runtime not in ('auto', 'openvino'): return False
+    return importlib.util.find_spec('openvino') is not None and not gpu_present()
+
+def converted_contract(path, # A trained model or ensemble folder
+                       cache=None, # A folder of converted networks (None: `converted_home()`)
+                      )->Path:
+    "The file that holds the contract of the trained folder `path` once OpenVINO has converted its networks"
+    return converted_home(cache)/f'folder-{folder_key(path)}.json'
+
+def converted_file(path, # A trained model or ensemble folder
+                   runtime:str|None='auto', # The engine asked for: only OpenVINO's finds a converted folder
+                   cache=None, # A folder of converted networks (None: `converted_home()`)
+                  )->Path|None:
+    "The contract OpenVINO's conversion of the trained folder `path` kept on this machine; None if none or not on OpenVINO"
+    if not openvino_wanted(runtime): return None
+    f = converted_contract(path, cache)
+    return f if f.is_file() else None
+
+def load_converted(path, # A trained model or ensemble folder
+                   tta:bool|None=None, # Override its TTA setting
+                   runtime:str|None='auto', # The engine asked for: only OpenVINO's finds a converted folder
+                   cache=None, # A folder of converted networks
+                  )->PortableModel|None:
+    "The trained folder `path` as OpenVINO converted it on this machine, loaded without torch; None when it was not"
+    f = converted_file(path, runtime, cache)
+    return None if f is None else PortableModel.read(f, tta)

@@ -267,9 +267,13 @@ class ServeLimits(Settings):
                        (self.batch_ms >= 0, f"batch_ms must be 0 or more, got {self.batch_ms!r}")]
 
 # %% ../nbs/70_serve.ipynb #9110017b
+def _is_folder(model)->bool:
+    "Whether `model` names a folder (rather than being a model `load_model` loaded: an `Ensemble` or `PortableModel`)"
+    return isinstance(model, (str, os.PathLike))
+
 def _folder_name(model)->str:
-    "The name of the model folder `model` ('model' for an `Ensemble`)"
-    return Path(model).name if not isinstance(model, Ensemble) else 'model'
+    "The name of the model folder `model` ('model' for a loaded model)"
+    return Path(model).name if _is_folder(model) else 'model'
 
 def _classifier(clf)->Classifier|PortableClassifier|None:
     "The classifier folder `clf` loaded, an exported one without pickles (a loaded classifier as it is, None as it is)"
@@ -277,12 +281,12 @@ def _classifier(clf)->Classifier|PortableClassifier|None:
 
 class Segmenter:
     "A model loaded once, predicting from any thread: `workers` uploads at once, their images in shared forward passes"
-    def __init__(self, model,                # Model or ensemble folder, or an `Ensemble`
+    def __init__(self, model,                # Model or ensemble folder, or a model `load_model` loaded
                  tta=None,                   # Override the model's TTA setting
                  name:str=None,              # The model's name in answers (default: the folder's name)
                  limits:ServeLimits=None,    # Pixel limit, workers, queue and batches (default: `ServeLimits()`)
                  classifier=None):           # Classifier folder, exported or not (or loaded) for `classify` (None: none)
-        self.model = model if isinstance(model, Ensemble) else load_model(model, tta=tta)
+        self.model = load_model(model, tta=tta) if _is_folder(model) else model
         self.tta, self.limits, self.classifier = tta, limits or ServeLimits(), _classifier(classifier)
         self.name = name or _folder_name(model)
         self.slots, self.cls_lock = threading.Semaphore(self.limits.workers), threading.Lock()
@@ -466,10 +470,10 @@ def _route_upload(app:FastAPI, seg:Segmenter, token:str|None, path:str='/predict
         with seg.admit(): return await run_in_threadpool(seg, data, name, classify)
 
 def _card_folder(model, folder):
-    "The folder `GET /model` describes: `folder`, else `model` when it is a folder (None for a bare `Ensemble`)"
-    return folder if folder is not None or isinstance(model, Ensemble) else model
+    "The folder `GET /model` describes: `folder`, else `model` when it is a folder (None for a loaded model)"
+    return folder if folder is not None or not _is_folder(model) else model
 
-def make_app(model,           # Model or ensemble folder, or an `Ensemble` from `load_model`
+def make_app(model,           # Model or ensemble folder, or a model `load_model` loaded
              tta=None,        # Override the model's TTA setting
              name:str=None,   # The model's name in answers (default: the folder's name)
              token:str=None,  # Require `Authorization: Bearer TOKEN` on `POST /predict`, `/classify` (None: open)

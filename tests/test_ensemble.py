@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from lesion_fastai.demo import make_demo_set
+from lesion_fastai.portable import openvino_wanted
 from lesion_fastai.learner.card import card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +83,7 @@ def test_example_script_combines_two_ensembles(ensembles, tmp_path):
     a, b = (json.loads((ensembles/n/'ensemble.json').read_text()) for n in 'ab')
     assert len(man['members']) == 4 and abs(man['threshold'] - (a['threshold'] + b['threshold'])/2) < 1e-12
     res = _run('predict', '--model', tmp_path/'combined', '--images', ensembles/'data'/'images', '--out', tmp_path/'again', '--no-overlays')
-    assert 'Ensemble(4 members' in res.stdout
+    assert f"{'PortableModel' if openvino_wanted('auto') else 'Ensemble'}(4 members" in res.stdout   # on OpenVINO: converted
 
 def test_refuses_damaged_ensembles(ensembles, tmp_path):
     "A damaged manifest and members that disagree on classes are refused with one clear line; nothing is written"

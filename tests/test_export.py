@@ -16,19 +16,13 @@ from lesion_fastai.seg.decision import probs_to_size
 from lesion_fastai.seg.predict import load_model, predict_folder
 from lesion_fastai.export import export_model
 import lesion_fastai.cli as cli
+from conftest import blocked_env
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = Path(__file__).parent/'fixtures'/'old_folders'
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 MIN_JACCARD = 0.99       # per image, export against the fastai model on isic-dev (the issue's must-hold)
 MAX_CHANGED = 1e-3       # the fixture models' masks are a few pixels of near-0.5 probability: the share that may differ
-BLOCKER = '''import sys
-class _Block:
-    "Refuse torch and fastai: what `predict` on an exported folder must never import"
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'fastai'): raise ImportError(f'{name} is blocked by the test')
-sys.meta_path.insert(0, _Block())
-'''
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
@@ -92,19 +86,13 @@ def test_cli_export_defaults_are_the_librarys():
     mine, theirs = inspect.signature(cli.cli_export).parameters, inspect.signature(export_model).parameters
     assert mine['format'].default == theirs['format'].default
 
-def _env(blocked:Path)->dict:
-    "The environment of a `lesion_fastai` process in which torch and fastai cannot be imported"
-    blocked.mkdir(exist_ok=True)
-    (blocked/'sitecustomize.py').write_text(BLOCKER)
-    return {**os.environ, 'PYTHONPATH': os.pathsep.join([str(blocked), os.environ.get('PYTHONPATH', '')])}
-
 def _masks(d:Path)->dict:
     return {f.name: read_mask(f) for f in sorted(d.glob('*_segmentation.png'))}
 
 @pytest.mark.parametrize('name', ['model', 'ensemble'])
 def test_predict_on_an_export_without_torch_or_fastai(exported, tmp_path, name):
     "`lesion_fastai predict` on an exported folder, torch and fastai made unimportable: exit 0, the fastai model's masks"
-    env = _env(tmp_path/'blocked')
+    env = blocked_env(tmp_path/'blocked')
     probe = subprocess.run([sys.executable, '-c', 'import torch'], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and 'blocked by the test' in probe.stderr          # the blocker works
     res = subprocess.run([EXE, 'predict', '--model', str(exported/name), '--images', str(OLD/'data'/'images'),

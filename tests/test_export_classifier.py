@@ -11,17 +11,11 @@ pytest.importorskip('onnx')
 from lesion_fastai.config import LesionDataError
 from lesion_fastai.export import export_model, pipeline_json
 from lesion_fastai.cls.portable import LogisticPipeline, PortableClassifier, classify_folder, load_classifier
+from conftest import blocked_env
 
 OLD = Path(__file__).parent/'fixtures'/'old_folders'
 EXE = str(Path(sys.executable).with_name('lesion_fastai'))
 MAX_DIFF = 1e-4          # exported (ONNX, fp32) against pickled (fastai in fp32) probabilities; measured ≈ 1e-7
-BLOCKER = '''import sys
-class _Block:
-    "Refuse torch, fastai and scikit-learn: what classify-predict on an exported classifier must never import"
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'fastai', 'sklearn'): raise ImportError(f'{name} is blocked by the test')
-sys.meta_path.insert(0, _Block())
-'''
 pytestmark = pytest.mark.skipif(not (OLD/'VERSION').exists(), reason='fixtures not generated')
 
 @pytest.fixture(autouse=True)
@@ -106,15 +100,9 @@ def test_loaded_export(exported):
     assert isinstance(clf, PortableClassifier) and clf.hybrid.default == 'features'
     assert 'PortableClassifier(2 members × 1 snapshots' in repr(clf)
 
-def _env(blocked:Path)->dict:
-    "The environment of a `lesion_fastai` process in which torch, fastai and scikit-learn cannot be imported"
-    blocked.mkdir(exist_ok=True)
-    (blocked/'sitecustomize.py').write_text(BLOCKER)
-    return {**os.environ, 'PYTHONPATH': os.pathsep.join([str(blocked), os.environ.get('PYTHONPATH', '')])}
-
 def test_classify_predict_on_an_export_without_torch_fastai_or_sklearn(exported, tmp_path):
     "`classify-predict` on the export, torch, fastai and scikit-learn unimportable: the pickled classifier's CSVs"
-    env = _env(tmp_path/'blocked')
+    env = blocked_env(tmp_path/'blocked', ('torch', 'fastai', 'sklearn'))
     probe = subprocess.run([sys.executable, '-c', 'import sklearn'], env=env, capture_output=True, text=True)
     assert probe.returncode != 0 and 'blocked by the test' in probe.stderr          # the blocker works
     res = subprocess.run([EXE, 'classify-predict', '--model', str(exported), '--images', str(OLD/'data'/'images'),

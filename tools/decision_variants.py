@@ -1,10 +1,10 @@
-"""Decision rules compared on saved probability maps: one threshold against two-threshold (hysteresis) post-processing.
+"""Decision rules compared on saved probability maps: thresholds, two thresholds (hysteresis), and post-processing.
 
     python tools/decision_variants.py --probs DIR --truth DIR
 
-`DIR` of `--probs` holds `<ID>_prob.png` maps (`lesion_fastai predict --probs`); `--truth` the truth masks. Every rule is
-followed by the default post-processing (largest component, holes filled) and scored by the official rules; each is
-compared with a threshold of 0.5, image by image (`lesion_fastai.stats.paired_table`). The two-threshold rule
+`DIR` of `--probs` holds `<ID>_prob.png` maps (`lesion_fastai predict --probs`); `--truth` the truth masks. Every rule but
+the post-processing variants is followed by the default post-processing (largest component, holes filled); each is
+scored by the official rules and compared with a threshold of 0.5, image by image (`lesion_fastai.stats.paired_table`). The two-threshold rule
 (`skimage.filters.apply_hysteresis_threshold`) keeps the pixels above `low` that connect to a pixel above `high`: the
 ISIC 2017 winner's answer to a lesion's light rim."""
 import argparse
@@ -21,12 +21,19 @@ from lesion_fastai.stats import paired_table
 from lesion_fastai.seg.recipe import postprocess_mask
 
 
+def _post(m:np.ndarray, fill:bool=True, largest:bool=True)->np.ndarray:
+    "The 0/1 mask `m` post-processed: holes filled and the largest component kept, as asked"
+    return postprocess_mask(m, fill_holes=fill, keep_largest=largest)
+
 def rules()->dict:
-    "Name → rule of every decision compared: thresholds, and (high, low) hysteresis pairs"
-    res = {f't{t}': (lambda t: lambda p: p > t)(t) for t in (0.5, 0.4, 0.6)}
+    "Name → rule (probabilities → 0/1 mask) of every decision compared: thresholds, hysteresis pairs, post-processing"
+    res = {f't{t}': (lambda t: lambda p: _post(p > t))(t) for t in (0.5, 0.4, 0.6)}
     for hi in (0.5, 0.7):
         for lo in (0.3, 0.4):
-            res[f'h{hi}/{lo}'] = (lambda hi, lo: lambda p: apply_hysteresis_threshold(p, lo, hi))(hi, lo)
+            res[f'h{hi}/{lo}'] = (lambda hi, lo: lambda p: _post(apply_hysteresis_threshold(p, lo, hi)))(hi, lo)
+    res['t0.5 unprocessed'] = lambda p: (p > 0.5).astype(np.uint8)
+    res['t0.5 holes only'] = lambda p: _post(p > 0.5, largest=False)
+    res['t0.5 largest only'] = lambda p: _post(p > 0.5, fill=False)
     return res
 
 
@@ -35,7 +42,7 @@ def image_scores(prob_file:Path, truth_dir:Path, rules:dict)->dict:
     iid = prob_file.name[:-len('_prob.png')]
     p = np.asarray(Image.open(prob_file), np.float32)/255
     t = read_mask(truth_dir/f'{iid}_segmentation.png')
-    return {k: score_masks(t, postprocess_mask(r(p)))['threshold_jaccard'] for k, r in rules.items()}
+    return {k: score_masks(t, r(p))['threshold_jaccard'] for k, r in rules.items()}
 
 
 def main(a):

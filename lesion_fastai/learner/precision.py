@@ -14,27 +14,10 @@ from fastai.callback.fp16 import AMPMode, MixedPrecision
 from fastai.learner import Learner
 
 from ..config import PRECISIONS
+from ..portable import cpu_has_bf16   # no torch: the portable predictor asks it too
 
 # %% auto #0
-__all__ = ['cpu_has_bf16', 'CPUMixedPrecision', 'CUDAMixedPrecision', 'precision_policy', 'precision_callback', 'precision_line']
-
-# %% ../../nbs/10_learner.precision.ipynb #08e1791c
-def _forced_bf16()->bool|None:
-    "What `LESION_FASTAI_BF16` forces: True for '1', False for '0', None when it says neither"
-    forced = os.environ.get('LESION_FASTAI_BF16')
-    return forced == '1' if forced in ('0', '1') else None
-
-def _cpu_flags()->str:
-    "The text of `/proc/cpuinfo`, empty where it cannot be read"
-    try: return Path('/proc/cpuinfo').read_text()
-    except OSError: return ''
-
-def cpu_has_bf16()->bool:
-    "Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16)"
-    forced = _forced_bf16()
-    if forced is not None: return forced
-    flags = _cpu_flags()
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+__all__ = ['CPUMixedPrecision', 'CUDAMixedPrecision', 'precision_policy', 'precision_callback', 'precision_line']
 
 # %% ../../nbs/10_learner.precision.ipynb #45661cd4
 class _LeaveAutocast:

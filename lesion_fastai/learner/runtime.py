@@ -13,8 +13,7 @@ from fastcore.basics import patch
 from fastai.learner import Learner
 
 from ..config import RUNTIMES, LesionDataError, LesionDataWarning
-from ..io import data_home
-from .precision import cpu_has_bf16
+from ..portable import converted_home, openvino_settings   # no torch: shared with the portable predictor
 
 # %% auto #0
 __all__ = ['openvino_installed', 'choose_runtime', 'openvino_model', 'OpenVINONet', 'compile_openvino']
@@ -54,7 +53,7 @@ def choose_runtime(runtime:str|None='auto', # One of `RUNTIMES`; None: `$LESION_
 # %% ../../nbs/16_learner.runtime.ipynb #2b32c5e1
 def _cached_xml(key:str|None, cache)->Path|None:
     "Where the network converted under `key` is kept in `cache` (None without a key)"
-    return Path(cache or data_home()/'openvino')/f'{key}.xml' if key else None
+    return converted_home(cache)/f'{key}.xml' if key else None
 
 def _convert(net:nn.Module):
     "`net` converted by OpenVINO, for any batch and image size"
@@ -99,18 +98,14 @@ class OpenVINONet(nn.Module):
         return torch.from_numpy(self.compiled(_as_array(x))[0])
 
 # %% ../../nbs/16_learner.runtime.ipynb #1e39fd31
-def _cpu_settings()->dict:
-    "OpenVINO's CPU settings: bf16 where the CPU computes it natively, else fp32; as many threads as torch"
-    return {'INFERENCE_PRECISION_HINT': 'bf16' if cpu_has_bf16() else 'f32',
-            'INFERENCE_NUM_THREADS': torch.get_num_threads()}
-
 def compile_openvino(net:nn.Module, # The trained torch network
                      key:str|None=None, # Its identity, for the converted network's cache (`openvino_model`)
                      cache=None,        # Folder of converted networks
                     )->OpenVINONet:
     "`net` compiled by OpenVINO for this CPU: bf16 where the CPU computes it natively, fp32 elsewhere"
     import openvino as ov
-    return OpenVINONet(ov.Core().compile_model(openvino_model(net, key=key, cache=cache), 'CPU', _cpu_settings()))
+    settings = openvino_settings(torch.get_num_threads())          # as many threads as torch
+    return OpenVINONet(ov.Core().compile_model(openvino_model(net, key=key, cache=cache), 'CPU', settings))
 
 # %% ../../nbs/16_learner.runtime.ipynb #680d76b6
 def _runs_on_cpu(learn:Learner)->bool:

@@ -276,13 +276,17 @@ def _member_key(cfg:dict, path)->str|None:
     return file_sha256(Path(path)/'model.pkl') if path else None
 
 @patch
+def member_keys(self:Ensemble)->list:
+    "Each member's identity in the cache of converted networks (None for a member loaded from no folder)"
+    paths = self.paths or [None]*len(self.members)
+    return [_member_key(cfg, p) for (_, cfg), p in zip(self.members, paths)]
+
+@patch
 def use_runtime(self:Ensemble,
                 runtime:str|None='auto', # One of `RUNTIMES` (None: `$LESION_FASTAI_RUNTIME`, else 'auto')
                )->Ensemble:              # `self`, its members on that engine
     "Predict with every member on `runtime` (`Learner.use_runtime`); `self.runtime` names the engine"
-    paths = self.paths or [None]*len(self.members)
-    keys = [_member_key(cfg, p) for (_, cfg), p in zip(self.members, paths)]
-    engines = {learn.use_runtime(runtime, key=k) for (learn, _), k in zip(self.members, keys)}
+    engines = {learn.use_runtime(runtime, key=k) for (learn, _), k in zip(self.members, self.member_keys())}
     self.runtime = engines.pop()
     return self
 

@@ -19,7 +19,7 @@ from fastcore.basics import chunked
 from ..config import LesionDataError
 from ..io import list_images, list_masks, load_image, read_mask, save_mask, save_image, atomic_write
 from ..io import locks_output                # holds `out` while writing it
-from ..portable import staged_output, is_export, PortableModel   # no torch: see `load_model`
+from ..portable import staged_output, is_export, load_converted, PortableModel   # no torch
 
 # %% auto #0
 __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tint', 'panel', 'prob_image', 'image_row',
@@ -30,11 +30,12 @@ __all__ = ['OVERLAYS', 'load_model', 'predict_proba', 'outline', 'overlay', 'tin
 def load_model(path,      # A model or ensemble folder, or an exported one (`contract.json`, from `lesion_fastai export`)
                tta=None,  # Dihedral TTA (None: the folder's default, on for ensembles)
                runtime:str|None='torch', # The engine it predicts on (`RUNTIMES`; `predict` and `serve` ask for 'auto')
-              ):          # An `Ensemble`, or a `PortableModel` for an exported folder
-    "Load a model or ensemble folder for prediction; an exported folder loads without torch, fastai or pickles"
+              ):          # An `Ensemble`, or a `PortableModel` (an exported folder, or a trained one on OpenVINO)
+    "Load a model or ensemble folder for prediction; an export, or a folder OpenVINO converted here, loads without torch"
     if is_export(path): return PortableModel.load(path, tta=tta)
-    from lesion_fastai.seg.ensemble import Ensemble                 # torch and fastai: only for the trained folders
-    return Ensemble.load(path, tta=tta).use_runtime(runtime)
+    if (converted := load_converted(path, tta, runtime)) is not None: return converted
+    from lesion_fastai.seg.contract import trained_model           # torch and fastai: only when they are needed
+    return trained_model(path, tta, runtime)
 
 # %% ../../nbs/23_seg.predict.ipynb #98653767
 def predict_proba(model,          # From `load_model`: an `Ensemble`, or a `PortableModel`
@@ -405,15 +406,16 @@ def predict_summary(rep,       # `predict_folder`'s report
     return '\n'.join(lines)
 
 # %% ../../nbs/23_seg.predict.ipynb #d2ce9fa6
-def predict_export(model,      # A folder written by `lesion_fastai export` (`contract.json`)
+def predict_export(model,      # An exported folder (`contract.json`), or a trained one OpenVINO converted here
                    images,     # Folder of images
                    out,        # Output folder
-                   tta=None,   # Override the contract's TTA setting
+                   tta=None,   # Override the folder's TTA setting
                    progress:bool=True, # Show a progress bar
+                   runtime:str|None='auto', # The engine asked for: on OpenVINO a converted trained folder is found
                    **kwargs,   # `predict_folder`'s: truth, and the other `PredictOptions`
                   )->str:      # What `predict` prints (`predict_summary`)
-    "`predict` of an exported folder, in this process and without torch or fastai (scores against a truth need torch)"
+    "`predict` in this process without torch or fastai: an export, or a trained folder OpenVINO converted here"
     prepare_predict(images, out, model=model, **kwargs)             # refuse bad options and folders before loading
-    m = load_model(model, tta=tta)
+    m = load_model(model, tta=tta, runtime=runtime)
     rep = predict_folder(m, images, out, tta=tta, progress=progress, **kwargs)
     return predict_summary(rep, m, out=out, truth=kwargs.get('truth'))
