@@ -20,11 +20,11 @@ from .io import data_home
 
 # %% auto #0
 __all__ = ['CONTRACT', 'EXPORT_FORMAT', 'ENGINES', 'CONVERTED', 'shades_of_gray', 'resize_probs', 'postprocess_mask',
-           'decide_mask', 'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'read_contract',
-           'check_member_input', 'network_input', 'view', 'unview', 'view_probs', 'onnx_runner', 'torchscript_runner',
-           'cpu_has_bf16', 'openvino_settings', 'openvino_runner', 'network_runner', 'PortableModel', 'mean_probs',
-           'converted_home', 'folder_key', 'gpu_present', 'openvino_wanted', 'converted_contract', 'converted_file',
-           'load_converted']
+           'decide_mask', 'disagreement', 'mask_jaccard', 'staged_output', 'is_export', 'read_json', 'contract_file',
+           'read_contract', 'check_member_input', 'network_input', 'view', 'unview', 'view_probs', 'onnx_runner',
+           'torchscript_runner', 'cpu_has_bf16', 'openvino_settings', 'openvino_runner', 'network_runner',
+           'PortableModel', 'mean_probs', 'converted_home', 'folder_key', 'gpu_present', 'openvino_wanted',
+           'converted_contract', 'converted_file', 'load_converted']
 
 # %% ../nbs/01a_portable.ipynb #c6ca1612
 def _minkowski_mean(a, p):
@@ -233,11 +233,17 @@ def _check_contract(c:dict, f:Path)->dict:
     if c['format'] != EXPORT_FORMAT: raise LesionDataError(f"{f}: format {c['format']!r} is not {EXPORT_FORMAT!r}")
     return c
 
+def contract_file(path, # An exported model folder
+                 )->Path:
+    "The `contract.json` of the exported folder `path`; one line naming `path` when it has none"
+    f = Path(path)/CONTRACT
+    if not f.is_file(): raise LesionDataError(f"{path}: not an exported model folder (no {CONTRACT})")
+    return f
+
 def read_contract(path, # An exported model folder
                  )->dict:
     "The checked `contract.json` of the exported folder `path`"
-    f = Path(path)/CONTRACT
-    if not f.is_file(): raise LesionDataError(f"{path}: not an exported model folder (no {CONTRACT})")
+    f = contract_file(path)
     return _check_contract(read_json(f), f)
 
 # %% ../nbs/01a_portable.ipynb #abe09adb
@@ -344,7 +350,8 @@ def cpu_has_bf16()->bool:
 def openvino_settings(threads:int|None=None, # Threads (None: `$OMP_NUM_THREADS`, else the CPUs this process may use)
                      )->dict:
     "OpenVINO's CPU settings: bf16 where the CPU computes it natively, else fp32"
-    return {'INFERENCE_PRECISION_HINT': 'bf16' if cpu_has_bf16() else 'f32', 'INFERENCE_NUM_THREADS': threads or _threads()}
+    precision = 'bf16' if cpu_has_bf16() else 'f32'
+    return {'INFERENCE_PRECISION_HINT': precision, 'INFERENCE_NUM_THREADS': threads or _threads()}
 
 def openvino_runner(f:Path):
     "A function running the OpenVINO network in `f` (its `.xml`, the `.bin` beside it) on this CPU"
@@ -386,9 +393,7 @@ class PortableModel:
     @classmethod
     def load(cls, path, tta:bool|None=None):
         "The exported folder `path` (its `contract.json` and networks)"
-        f = Path(path)/CONTRACT
-        if not f.is_file(): raise LesionDataError(f"{path}: not an exported model folder (no {CONTRACT})")
-        return cls.read(f, tta)
+        return cls.read(contract_file(path), tta)
     def __repr__(self):
         names = ', '.join(f"{m['arch']}@{m['size']}" for m in self.contract['members'])
         return (f"PortableModel({len(self.members)} members: {names}; threshold {self.threshold}, tta {self.tta}, "
